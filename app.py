@@ -1,0 +1,3 @@
+from flux_api import create_app
+
+app = create_app()

@@ -1,0 +1,94 @@
+"""The HTTP endpoints: thin views that parse and bound input, call the pipeline, shape replies."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from . import chat, wire
+from .errors import APIError, invalid_request
+from .imaging import sniff_type
+from .services import Services
+
+bp = Blueprint("api", __name__)
+_STARTED = int(time.time())
+
+
+def services() -> Services:
+    return current_app.extensions["flux_api"]
+
+
+def public_base_url() -> str:
+    """PUBLIC_BASE_URL when set; otherwise the URL this request came in on."""
+    return services().settings.public_base_url or request.url_root.rstrip("/")
+
+
+def json_body() -> dict:
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.")
+    return body
+
+
+@bp.get("/")
+def index():
+    settings = services().settings
+    return render_template(
+        "index.html",
+        settings=settings,
+        base_url=public_base_url(),
+        optimizer_on=services().pipeline.optimizer is not None,
+    )
+
+
+@bp.get("/v1/models")
+def list_models():
+    models = services().settings.models
+    return jsonify(wire.model_list([(m.id, m.owned_by) for m in models], _STARTED))
+
+
+@bp.get("/v1/models/<path:model_id>")
+def get_model(model_id: str):
+    for model in services().settings.models:
+        if model_id in (model.id, model.short_name):
+            return jsonify(wire.model_list([(model.id, model.owned_by)], _STARTED)["data"][0])
+    raise APIError(404, f"The model {model_id!r} does not exist; GET /v1/models lists them.", code="model_not_found")
+
+
+@bp.post("/v1/chat/completions")
+def chat_completions():
+    body = json_body()
+    prompt = chat.prompt_from_messages(body.get("messages"))
+    pipeline = services().pipeline
+    plan = pipeline.plan(prompt, body.get("model"), public_base_url())
+    if body.get("stream") is not True:
+        return jsonify(chat.complete(pipeline, plan))
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    frames = chat.stream(
+        pipeline, plan, include_usage=include_usage, heartbeat=services().settings.stream_heartbeat
+    )
+    return Response(
+        frames,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@bp.get("/image/<path:key>")
+def image(key: str):
+    stored = services().store.get(key)
+    if stored is None:
+        raise APIError(
+            404,
+            "Image not found: it never existed or has expired "
+            f"(images are kept {services().settings.image_expiration} seconds).",
+            code="image_not_found",
+        )
+    response = Response(stored.data, mimetype=sniff_type(stored.data) or "application/octet-stream")
+    response.set_etag(key)
+    response.cache_control.public = True
+    response.cache_control.max_age = stored.seconds_left
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response.make_conditional(request)

@@ -1,0 +1,83 @@
+"""Bearer-key authentication for the API; the page, images and health checks stay open.
+
+With no API_KEY the service never runs open: it creates one strong key in DATA_DIR/api_key,
+once, shared by every worker and kept across restarts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, request
+
+from .errors import APIError
+from .settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json"})
+PUBLIC_PREFIXES = ("/static/", "/image/")
+KEY_FILE = "api_key"
+
+
+def load_or_create_key(data_dir: Path) -> str:
+    """Read DATA_DIR/api_key, creating it (mode 0600) if no worker has yet."""
+    path = Path(data_dir) / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"sk-flux-{secrets.token_urlsafe(32)}\n")
+        try:
+            os.link(draft, path)  # atomic: exactly one worker's draft becomes the key
+            log.warning("API_KEY is not set: created a key in %s (readable by its owner only)", path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
+    key = path.read_text().strip()
+    if not key:
+        raise SettingsError(f"API_KEY is not set and {path} is empty: delete it or set API_KEY.")
+    log.info("API_KEY is not set: clients must use the key stored in %s", path)
+    return key
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def key_matches(token: str, keys: tuple[str, ...]) -> bool:
+    """Compare against every key in constant time, so timing reveals neither key nor position."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token.encode(), key.encode())
+    return matched
+
+
+def init_app(app: Flask, keys: tuple[str, ...]) -> None:
+    @app.before_request
+    def require_api_key():
+        # Preflight, open paths and unrouted requests (404/405 answer those) need no key.
+        if request.method == "OPTIONS" or request.endpoint is None or _is_public(request.path):
+            return None
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise APIError(
+                401,
+                "Missing API key: send the header `Authorization: Bearer <API_KEY>`.",
+                code="invalid_api_key",
+                should_retry=False,
+            )
+        if not key_matches(token.strip(), keys):
+            raise APIError(
+                401,
+                "Incorrect API key: check the key your client sends against the service's API_KEY.",
+                code="invalid_api_key",
+                should_retry=False,
+            )
+        return None

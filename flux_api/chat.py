@@ -1,0 +1,121 @@
+"""Chat completions on top of the pipeline: the prompt from the messages, the reply text, and
+its two deliveries (one JSON object, or an SSE stream fed stage by stage)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Iterator
+
+from . import wire
+from .errors import api_error_for, invalid_request, log_unexpected
+from .pipeline import GeneratedImage, Pipeline, Plan, PromptChoice
+
+log = logging.getLogger(__name__)
+
+
+def prompt_from_messages(messages: object) -> str:
+    """The text of the last `user` message; `content` may be a string or a list of parts."""
+    if not isinstance(messages, list) or not messages:
+        raise invalid_request("`messages` must be a non-empty list of chat messages.", "messages")
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    raise invalid_request("No `user` message found: send the image prompt as a user message.", "messages")
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        ]
+        return "\n".join(parts)
+    raise invalid_request("The user message's `content` must be a string or a list of parts.", "messages")
+
+
+class Reply:
+    """The reply's lines, produced stage by stage, so a stream and a JSON answer say the same."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.pieces: list[str] = []
+
+    def _add(self, *pieces: str) -> list[str]:
+        self.pieces.extend(pieces)
+        return list(pieces)
+
+    def start(self) -> list[str]:
+        return self._add(f"🎨 Original Prompt: {self.plan.original_prompt}\n")
+
+    def on(self, event: PromptChoice | GeneratedImage) -> list[str]:
+        if isinstance(event, PromptChoice):
+            width, height = self.plan.size
+            return self._add(
+                f"💬 Prompt Generation Model: {event.source}\n",
+                f"🌐 Prompt Used: {event.prompt}\n",
+                f"📐 Image Specifications: {width}x{height}\n",
+            )
+        return self._add("🌟 Image generation successful!\n\n", f"![Generated image]({event.url})")
+
+    @property
+    def content(self) -> str:
+        return "".join(self.pieces)
+
+
+def complete(pipeline: Pipeline, plan: Plan) -> dict:
+    reply = Reply(plan)
+    reply.start()
+    for event in pipeline.run(plan):
+        reply.on(event)
+    return wire.completion(wire.completion_id(), plan.model.id, reply.content, wire.usage(plan.prompt, reply.content))
+
+
+def stream(pipeline: Pipeline, plan: Plan, *, include_usage: bool, heartbeat: float) -> Iterator[str]:
+    """SSE frames: role, each stage's lines as they are ready, keep-alives while waiting,
+    then finish (or an in-band error), optional usage, and [DONE]."""
+    cid, model = wire.completion_id(), plan.model.id
+    reply = Reply(plan)
+    events: queue.Queue = queue.Queue()
+    worker = threading.Thread(target=_run_into, args=(pipeline, plan, events), daemon=True)
+    worker.start()
+
+    yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))
+    for piece in reply.start():
+        yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
+    while True:
+        try:
+            event = events.get(timeout=heartbeat)
+        except queue.Empty:
+            yield wire.keep_alive()
+            continue
+        if isinstance(event, BaseException):
+            error = api_error_for(event)
+            line = f"\n\n❌ Image generation failed: {error.message}"
+            yield wire.sse_json(wire.chunk(cid, model, {"content": line}))
+            yield wire.sse_json(error.body())
+            yield wire.DONE
+            return
+        for piece in reply.on(event):
+            yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
+        if isinstance(event, GeneratedImage):
+            break
+    yield wire.sse_json(wire.chunk(cid, model, {}, finish_reason="stop"))
+    if include_usage:
+        yield wire.sse_json(wire.usage_chunk(cid, model, wire.usage(plan.prompt, reply.content)))
+    yield wire.DONE
+
+
+def _run_into(pipeline: Pipeline, plan: Plan, events: queue.Queue) -> None:
+    """Run the pipeline on its own thread so the stream can send keep-alives meanwhile."""
+    try:
+        for event in pipeline.run(plan):
+            events.put(event)
+    except Exception as exc:  # every failure is reported in-band; unexpected ones are logged
+        if api_error_for(exc).status == 500:
+            log_unexpected(exc)
+        events.put(exc)

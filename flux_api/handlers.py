@@ -1,0 +1,48 @@
+"""The one place where exceptions become HTTP responses, all in OpenAI's error shape."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import APIError, api_error_for, log_unexpected
+
+
+def _from_http(exc: HTTPException) -> APIError:
+    code = exc.code or 500
+    if code == 404:
+        return APIError(
+            404,
+            f"Unknown path {request.path}: this service answers /v1/chat/completions, "
+            "/v1/models and /image/<key>.",
+            code="not_found",
+        )
+    if code == 405:
+        allowed = ", ".join(sorted(exc.valid_methods or [])) if hasattr(exc, "valid_methods") else ""
+        return APIError(
+            405,
+            f"{request.method} is not allowed on {request.path}" + (f"; use {allowed}." if allowed else "."),
+            code="method_not_allowed",
+        )
+    if code == 413:
+        return APIError(413, "The request body is too large.", code="request_too_large", should_retry=False)
+    error_type = "server_error" if code >= 500 else "invalid_request_error"
+    return APIError(code, exc.description or exc.name, type=error_type, code=exc.name.lower().replace(" ", "_"))
+
+
+def to_response(error: APIError):
+    response = jsonify(error.body())
+    response.status_code = error.status
+    response.headers.update(error.headers())
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(Exception)
+    def handle_any(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return to_response(_from_http(exc))
+        error = api_error_for(exc)
+        if error.status == 500:
+            log_unexpected(exc)
+        return to_response(error)

@@ -1,0 +1,59 @@
+"""Image bytes: detect the real type, read the size, crop and resize to an exact size.
+
+Pixels are decoded only when the size has to change; an image already at the requested size is
+passed through byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+)
+_PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+
+
+def sniff_type(data: bytes) -> str | None:
+    """The MIME type from the first bytes (JPEG, PNG or WebP), or None for anything else."""
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height read from the header; Pillow opens lazily, so no pixel is decoded."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def crop_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The largest centred box of `size` with the aspect ratio of `target`."""
+    width, height = size
+    target_w, target_h = target
+    if width * target_h > height * target_w:  # too wide: trim the sides
+        new_w = round(height * target_w / target_h)
+        left = (width - new_w) // 2
+        return left, 0, left + new_w, height
+    new_h = round(width * target_h / target_w)
+    top = (height - new_h) // 2
+    return 0, top, width, top + new_h
+
+
+def fit(data: bytes, target: tuple[int, int]) -> bytes:
+    """Return an image of exactly `target` pixels: centre-crop to its ratio, then resize."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.size == target:
+            return data
+        mime = sniff_type(data) or "image/png"
+        fitted = image.resize(target, Image.Resampling.LANCZOS, box=crop_box(image.size, target))
+    out = io.BytesIO()
+    options = {"quality": 92} if mime != "image/png" else {}
+    fitted.save(out, format=_PIL_FORMAT[mime], **options)
+    return out.getvalue()

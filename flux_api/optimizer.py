@@ -1,0 +1,103 @@
+"""Client for the prompt optimizer: any OpenAI-compatible `/v1/chat/completions`.
+
+Its failures are never fatal: the pipeline falls back to the user's own prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+
+import requests
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_MESSAGE = """\
+You turn a person's idea for a picture into one prompt for the FLUX text-to-image model.
+Write it in English whatever language the idea is in. Describe, in natural sentences:
+the subject and what it is doing; the scene and its surroundings; the art style or medium;
+the lighting and colours; the mood. Keep every detail the person asked for and add only
+what makes the picture clearer. Compose for the aspect ratio you are given.
+Answer with the prompt alone: no title, no label, no quotes, no explanation."""
+
+_LABEL = re.compile(r"^\s*(?:\*\*)?\s*(?:(?:optimi[sz]ed|final|image|flux)\s+)?prompt\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.I)
+_THINKING = re.compile(r"<think>.*?</think>", re.S | re.I)
+_QUOTES = "\"'`“”‘’「」"
+
+
+class OptimizerError(Exception):
+    """The optimizer could not give a usable prompt; the message is short and secret-free."""
+
+
+def chat_completions_url(base: str) -> str:
+    """`base` + /v1/chat/completions, whether or not the base already ends in /v1."""
+    base = base.rstrip("/")
+    if base.endswith("/v1"):
+        return f"{base}/chat/completions"
+    return f"{base}/v1/chat/completions"
+
+
+def clean_prompt(text: str, limit: int) -> str:
+    """Strip the wrappers models like to add (labels, quotes, fences), then cut to `limit`."""
+    text = _THINKING.sub("", text)  # reasoning models may think out loud first
+    text = text.strip().strip("`").strip()
+    text = _LABEL.sub("", text, count=1).strip()
+    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        text = text[1:-1].strip()
+    text = re.sub(r"\s+", " ", text)
+    if len(text) > limit:
+        cut = text[:limit]
+        text = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return text
+
+
+class OptimizerClient:
+    def __init__(self, base_url: str, model: str, api_key: str, *, timeout: float, system_message: str = ""):
+        self.url = chat_completions_url(base_url)
+        self.model = model
+        self._api_key = api_key
+        self._timeout = (min(10.0, timeout), timeout)
+        self.system_message = system_message or DEFAULT_SYSTEM_MESSAGE
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            if self._api_key:
+                session.headers["Authorization"] = f"Bearer {self._api_key}"
+        return session
+
+    def optimize(self, prompt: str, aspect_ratio: str, limit: int) -> str:
+        """Ask for one FLUX-style English prompt for `prompt` at `aspect_ratio`."""
+        body = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": self.system_message},
+                {"role": "user", "content": f"Aspect ratio: {aspect_ratio}\nIdea: {prompt}"},
+            ],
+            "stream": False,
+        }
+        started = time.monotonic()
+        try:
+            response = self._session().post(self.url, json=body, timeout=self._timeout)
+        except requests.Timeout as exc:
+            raise OptimizerError("timed out") from exc
+        except requests.RequestException as exc:
+            raise OptimizerError("could not be reached") from exc
+        log.info(
+            "optimizer model=%s status=%d seconds=%.2f",
+            self.model, response.status_code, time.monotonic() - started,
+        )
+        if response.status_code != 200:
+            raise OptimizerError(f"answered HTTP {response.status_code}")
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise OptimizerError("gave an answer that is not a chat completion") from exc
+        cleaned = clean_prompt(content if isinstance(content, str) else "", limit)
+        if not cleaned:
+            raise OptimizerError("gave an empty prompt")
+        return cleaned

@@ -1,0 +1,146 @@
+"""One generation, shared by every endpoint: prompt → optimise → size → Workers AI → fit → store.
+
+`plan` checks everything that can be checked before any work starts, so a bad request fails
+before a stream's first byte. `run` then yields each stage's result as soon as it is done, which
+is what lets the chat stream report progress as it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from PIL import Image
+
+from .errors import invalid_request
+from .imaging import fit, image_size
+from .models import ModelProfile, find_model
+from .optimizer import OptimizerClient, OptimizerError
+from .settings import Settings
+from .sizes import Ratio, parse_ratio, size_for_ratio, upstream_size
+from .store import ImageStore
+from .workers_ai import BadResponse, NotConfigured, WorkersAIClient
+
+log = logging.getLogger(__name__)
+
+ORIGINAL_PROMPT = "Original Prompt"
+
+
+@dataclass(frozen=True)
+class Plan:
+    original_prompt: str  # as the person wrote it, ratio included
+    prompt: str  # without the ratio
+    ratio: Ratio | None
+    size: tuple[int, int]
+    model: ModelProfile
+    base_url: str  # where /image/<key> is served from
+
+
+@dataclass(frozen=True)
+class PromptChoice:
+    prompt: str  # what is sent to Workers AI
+    source: str  # the optimizer's model, or "Original Prompt"
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    key: str
+    url: str
+    size: tuple[int, int]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        workers_ai: WorkersAIClient,
+        store: ImageStore,
+        optimizer: OptimizerClient | None = None,
+    ):
+        self.settings = settings
+        self.workers_ai = workers_ai
+        self.store = store
+        self.optimizer = optimizer
+
+    def resolve_model(self, name: object) -> ModelProfile:
+        """A listed model by id or short name; anything else (gpt-4o, dall-e-3…) is the default."""
+        model = find_model(name) if isinstance(name, str) else None
+        if model is None or model.id not in self.settings.image_models:
+            return self.settings.default_model
+        return model
+
+    def plan(self, text: str, model_name: object, base_url: str) -> Plan:
+        """Validate a request and work out what to generate; raises APIError on bad input."""
+        original = text.strip()
+        prompt, ratio = parse_ratio(original)
+        size = size_for_ratio(ratio)
+        if not prompt:
+            raise invalid_request(
+                "The prompt is empty: describe the image you want, optionally ending with a "
+                "ratio such as 16:9.",
+                param="messages",
+            )
+        model = self.resolve_model(model_name)
+        if len(prompt) > model.prompt_limit:
+            raise invalid_request(
+                f"The prompt is {len(prompt)} characters long; {model.short_name} accepts at "
+                f"most {model.prompt_limit}. Shorten it.",
+                param="messages",
+                code="prompt_too_long",
+            )
+        if not self.workers_ai.configured:
+            raise NotConfigured(
+                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
+            )
+        return Plan(original, prompt, ratio, size, model, base_url.rstrip("/"))
+
+    def run(self, plan: Plan) -> Iterator[PromptChoice | GeneratedImage]:
+        """Yield the prompt choice, then the stored image. Upstream errors propagate."""
+        started = time.monotonic()
+        choice = self.choose_prompt(plan)
+        optimized_at = time.monotonic()
+        yield choice
+        image = self.generate(plan, choice.prompt)
+        log.info(
+            "generation model=%s size=%dx%d optimizer_s=%.2f total_s=%.2f",
+            plan.model.short_name, *plan.size, optimized_at - started,
+            time.monotonic() - started,
+        )
+        yield image
+
+    def choose_prompt(self, plan: Plan) -> PromptChoice:
+        if self.optimizer is None:
+            return PromptChoice(plan.prompt, ORIGINAL_PROMPT)
+        ratio = str(plan.ratio) if plan.ratio else "1:1"
+        try:
+            better = self.optimizer.optimize(plan.prompt, ratio, plan.model.prompt_limit)
+        except OptimizerError as exc:
+            log.warning("optimizer failed (%s); using the prompt as written", exc)
+            return PromptChoice(
+                plan.prompt, f"{ORIGINAL_PROMPT} (the optimizer {exc}; your prompt was used as written)"
+            )
+        return PromptChoice(better, self.optimizer.model)
+
+    def generate(self, plan: Plan, prompt: str) -> GeneratedImage:
+        model = plan.model
+        steps = self.settings.flux_num_steps if model.uses_flux_steps else None
+        started = time.monotonic()
+        data = self.workers_ai.generate(
+            model, prompt, size=upstream_size(plan.size, model.size_range), steps=steps
+        )
+        generated_at = time.monotonic()
+        try:
+            if image_size(data) != plan.size:
+                data = fit(data, plan.size)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise BadResponse("the image could not be decoded") from exc
+        fitted_at = time.monotonic()
+        key = self.store.put(data)
+        log.info(
+            "image key=%s… upstream_s=%.2f fit_s=%.3f store_s=%.3f bytes=%d",
+            key[:6], generated_at - started, fitted_at - generated_at,
+            time.monotonic() - fitted_at, len(data),
+        )
+        return GeneratedImage(key, f"{plan.base_url}/image/{key}", plan.size)

@@ -1,0 +1,44 @@
+"""The objects built once per app from its settings, and how they are built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .optimizer import OptimizerClient
+from .pipeline import Pipeline
+from .settings import Settings
+from .store import ImageStore
+from .workers_ai import WorkersAIClient
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    api_keys: tuple[str, ...]
+    store: ImageStore
+    pipeline: Pipeline
+
+
+def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
+    store = ImageStore(
+        settings.data_dir / "images",
+        ttl=settings.image_expiration,
+        size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
+    )
+    workers_ai = WorkersAIClient(
+        settings.workers_ai_url if settings.cloudflare_configured else "",
+        settings.cf_api_token,
+        timeout=settings.upstream_timeout,
+        backoff=settings.upstream_retry_backoff,
+    )
+    optimizer = None
+    if settings.prompt_optimization:
+        optimizer = OptimizerClient(
+            settings.external_api_base,
+            settings.external_model,
+            settings.external_api_key,
+            timeout=settings.optimizer_timeout,
+            system_message=settings.system_message,
+        )
+    pipeline = Pipeline(settings, workers_ai, store, optimizer)
+    return Services(settings, api_keys, store, pipeline)

@@ -1,0 +1,160 @@
+"""Settings: read once from the environment (and an optional .env), typed, checked at start-up.
+
+A wrong value stops the start with one message naming the variable. Missing Cloudflare
+credentials do not: the page says what is missing and generation answers 503.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+from .models import MODELS, ModelProfile, find_model
+
+DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_keys: tuple[str, ...] = ()
+    cf_account_id: str = ""
+    cf_api_token: str = field(default="", repr=False)
+    cf_api_base: str = DEFAULT_CF_API_BASE
+    prompt_optimization: bool = False
+    external_api_base: str = ""
+    external_model: str = ""
+    external_api_key: str = field(default="", repr=False)
+    system_message: str = ""
+    flux_num_steps: int = 4
+    flux_model: str = MODELS[0].id
+    image_models: tuple[str, ...] = tuple(m.id for m in MODELS)
+    image_expiration: int = 1800
+    data_dir: Path = Path("data")
+    store_size_limit_mb: int = 1024
+    cors_origins: tuple[str, ...] = ("*",)
+    public_base_url: str = ""
+    upstream_timeout: float = 120.0
+    optimizer_timeout: float = 30.0
+    stream_heartbeat: float = 10.0
+    upstream_retry_backoff: float = 0.5
+
+    @property
+    def cloudflare_configured(self) -> bool:
+        return bool(self.cf_api_token and (self.cf_account_id or "{account_id}" not in self.cf_api_base))
+
+    @property
+    def workers_ai_url(self) -> str:
+        """The URL prefix to which `/{model}` is appended."""
+        return self.cf_api_base.replace("{account_id}", self.cf_account_id).rstrip("/")
+
+    @property
+    def default_model(self) -> ModelProfile:
+        return find_model(self.flux_model)  # validated in load_settings
+
+    @property
+    def models(self) -> tuple[ModelProfile, ...]:
+        """The models offered, the default first."""
+        others = [find_model(m) for m in self.image_models if m != self.flux_model]
+        return (self.default_model, *others)
+
+
+def _text(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return (env.get(name) or default).strip()
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _text(env, name).lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}.")
+
+
+def _number(env: Mapping[str, str], name: str, default, kind=int, minimum=1):
+    raw = _text(env, name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}.") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {raw}.")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in _text(env, name).split(",") if item.strip())
+
+
+def _url(env: Mapping[str, str], name: str, default: str = "") -> str:
+    value = _text(env, name, default)
+    parsed = urlparse(value)
+    if value and (parsed.scheme not in ("http", "https") or not parsed.netloc):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, not {value!r}.")
+    return value.rstrip("/")
+
+
+def _model_id(name: str, value: str) -> str:
+    model = find_model(value)
+    if model is None:
+        choices = ", ".join(m.id for m in MODELS)
+        raise SettingsError(f"{name} names an unknown model {value!r}; choose from: {choices}.")
+    return model.id
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (default: .env in the working directory under os.environ)."""
+    if environ is None:
+        environ = {**dotenv_values(Path.cwd() / ".env"), **os.environ}
+    env = {k: v for k, v in environ.items() if v is not None}
+
+    flux_model = _model_id("FLUX_MODEL", _text(env, "FLUX_MODEL", MODELS[0].id))
+    listed = tuple(_model_id("IMAGE_MODELS", m) for m in _list(env, "IMAGE_MODELS"))
+    image_models = listed or tuple(m.id for m in MODELS)
+    if flux_model not in image_models:
+        image_models = (flux_model, *image_models)
+
+    optimization = _bool(env, "PROMPT_OPTIMIZATION", _bool(env, "CF_IS_TRANSLATE", False))
+    external_base = _url(env, "EXTERNAL_API_BASE")
+    external_model = _text(env, "EXTERNAL_MODEL")
+    if optimization and not (external_base and external_model):
+        raise SettingsError(
+            "PROMPT_OPTIMIZATION is on, so EXTERNAL_API_BASE and EXTERNAL_MODEL must be set."
+        )
+
+    return Settings(
+        api_keys=_list(env, "API_KEY"),
+        cf_account_id=_text(env, "CF_ACCOUNT_ID"),
+        cf_api_token=_text(env, "CF_API_TOKEN"),
+        cf_api_base=_url(env, "CF_API_BASE", DEFAULT_CF_API_BASE),
+        prompt_optimization=optimization,
+        external_api_base=external_base,
+        external_model=external_model,
+        external_api_key=_text(env, "EXTERNAL_API_KEY"),
+        system_message=_text(env, "SYSTEM_MESSAGE"),
+        flux_num_steps=_number(env, "FLUX_NUM_STEPS", 4),
+        flux_model=flux_model,
+        image_models=image_models,
+        image_expiration=_number(env, "IMAGE_EXPIRATION", 1800),
+        data_dir=Path(_text(env, "DATA_DIR", "data")),
+        store_size_limit_mb=_number(env, "STORE_SIZE_LIMIT_MB", 1024),
+        cors_origins=_list(env, "CORS_ORIGINS") or ("*",),
+        public_base_url=_url(env, "PUBLIC_BASE_URL"),
+        upstream_timeout=_number(env, "UPSTREAM_TIMEOUT", 120.0, float, 0.1),
+        optimizer_timeout=_number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),
+        stream_heartbeat=_number(env, "STREAM_HEARTBEAT", 10.0, float, 0.1),
+        upstream_retry_backoff=_number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
+    )

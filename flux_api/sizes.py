@@ -1,0 +1,98 @@
+"""Aspect ratios and image sizes: pure functions, no I/O.
+
+A ratio is read only where people write one: at the very end of the prompt, or after `--ar`
+anywhere. "Meet at 10:30 in the park" keeps its time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from math import gcd
+
+from .errors import invalid_request
+
+DEFAULT_SIZE = (1024, 1024)
+
+# The original Worker's presets keep their exact sizes.
+PRESETS: dict[tuple[int, int], tuple[int, int]] = {
+    (1, 1): (1024, 1024),
+    (1, 2): (512, 1024),
+    (3, 2): (768, 512),
+    (3, 4): (768, 1024),
+    (16, 9): (1024, 576),
+    (9, 16): (576, 1024),
+}
+MAX_RATIO = 4  # from 1:4 to 4:1
+LONG_SIDE = 1024
+STEP = 64
+MIN_SIDE = 256
+
+_COLON = r"[:：]"  # ASCII or full-width colon, as typed on CJK keyboards
+_AR_FLAG = re.compile(rf"(?:^|\s)--(?:ar|aspect)\s+(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})(?=\s|$)", re.I)
+_TRAILING = re.compile(rf"(?:^|\s)(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})\s*$")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.width}:{self.height}"
+
+
+def parse_ratio(prompt: str) -> tuple[str, Ratio | None]:
+    """Split a prompt into (text without the ratio, the ratio or None)."""
+    for pattern in (_AR_FLAG, _TRAILING):
+        match = pattern.search(prompt)
+        if match:
+            text = (prompt[: match.start()] + " " + prompt[match.end() :]).strip()
+            text = re.sub(r"\s{2,}", " ", text) if pattern is _AR_FLAG else text
+            return text.rstrip(" ,;"), Ratio(int(match.group(1)), int(match.group(2)))
+    return prompt.strip(), None
+
+
+def size_for_ratio(ratio: Ratio | None) -> tuple[int, int]:
+    """The pixel size for a ratio: a preset, or long side 1024 and short side a multiple of 64."""
+    if ratio is None:
+        return DEFAULT_SIZE
+    if ratio.width == 0 or ratio.height == 0:
+        raise invalid_request(f"Aspect ratio {ratio} is not valid: both sides must be above 0.")
+    divisor = gcd(ratio.width, ratio.height)
+    reduced = (ratio.width // divisor, ratio.height // divisor)
+    if reduced in PRESETS:
+        return PRESETS[reduced]
+    long, short = max(reduced), min(reduced)
+    if long > MAX_RATIO * short:
+        raise invalid_request(
+            f"Aspect ratio {ratio} is outside the supported range: use a ratio from 1:4 to 4:1, "
+            "such as 16:9 or 2:3, at the end of the prompt."
+        )
+    short_side = max(MIN_SIDE, round(LONG_SIDE * short / long / STEP) * STEP)
+    return (LONG_SIDE, short_side) if reduced[0] >= reduced[1] else (short_side, LONG_SIDE)
+
+
+def upstream_size(
+    target: tuple[int, int], size_range: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """The size to ask a model for: the target itself when it fits the model's range, else the
+    nearest size with the same ratio that does (the result is then cropped and resized).
+    None for models that take no size."""
+    if size_range is None:
+        return None
+    low, high = size_range
+    width, height = target
+    scale = 1.0
+    if max(width, height) > high:
+        scale = high / max(width, height)
+    elif min(width, height) < low:
+        scale = low / min(width, height)
+    if scale == 1.0:
+        return target
+
+    def scaled(side: int) -> int:
+        # Multiples of 8 keep diffusion models happy; clamp again after rounding.
+        return max(low, min(high, int(side * scale) // 8 * 8))
+
+    return scaled(width), scaled(height)

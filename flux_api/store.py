@@ -1,0 +1,58 @@
+"""Generated images on disk, with expiry and a size cap (diskcache).
+
+diskcache keeps its index in SQLite and large values in files, so every gunicorn worker can
+open the same directory, and what is stored survives restarts.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import diskcache
+
+# token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
+_KEY_BYTES = 24
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    data: bytes
+    expires_at: float
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, int(self.expires_at - time.time()))
+
+
+class ImageStore:
+    def __init__(self, directory: Path, *, ttl: int, size_limit_bytes: int):
+        self.directory = Path(directory)
+        self.ttl = ttl
+        self._cache = diskcache.Cache(
+            str(self.directory),
+            size_limit=size_limit_bytes,
+            eviction_policy="least-recently-stored",
+        )
+
+    def put(self, data: bytes) -> str:
+        """Store image bytes for `ttl` seconds under a new unguessable key."""
+        key = secrets.token_urlsafe(_KEY_BYTES)
+        self._cache.set(key, data, expire=self.ttl)
+        return key
+
+    def get(self, key: str) -> StoredImage | None:
+        """The image under `key`, or None when it is unknown, expired or the key is malformed."""
+        if not _KEY_PATTERN.fullmatch(key):
+            return None
+        data, expires_at = self._cache.get(key, default=None, expire_time=True)
+        if data is None or expires_at is None or expires_at <= time.time():
+            return None
+        return StoredImage(data=data, expires_at=expires_at)
+
+    def close(self) -> None:
+        self._cache.close()

@@ -1,0 +1,263 @@
+"""Client for the Cloudflare Workers AI REST API (`POST {base}/{model}`), one per app.
+
+It encodes each request the way the model's schema wants (models.py), decodes the answer into
+image bytes, retries what a retry can fix, and raises its own exceptions for the rest; errors.py
+maps those to HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+import time
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from .imaging import sniff_type
+from .models import Encoding, ModelProfile, ResponseForm
+
+log = logging.getLogger(__name__)
+
+
+class WorkersAIError(Exception):
+    """A failed generation; `detail` is a short, secret-free description of why."""
+
+    retryable = False
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotConfigured(WorkersAIError):
+    pass
+
+
+class QuotaExceeded(WorkersAIError):
+    pass
+
+
+class ContentFlagged(WorkersAIError):
+    pass
+
+
+class Misconfigured(WorkersAIError):
+    def __init__(self, detail: str, setting: str):
+        super().__init__(detail)
+        self.setting = setting
+
+
+class InputRejected(WorkersAIError):
+    pass
+
+
+class RequestTooLarge(WorkersAIError):
+    pass
+
+
+class UpstreamTimeout(WorkersAIError):
+    pass
+
+
+class RateLimited(WorkersAIError):
+    retryable = True
+
+
+class Unavailable(WorkersAIError):
+    retryable = True
+
+
+class BadResponse(WorkersAIError):
+    pass
+
+
+class UpstreamFailed(WorkersAIError):
+    pass
+
+
+_SETTING_FOR_CODE = {10000: "CF_API_TOKEN", 7000: "CF_ACCOUNT_ID (and CF_API_BASE)", 5007: "FLUX_MODEL"}
+
+
+def classify(status: int, code: int | None, message: str) -> WorkersAIError:
+    """Turn one error answer (HTTP status, Cloudflare error code, message) into an exception."""
+    detail = f"code {code}: {message}" if code is not None else f"HTTP {status}: {message}"
+    if "flagged" in message.lower():
+        return ContentFlagged(detail)
+    if code in (4006, 3036):
+        return QuotaExceeded(detail)
+    if code == 3040:
+        return Unavailable(f"out of capacity, {detail}")
+    if code in _SETTING_FOR_CODE:
+        return Misconfigured(detail, _SETTING_FOR_CODE[code])
+    if code == 5006:
+        return InputRejected(detail)
+    if code == 3006 or status == 413:
+        return RequestTooLarge(detail)
+    if code == 3007 or status == 408:
+        return UpstreamTimeout(detail)
+    if status == 429:
+        return RateLimited(detail)
+    if status in (502, 503, 504):
+        return Unavailable(detail)
+    if status in (401, 403):
+        return Misconfigured(detail, "CF_API_TOKEN")
+    if status == 404:
+        return Misconfigured(detail, "CF_ACCOUNT_ID, CF_API_BASE and FLUX_MODEL")
+    return UpstreamFailed(detail)
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection failed before any byte of the request left (safe to retry)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    # urllib3's NewConnectionError (refused, unreachable, DNS) subclasses ConnectTimeoutError.
+    return isinstance(reason, ConnectTimeoutError)
+
+
+class WorkersAIClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float,
+        connect_timeout: float = 10.0,
+        max_tries: int = 3,
+        backoff: float = 0.5,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = (connect_timeout, timeout)
+        self._max_tries = max_tries
+        self._backoff = backoff
+        self._local = threading.local()  # requests advises one Session per thread
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self._token)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {self._token}"
+        return session
+
+    def generate(
+        self,
+        model: ModelProfile,
+        prompt: str,
+        size: tuple[int, int] | None = None,
+        steps: int | None = None,
+        extras: dict | None = None,
+    ) -> bytes:
+        """Run one text-to-image call and return the image bytes (type checked from the bytes)."""
+        if not self.configured:
+            raise NotConfigured(
+                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
+            )
+        fields = build_fields(model, prompt, size, steps, extras)
+        for attempt in range(1, self._max_tries + 1):
+            try:
+                return self._call_once(model, fields)
+            except WorkersAIError as exc:
+                if not exc.retryable or attempt == self._max_tries:
+                    raise
+                delay = self._backoff * 2 ** (attempt - 1)
+                log.warning(
+                    "workers_ai retry model=%s attempt=%d reason=%r wait=%.1fs",
+                    model.short_name, attempt, self._scrub(exc.detail), delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, model: ModelProfile, fields: dict) -> bytes:
+        url = f"{self.base_url}/{model.id}"
+        if model.encoding is Encoding.MULTIPART:
+            body = {"files": {k: (None, str(v)) for k, v in fields.items()}}
+        else:
+            body = {"json": fields}
+        started = time.monotonic()
+        try:
+            response = self._session().post(url, timeout=self._timeout, **body)
+        except requests.ReadTimeout as exc:
+            raise UpstreamTimeout(f"{self._timeout[1]:g} s") from exc
+        except requests.ConnectionError as exc:
+            if _never_sent(exc):
+                raise Unavailable("could not connect to Workers AI") from exc
+            raise UpstreamFailed("the connection broke while waiting for the answer") from exc
+        except requests.RequestException as exc:
+            raise UpstreamFailed(f"the answer could not be read ({type(exc).__name__})") from exc
+        log.info(
+            "workers_ai model=%s status=%d bytes=%d seconds=%.2f",
+            model.short_name, response.status_code, len(response.content),
+            time.monotonic() - started,
+        )
+        return self._decode(model, response)
+
+    def _decode(self, model: ModelProfile, response: requests.Response) -> bytes:
+        content = response.content
+        if response.status_code == 200 and model.response is ResponseForm.RAW:
+            if sniff_type(content):
+                return content
+        envelope = _json_or_none(response)
+        if response.status_code != 200 or (envelope is not None and envelope.get("success") is False):
+            raise self._error_from(response.status_code, envelope)
+        if envelope is None:
+            raise BadResponse(f"HTTP 200 with an unreadable {len(content)}-byte body")
+        image_b64 = (envelope.get("result") or {}).get("image")
+        if not isinstance(image_b64, str):
+            raise BadResponse("the answer holds no image")
+        try:
+            image = base64.b64decode(image_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadResponse("the image is not valid base64") from exc
+        if not sniff_type(image):
+            raise BadResponse("the decoded bytes are not a JPEG, PNG or WebP image")
+        return image
+
+    def _error_from(self, status: int, envelope: dict | None) -> WorkersAIError:
+        errors = (envelope or {}).get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code = first.get("code") if isinstance(first.get("code"), int) else None
+        message = self._scrub(str(first.get("message") or "no error message"))
+        return classify(status, code, message)
+
+    def _scrub(self, text: str) -> str:
+        """Upstream text goes to clients and logs: cut it short and make sure no token is in it."""
+        if self._token:
+            text = text.replace(self._token, "***")
+        return text[:300]
+
+
+def build_fields(
+    model: ModelProfile,
+    prompt: str,
+    size: tuple[int, int] | None,
+    steps: int | None,
+    extras: dict | None,
+) -> dict:
+    """The request fields this model's schema accepts, and nothing else."""
+    fields: dict = {"prompt": prompt}
+    if model.steps_field and steps is not None:
+        fields[model.steps_field] = model.clamp_steps(steps)
+    if size and model.native_sizes:
+        fields["width"], fields["height"] = size
+    for name, value in (extras or {}).items():
+        if name in model.extras and value is not None:
+            fields[name] = value
+    return fields
+
+
+def _json_or_none(response: requests.Response) -> dict | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

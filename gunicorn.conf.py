@@ -1,0 +1,22 @@
+"""gunicorn settings for flux-api: `gunicorn -c gunicorn.conf.py app:app`.
+
+A generation holds its request for seconds, so each worker is a thread pool (gthread) that
+holds many at once; timeouts are longer than the slowest generation.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
+threads = int(os.environ.get("GUNICORN_THREADS", 64))
+# A worker silent this long is killed; generations wait on the network, not the CPU, so the
+# heartbeat keeps going, but keep this above UPSTREAM_TIMEOUT (default 120 s) all the same.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 180))
+# On restart (SIGHUP/SIGTERM) in-flight generations get this long to finish.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 150))
+keepalive = 75
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
