@@ -1,0 +1,1 @@
+"""Real HTTP servers standing in for the upstreams, which the tests cannot reach."""

@@ -1,0 +1,60 @@
+"""A local fake of an OpenAI-compatible chat-completions server, used as the prompt optimizer."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, request
+
+OPTIMIZER_KEY = "sk-optimizer-SECRET-77aa"
+OPTIMIZER_MODEL = "gpt-4o-mini"
+
+
+@dataclass
+class FakeOptimizer:
+    # "ok", "error" (HTTP 500), "hang", "empty", "garbage" (not a completion), "enormous"
+    mode: str = "ok"
+    calls: list = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.mode = "ok"
+        self.calls.clear()
+
+    def app(self) -> Flask:
+        app = Flask("fake_optimizer")
+
+        @app.post("/v1/chat/completions")
+        def complete():
+            return self.handle()
+
+        return app
+
+    def handle(self) -> Response:
+        body = request.get_json(silent=True) or {}
+        self.calls.append({"body": body, "headers": dict(request.headers)})
+        if request.headers.get("Authorization") != f"Bearer {OPTIMIZER_KEY}":
+            error = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}
+            return Response(json.dumps(error), status=401, mimetype="application/json")
+        if self.mode == "error":
+            return Response('{"error": {"message": "boom", "type": "server_error"}}', status=500, mimetype="application/json")
+        if self.mode == "hang":
+            time.sleep(3600)
+        if self.mode == "garbage":
+            return Response("<html>nope</html>", mimetype="text/html")
+        idea = body["messages"][-1]["content"].split("Idea: ", 1)[-1]
+        content = {
+            "ok": f'Prompt: "A cinematic, detailed rendering of {idea}, soft golden light, calm mood"',
+            "empty": "   ",
+            "enormous": "word " * 5000,
+        }[self.mode]
+        answer = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
+        return Response(json.dumps(answer), mimetype="application/json")

@@ -1,0 +1,180 @@
+"""A faithful local fake of the Cloudflare Workers AI REST API (DESIGN §3), as a real HTTP server.
+
+`POST /client/v4/accounts/{account}/ai/run/{model}` checks the token, the account and the model,
+validates the body against the model's schema exactly as Cloudflare does (flux-1-schnell takes
+only `prompt` and `steps`, FLUX.2 takes multipart only, …) and answers in the model's form: a
+JSON envelope with a base64 image, or raw image bytes. Tests script failures and latency.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, request
+from PIL import Image, ImageDraw
+
+ACCOUNT_ID = "acc-0123456789abcdef"
+TOKEN = "cf-token-SECRET-4f1d2c"
+
+
+@dataclass(frozen=True)
+class Schema:
+    multipart: bool
+    fields: dict  # name -> (min, max) for numbers, or None for free text
+    steps_field: str | None
+    size_range: tuple[int, int] | None
+    envelope: bool
+    image_format: str = "JPEG"
+
+
+_TEXT = None
+SCHEMAS = {
+    "@cf/black-forest-labs/flux-1-schnell": Schema(False, {"prompt": _TEXT, "steps": (1, 8)}, "steps", None, True),
+    "@cf/black-forest-labs/flux-2-dev": Schema(True, {"prompt": _TEXT, "steps": (1, 50), "width": (256, 1920), "height": (256, 1920)}, "steps", (256, 1920), True),
+    "@cf/black-forest-labs/flux-2-klein-4b": Schema(True, {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)}, None, (256, 1920), True),
+    "@cf/black-forest-labs/flux-2-klein-9b": Schema(True, {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)}, None, (256, 1920), True),
+    "@cf/stabilityai/stable-diffusion-xl-base-1.0": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (0, 30), "seed": (0, 2**32), "num_steps": (1, 20), "width": (256, 2048), "height": (256, 2048)}, "num_steps", (256, 2048), False, "PNG"),
+    "@cf/bytedance/stable-diffusion-xl-lightning": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (0, 30), "seed": (0, 2**32), "num_steps": (1, 20), "width": (256, 2048), "height": (256, 2048)}, "num_steps", (256, 2048), False, "JPEG"),
+    "@cf/lykon/dreamshaper-8-lcm": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (0, 30), "seed": (0, 2**32), "num_steps": (1, 20), "width": (256, 2048), "height": (256, 2048)}, "num_steps", (256, 2048), False, "PNG"),
+    "@cf/leonardo/phoenix-1.0": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (2, 10), "seed": (0, 2**32), "num_steps": (1, 50), "width": (0, 2048), "height": (0, 2048)}, "num_steps", (0, 2048), False, "JPEG"),
+    "@cf/leonardo/lucid-origin": Schema(False, {"prompt": _TEXT, "guidance": (0, 10), "seed": (0, 2**32), "steps": (1, 40), "width": (0, 2500), "height": (0, 2500)}, "steps", (0, 2500), True),
+}
+
+
+def envelope_error(status: int, code: int, message: str) -> Response:
+    body = {"success": False, "errors": [{"code": code, "message": message}], "result": None, "messages": []}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+@dataclass
+class Scripted:
+    """One scripted answer: an error envelope, or a misbehaviour named by `mode`."""
+
+    status: int = 200
+    code: int | None = None
+    message: str = ""
+    mode: str | None = None  # "hang", "html", "truncated", "not_image", "raw_text"
+
+
+@dataclass
+class FakeWorkersAI:
+    latency: float = 0.0
+    jitter: float = 0.0
+    calls: list = field(default_factory=list)
+    _script: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.latency, self.jitter = 0.0, 0.0
+            self.calls.clear()
+            self._script.clear()
+
+    def script(self, *answers: Scripted) -> None:
+        """Queue answers for the next calls; once used up, calls succeed again."""
+        with self._lock:
+            self._script.extend(answers)
+
+    def _next_scripted(self) -> Scripted | None:
+        with self._lock:
+            return self._script.pop(0) if self._script else None
+
+    def app(self) -> Flask:
+        app = Flask("fake_workers_ai")
+
+        @app.post("/client/v4/accounts/<account>/ai/run/<path:model>")
+        def run(account: str, model: str):
+            return self.handle(account, model)
+
+        return app
+
+    def handle(self, account: str, model: str) -> Response:
+        call = {"model": model, "headers": dict(request.headers), "content_type": request.content_type or ""}
+        self.calls.append(call)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return envelope_error(401, 10000, "Authentication error")
+        if account != ACCOUNT_ID:
+            return envelope_error(400, 7000, "No route for that URI")
+        schema = SCHEMAS.get(model)
+        if schema is None:
+            return envelope_error(400, 5007, f"No such model {model} or task")
+        fields, problem = self._read_fields(schema)
+        call["fields"] = fields
+        if problem:
+            return envelope_error(400, 5006, f"AiError: Bad input: {problem} (a1b2c3d4-request-id)")
+        scripted = self._next_scripted()
+        delay = self.latency + random.uniform(-self.jitter, self.jitter)
+        if delay > 0:
+            time.sleep(delay)
+        if scripted is not None:
+            return self._misbehave(scripted)
+        width, height = (fields.get("width", 1024), fields.get("height", 1024)) if schema.size_range else (1024, 1024)
+        image = render_image(int(width), int(height), schema.image_format)
+        if not schema.envelope:
+            mime = "image/png" if schema.image_format == "PNG" else "image/jpeg"
+            return Response(image, mimetype=mime)
+        body = {"result": {"image": base64.b64encode(image).decode()}, "success": True, "errors": [], "messages": []}
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def _read_fields(self, schema: Schema) -> tuple[dict, str | None]:
+        if schema.multipart:
+            if not (request.content_type or "").startswith("multipart/form-data"):
+                return {}, "this model takes multipart/form-data input, even for a bare prompt"
+            fields = dict(request.form)
+            for name in ("width", "height", "steps"):
+                if name in fields:
+                    try:
+                        fields[name] = int(fields[name])
+                    except ValueError:
+                        return fields, f"'{name}' must be an integer"
+        else:
+            fields = request.get_json(silent=True)
+            if not isinstance(fields, dict):
+                return {}, "the body must be a JSON object"
+        for name, value in fields.items():
+            if name not in schema.fields:
+                return fields, f"must NOT have additional properties: '{name}'"
+            bounds = schema.fields[name]
+            if bounds is not None and (not isinstance(value, (int, float)) or not bounds[0] <= value <= bounds[1]):
+                return fields, f"'{name}' must be between {bounds[0]} and {bounds[1]}"
+        prompt = fields.get("prompt")
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= 2048:
+            return fields, "'prompt' must be a string of 1 to 2048 characters"
+        return fields, None
+
+    def _misbehave(self, scripted: Scripted) -> Response:
+        if scripted.mode == "hang":
+            time.sleep(3600)
+        if scripted.mode == "html":
+            return Response("<html><body>502 Bad Gateway</body></html>", mimetype="text/html")
+        if scripted.mode == "truncated":
+            return Response('{"result": {"image": "/9j/4AAQ', mimetype="application/json")
+        if scripted.mode == "not_image":
+            body = {"result": {"image": base64.b64encode(b"hello, not an image").decode()}, "success": True, "errors": [], "messages": []}
+            return Response(json.dumps(body), mimetype="application/json")
+        if scripted.mode == "raw_text":
+            return Response("plain text", status=scripted.status, mimetype="text/plain")
+        return envelope_error(scripted.status, scripted.code, scripted.message)
+
+
+_RENDERED: dict = {}
+
+
+def render_image(width: int, height: int, fmt: str = "JPEG") -> bytes:
+    """A test card: a frame in one colour and a centre mark in another, so crops are visible."""
+    key = (width, height, fmt)
+    if key not in _RENDERED:
+        image = Image.new("RGB", (width, height), (40, 90, 160))
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([0, 0, width // 8, height - 1], fill=(220, 60, 40))  # left band
+        draw.ellipse([width // 2 - 40, height // 2 - 40, width // 2 + 40, height // 2 + 40], fill=(250, 220, 60))
+        out = io.BytesIO()
+        image.save(out, format=fmt, quality=90) if fmt == "JPEG" else image.save(out, format=fmt)
+        _RENDERED[key] = out.getvalue()
+    return _RENDERED[key]
