@@ -1,0 +1,110 @@
+"""Every Workers AI failure class becomes a precise OpenAI error; retries only where they help."""
+
+import time
+
+import pytest
+
+from tests.fakes.workers_ai import Scripted
+
+CASES = [
+    # scripted answer, status, code, words the message must contain, x-should-retry
+    (Scripted(429, 4006, "AiError: you have used up your daily free allocation of 10,000 neurons"), 429, "insufficient_quota", "daily free allocation", "false"),
+    (Scripted(429, 3036, "AiError: Account limited"), 429, "insufficient_quota", "paid plan", "false"),
+    (Scripted(400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc)"), 400, "content_policy_violation", "Rephrase", "false"),
+    (Scripted(400, 7000, "No route for that URI"), 502, "upstream_configuration", "CF_ACCOUNT_ID", "false"),
+    (Scripted(400, 5007, "No such model"), 502, "upstream_configuration", "FLUX_MODEL", "false"),
+    (Scripted(400, 5006, "AiError: Bad input: must NOT have additional properties (xyz)"), 502, "upstream_rejected_input", "must NOT have additional properties", "false"),
+    (Scripted(413, 3006, "Request is too large"), 400, "request_too_large", "too large", "false"),
+    (Scripted(400, 3030, "AiError: Inference failed (r-1)"), 502, "upstream_error", "Inference failed", None),
+    (Scripted(500, 9999, "something new"), 502, "upstream_error", "something new", None),
+    (Scripted(408, 3007, "timeout"), 504, "upstream_timeout", "did not answer", "false"),
+    (Scripted(mode="html"), 502, "upstream_bad_response", "not an image", None),
+    (Scripted(mode="truncated"), 502, "upstream_bad_response", "not an image", None),
+    (Scripted(mode="not_image"), 502, "upstream_bad_response", "not an image", None),
+]
+
+
+@pytest.mark.parametrize("scripted, status, code, words, should_retry", CASES)
+def test_upstream_error_classes(service, fake_ai, scripted, status, code, words, should_retry):
+    fake_ai.script(scripted)
+    response = service.chat("a fox")
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert words in error["message"]
+    assert response.headers.get("x-should-retry") == should_retry
+    assert len(fake_ai.calls) == 1  # none of these is retried
+
+
+def test_bad_token_is_a_502_naming_cf_api_token_never_a_401(start_service, fake_ai):
+    service = start_service(CF_API_TOKEN="wrong-token")
+    response = service.chat("a fox")
+    assert response.status_code == 502
+    assert "CF_API_TOKEN" in response.json()["error"]["message"]
+
+
+def test_bad_account_is_a_502_naming_cf_account_id(start_service, fake_ai):
+    service = start_service(CF_ACCOUNT_ID="not-my-account")
+    response = service.chat("a fox")
+    assert response.status_code == 502
+    assert "CF_ACCOUNT_ID" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "transient",
+    [
+        Scripted(429, 3040, "AiError: Capacity temporarily exceeded, please try again."),
+        Scripted(429, 0, "Too many requests"),
+        Scripted(503, mode="raw_text"),
+        Scripted(502, mode="raw_text"),
+    ],
+)
+def test_transient_failures_are_retried_and_can_succeed(service, fake_ai, transient):
+    fake_ai.script(transient, transient)
+    response = service.chat("a fox")
+    assert response.status_code == 200
+    assert len(fake_ai.calls) == 3
+
+
+def test_capacity_errors_give_up_after_three_tries(service, fake_ai):
+    capacity = Scripted(429, 3040, "AiError: Capacity temporarily exceeded, please try again.")
+    fake_ai.script(capacity, capacity, capacity, capacity)
+    response = service.chat("a fox")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "upstream_unavailable"
+    assert "x-should-retry" not in response.headers
+    assert len(fake_ai.calls) == 3
+
+
+def test_rate_limit_after_retries_is_a_429_rate_limit_exceeded(service, fake_ai):
+    limited = Scripted(429, 0, "Too many requests")
+    fake_ai.script(limited, limited, limited)
+    response = service.chat("a fox")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_connection_refused_is_retried_then_503(start_service):
+    service = start_service(CF_API_BASE="http://127.0.0.1:9/client/v4/accounts/{account_id}/ai/run")
+    response = service.chat("a fox")
+    assert response.status_code == 503
+    assert "could not connect" in response.json()["error"]["message"]
+
+
+def test_read_timeout_is_a_504_after_upstream_timeout_and_not_retried(start_service, fake_ai):
+    service = start_service(UPSTREAM_TIMEOUT="0.5")
+    fake_ai.latency = 2
+    started = time.monotonic()
+    response = service.chat("a fox")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.headers["x-should-retry"] == "false"
+    assert "0.5 s" in response.json()["error"]["message"]
+    assert 0.5 <= elapsed < 1.9
+    assert len(fake_ai.calls) == 1
+
+
+def test_service_is_healthy_after_an_upstream_failure(service, fake_ai):
+    fake_ai.script(Scripted(mode="html"))
+    assert service.chat("a fox").status_code == 502
+    assert service.chat("a fox").status_code == 200
