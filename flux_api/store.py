@@ -33,17 +33,31 @@ class ImageStore:
     def __init__(self, directory: Path, *, ttl: int, size_limit_bytes: int):
         self.directory = Path(directory)
         self.ttl = ttl
+        self.size_limit = size_limit_bytes
+        # diskcache's own culling evicts ten entries at a time and may take the entry just
+        # written; eviction is done here instead (cull_limit=0), oldest first, to the byte.
         self._cache = diskcache.Cache(
             str(self.directory),
             size_limit=size_limit_bytes,
             eviction_policy="least-recently-stored",
+            cull_limit=0,
         )
 
     def put(self, data: bytes) -> str:
         """Store image bytes for `ttl` seconds under a new unguessable key."""
         key = secrets.token_urlsafe(_KEY_BYTES)
+        self._cache.expire()
+        self._make_room(len(data))
         self._cache.set(key, data, expire=self.ttl)
         return key
+
+    def _make_room(self, incoming: int) -> None:
+        """Evict the oldest images until `incoming` more bytes fit under the size cap."""
+        while self._cache.volume() + incoming > self.size_limit:
+            oldest = next(iter(self._cache), None)  # keys come in the order they were stored
+            if oldest is None:
+                return
+            self._cache.delete(oldest)
 
     def get(self, key: str) -> StoredImage | None:
         """The image under `key`, or None when it is unknown, expired or the key is malformed."""

@@ -1,0 +1,83 @@
+"""GET|HEAD /image/<key>, and the store: expiry, size cap, persistence across restarts."""
+
+import os
+import re
+import time
+
+import pytest
+import requests
+
+from flux_api.store import ImageStore
+from tests.fakes.workers_ai import render_image
+
+
+def generate(service, prompt="a fox") -> str:
+    content = service.chat(prompt).json()["choices"][0]["message"]["content"]
+    return re.search(r"/image/([^)]+)\)$", content).group(1)
+
+
+def test_image_is_served_with_type_etag_and_cache_lifetime(start_service, fake_ai):
+    service = start_service(IMAGE_EXPIRATION="600")
+    key = generate(service)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", key)  # 192 random bits
+    response = service.get(f"/image/{key}", key=None)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["ETag"] == f'"{key}"'
+    max_age = int(re.search(r"max-age=(\d+)", response.headers["Cache-Control"]).group(1))
+    assert "public" in response.headers["Cache-Control"]
+    assert 590 <= max_age <= 600
+    assert response.content == render_image(1024, 1024)
+
+
+def test_head_gives_headers_without_a_body(service, fake_ai):
+    key = generate(service)
+    response = requests.head(f"{service.url}/image/{key}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert int(response.headers["Content-Length"]) > 1000
+    assert response.content == b""
+
+
+def test_if_none_match_gives_304(service, fake_ai):
+    key = generate(service)
+    response = service.get(f"/image/{key}", key=None, headers={"If-None-Match": f'"{key}"'})
+    assert response.status_code == 304
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["doesnotexist", "A" * 32, "..%2F..%2Fetc%2Fpasswd", "../../api_key", "x" * 5000, "%E2%98%83" * 8, "a%00b" * 8],
+)
+def test_unknown_or_odd_keys_are_a_json_404(service, key):
+    response = service.get(f"/image/{key}", key=None)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] in ("image_not_found", "not_found")
+
+
+def test_images_expire(start_service, fake_ai):
+    service = start_service(IMAGE_EXPIRATION="1")
+    key = generate(service)
+    assert service.get(f"/image/{key}", key=None).status_code == 200
+    time.sleep(1.2)
+    response = service.get(f"/image/{key}", key=None)
+    assert response.status_code == 404
+    assert "expired" in response.json()["error"]["message"]
+
+
+def test_images_survive_a_restart(start_service, fake_ai):
+    first = start_service()
+    keys = [generate(first, f"picture {i}") for i in range(3)]
+    first.app.extensions["flux_api"].store.close()
+    second = start_service()  # same DATA_DIR
+    for key in keys:
+        assert second.get(f"/image/{key}", key=None).status_code == 200
+
+
+def test_store_evicts_the_oldest_images_beyond_its_size_cap(tmp_path):
+    store = ImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
+    keys = [store.put(os.urandom(100_000)) for _ in range(40)]  # 4 MB into a 1 MB store
+    kept = [key for key in keys if store.get(key) is not None]
+    assert kept == keys[-len(kept):] and 5 <= len(kept) <= 10  # the newest, in order
+    assert keys[-1] in kept and keys[0] not in kept
