@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Mapping
 
 from flask import Flask
@@ -11,7 +12,7 @@ from flask_cors import CORS
 from . import api, auth, handlers
 from .auth import load_or_create_key
 from .services import build_services
-from .settings import load_settings
+from .settings import SettingsError, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -32,6 +33,16 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     handlers.init_app(app)
     app.register_blueprint(api.bp)
     return app
+
+
+def create_app_or_exit() -> Flask:
+    """For servers: a bad setting prints one line naming it and stops the start. Exit code 3 is
+    gunicorn's "worker failed to boot", which stops the master too instead of respawning."""
+    try:
+        return create_app()
+    except SettingsError as exc:
+        print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
 
 
 def _configure_logging() -> None:
