@@ -1,0 +1,84 @@
+"""The real gunicorn with the shipped gunicorn.conf.py: workers, key file, restarts, start-up errors."""
+
+import re
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.conftest import API_KEY, ROOT, SECRETS, Gunicorn, content_of, read_sse
+
+
+def chat(url: str, key: str, content: str = "a fox 16:9", **body) -> requests.Response:
+    return requests.post(
+        f"{url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": content}], **body},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+        stream=body.get("stream", False),
+    )
+
+
+def test_generation_and_streaming_through_gunicorn(gunicorn, service_env, fake_ai):
+    server = gunicorn(service_env)
+    response = chat(server.url, API_KEY)
+    assert response.status_code == 200
+    url = re.search(r"\((http[^)]+)\)$", response.json()["choices"][0]["message"]["content"]).group(1)
+    assert url.startswith(server.url + "/image/")
+    assert requests.get(url).headers["Content-Type"] == "image/jpeg"
+
+    fake_ai.latency = 1.0
+    started = time.monotonic()
+    events = read_sse(chat(server.url, API_KEY, stream=True), started)
+    assert events[0].at < 0.5  # the role chunk is not held back by the slow upstream
+    assert any(e.comment == "keep-alive" for e in events)
+    assert content_of(events).endswith(")")
+    assert events[-1].data == "[DONE]"
+
+
+def test_workers_share_one_created_key(gunicorn, service_env, tmp_path, fake_ai):
+    env = {k: v for k, v in service_env.items() if k != "API_KEY"}
+    server = gunicorn(env, workers=3)
+    key = (tmp_path / "data" / "api_key").read_text().strip()
+    statuses = {requests.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code for _ in range(30)}
+    assert statuses == {200}
+    assert key not in server.log
+    assert "api_key" in server.log
+
+
+def test_a_restart_keeps_every_image(gunicorn, service_env, fake_ai):
+    first = gunicorn(service_env)
+    urls = []
+    for i in range(3):
+        content = chat(first.url, API_KEY, f"picture {i}").json()["choices"][0]["message"]["content"]
+        urls.append(re.search(r"/image/[^)]+", content).group(0))
+    first.stop()
+    second = gunicorn(service_env)
+    for path in urls:
+        assert requests.get(second.url + path).status_code == 200
+
+
+def test_a_bad_setting_stops_gunicorn_with_one_clear_line(tmp_path, service_env):
+    server = Gunicorn({**service_env, "FLUX_NUM_STEPS": "lots"}, tmp_path)
+    process = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
+        cwd=tmp_path, env=server.env, capture_output=True, text=True, timeout=60,
+    )
+    assert process.returncode != 0
+    output = process.stdout + process.stderr
+    assert "flux-api cannot start: FLUX_NUM_STEPS must be a number, not 'lots'." in output
+    assert "Traceback" not in output
+
+
+def test_no_secret_reaches_gunicorns_log(gunicorn, service_env, fake_ai):
+    server = gunicorn(service_env)
+    chat(server.url, API_KEY)
+    chat(server.url, "sk-wrong")
+    requests.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
+    bad_token = gunicorn({**service_env, "CF_API_TOKEN": "cf-other-SECRET-token"})
+    assert chat(bad_token.url, API_KEY).status_code == 502
+    logs = server.log + bad_token.log
+    assert "workers_ai" in logs  # the log is not empty: upstream calls are logged
+    for secret in (*SECRETS, "cf-other-SECRET-token"):
+        assert secret not in logs
