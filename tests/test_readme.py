@@ -1,0 +1,33 @@
+"""The README stays true: CI runs its test command, and every setting is in its table."""
+
+import re
+
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", README)
+
+
+def test_readme_opens_with_start_and_test_commands():
+    start, test = commands()[:2]
+    assert "gunicorn -c gunicorn.conf.py app:app" in start
+    assert "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command_exactly():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands()[1] in ci_lines
+
+
+def test_every_setting_is_documented_in_the_table_and_the_example():
+    code = (ROOT / "flux_api" / "settings.py").read_text() + (ROOT / "gunicorn.conf.py").read_text()
+    names = set(re.findall(r'["\']([A-Z][A-Z0-9_]{2,})["\']', code))  # every variable is read by name
+    assert {"API_KEY", "CF_API_BASE", "UPSTREAM_TIMEOUT", "PORT", "WEB_CONCURRENCY"} <= names
+    table = "\n".join(line for line in README.splitlines() if line.startswith("| `"))
+    example = (ROOT / ".env.example").read_text()
+    for name in names:
+        assert f"`{name}`" in table, name
+        assert name in example, name
