@@ -20,3 +20,12 @@ keepalive = 75
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    """Build the app once in the master, before any worker starts, so a bad setting or an
+    unusable DATA_DIR stops the start with one line naming it (a worker's boot error would
+    come wrapped in gunicorn's traceback)."""
+    from flux_api import create_app_or_exit
+
+    create_app_or_exit().extensions["flux_api"].store.close()

@@ -27,6 +27,13 @@ KEY_FILE = "api_key"
 def load_or_create_key(data_dir: Path) -> str:
     """Read DATA_DIR/api_key, creating it (mode 0600) if no worker has yet."""
     path = Path(data_dir) / KEY_FILE
+    try:
+        return _read_or_create(path)
+    except OSError as exc:
+        raise SettingsError(f"DATA_DIR: the key file {path} cannot be used ({exc.strerror}).") from None
+
+
+def _read_or_create(path: Path) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         draft = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from .optimizer import OptimizerClient
 from .pipeline import Pipeline
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .store import ImageStore
 from .workers_ai import WorkersAIClient
 
@@ -19,12 +20,20 @@ class Services:
     pipeline: Pipeline
 
 
+def open_store(settings: Settings) -> ImageStore:
+    directory = settings.data_dir / "images"
+    try:
+        return ImageStore(
+            directory,
+            ttl=settings.image_expiration,
+            size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise SettingsError(f"DATA_DIR: the image store {directory} cannot be opened ({exc}).") from None
+
+
 def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
-    store = ImageStore(
-        settings.data_dir / "images",
-        ttl=settings.image_expiration,
-        size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
-    )
+    store = open_store(settings)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         settings.cf_api_token,

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import API_KEY, ROOT, SECRETS, Gunicorn, content_of, read_sse
@@ -59,15 +60,27 @@ def test_a_restart_keeps_every_image(gunicorn, service_env, fake_ai):
         assert requests.get(second.url + path).status_code == 200
 
 
-def test_a_bad_setting_stops_gunicorn_with_one_clear_line(tmp_path, service_env):
-    server = Gunicorn({**service_env, "FLUX_NUM_STEPS": "lots"}, tmp_path)
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"FLUX_NUM_STEPS": "lots"}, "FLUX_NUM_STEPS must be a number, not 'lots'."),
+        ({"DATA_DIR": "{file}"}, "DATA_DIR: the "),
+        ({"DATA_DIR": "{file}", "API_KEY": None}, "DATA_DIR: the key file"),
+    ],
+)
+def test_a_bad_setting_stops_gunicorn_with_one_clear_line(tmp_path, service_env, setting, message):
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    env = {**service_env, **{k: v.format(file=not_a_directory) for k, v in setting.items() if v}}
+    env = {k: v for k, v in env.items() if setting.get(k, "") is not None}
+    server = Gunicorn(env, tmp_path)
     process = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
         cwd=tmp_path, env=server.env, capture_output=True, text=True, timeout=60,
     )
     assert process.returncode != 0
     output = process.stdout + process.stderr
-    assert "flux-api cannot start: FLUX_NUM_STEPS must be a number, not 'lots'." in output
+    assert f"flux-api cannot start: {message}" in output
     assert "Traceback" not in output
 
 
