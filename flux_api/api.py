@@ -45,14 +45,14 @@ def index():
 @bp.get("/v1/models")
 def list_models():
     models = services().settings.models
-    return jsonify(wire.model_list([(m.id, m.owned_by) for m in models], _STARTED))
+    return jsonify(wire.model_list([wire.model_object(m.id, m.owned_by, _STARTED) for m in models]))
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str):
     for model in services().settings.models:
         if model_id in (model.id, model.short_name):
-            return jsonify(wire.model_list([(model.id, model.owned_by)], _STARTED)["data"][0])
+            return jsonify(wire.model_object(model.id, model.owned_by, _STARTED))
     raise APIError(404, f"The model {model_id!r} does not exist; GET /v1/models lists them.", code="model_not_found")
 
 

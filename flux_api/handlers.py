@@ -18,7 +18,7 @@ def _from_http(exc: HTTPException) -> APIError:
             code="not_found",
         )
     if code == 405:
-        allowed = ", ".join(sorted(exc.valid_methods or [])) if hasattr(exc, "valid_methods") else ""
+        allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
         return APIError(
             405,
             f"{request.method} is not allowed on {request.path}" + (f"; use {allowed}." if allowed else "."),

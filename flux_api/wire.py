@@ -94,11 +94,9 @@ def usage_chunk(cid: str, model: str, usage_: dict) -> dict:
     }
 
 
-def model_list(model_ids: list[tuple[str, str]], created: int) -> dict:
-    return {
-        "object": "list",
-        "data": [
-            {"id": mid, "object": "model", "created": created, "owned_by": owner}
-            for mid, owner in model_ids
-        ],
-    }
+def model_object(model_id: str, owned_by: str, created: int) -> dict:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": owned_by}
+
+
+def model_list(models: list[dict]) -> dict:
+    return {"object": "list", "data": models}

@@ -163,19 +163,20 @@ class WorkersAIClient:
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
             )
         fields = build_fields(model, prompt, size, steps, extras)
-        for attempt in range(1, self._max_tries + 1):
+        attempt = 1
+        while True:
             try:
                 return self._call_once(model, fields)
             except WorkersAIError as exc:
-                if not exc.retryable or attempt == self._max_tries:
+                if not exc.retryable or attempt >= self._max_tries:
                     raise
                 delay = self._backoff * 2 ** (attempt - 1)
                 log.warning(
                     "workers_ai retry model=%s attempt=%d reason=%r wait=%.1fs",
-                    model.short_name, attempt, self._scrub(exc.detail), delay,
+                    model.short_name, attempt, exc.detail, delay,
                 )
                 time.sleep(delay)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def _call_once(self, model: ModelProfile, fields: dict) -> bytes:
         url = f"{self.base_url}/{model.id}"

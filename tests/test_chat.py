@@ -147,3 +147,10 @@ def test_upstream_error_in_a_plain_reply_is_an_http_error(service, fake_ai):
     response = service.chat("a boat")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "insufficient_quota"
+
+
+def test_oversized_body_is_a_json_413(service, fake_ai):
+    response = service.chat("a fox " * 200_000)  # about 1.2 MB
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert fake_ai.calls == []
