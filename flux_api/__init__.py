@@ -49,5 +49,7 @@ def _configure_logging() -> None:
     """Give our loggers a handler unless the host (gunicorn, pytest) already set one up."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     logging.getLogger("flux_api").setLevel(logging.INFO)

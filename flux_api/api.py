@@ -53,7 +53,11 @@ def get_model(model_id: str):
     for model in services().settings.models:
         if model_id in (model.id, model.short_name):
             return jsonify(wire.model_object(model.id, model.owned_by, _STARTED))
-    raise APIError(404, f"The model {model_id!r} does not exist; GET /v1/models lists them.", code="model_not_found")
+    raise APIError(
+        404,
+        f"The model {model_id!r} does not exist; GET /v1/models lists them.",
+        code="model_not_found",
+    )
 
 
 @bp.post("/v1/chat/completions")

@@ -30,7 +30,9 @@ def load_or_create_key(data_dir: Path) -> str:
     try:
         return _read_or_create(path)
     except OSError as exc:
-        raise SettingsError(f"DATA_DIR: the key file {path} cannot be used ({exc.strerror}).") from None
+        raise SettingsError(
+            f"DATA_DIR: the key file {path} cannot be used ({exc.strerror})."
+        ) from None
 
 
 def _read_or_create(path: Path) -> str:
@@ -42,7 +44,9 @@ def _read_or_create(path: Path) -> str:
             handle.write(f"sk-flux-{secrets.token_urlsafe(32)}\n")
         try:
             os.link(draft, path)  # atomic: exactly one worker's draft becomes the key
-            log.warning("API_KEY is not set: created a key in %s (readable by its owner only)", path)
+            log.warning(
+                "API_KEY is not set: created a key in %s (readable by its owner only)", path
+            )
         except FileExistsError:
             pass
         finally:

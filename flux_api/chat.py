@@ -22,7 +22,9 @@ def prompt_from_messages(messages: object) -> str:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             return _text_of(message.get("content"))
-    raise invalid_request("No `user` message found: send the image prompt as a user message.", "messages")
+    raise invalid_request(
+        "No `user` message found: send the image prompt as a user message.", "messages"
+    )
 
 
 def _text_of(content: object) -> str:
@@ -32,10 +34,14 @@ def _text_of(content: object) -> str:
         parts = [
             part["text"]
             for part in content
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            if isinstance(part, dict)
+            and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
         ]
         return "\n".join(parts)
-    raise invalid_request("The user message's `content` must be a string or a list of parts.", "messages")
+    raise invalid_request(
+        "The user message's `content` must be a string or a list of parts.", "messages"
+    )
 
 
 class Reply:
@@ -72,10 +78,14 @@ def complete(pipeline: Pipeline, plan: Plan) -> dict:
     reply.start()
     for event in pipeline.run(plan):
         reply.on(event)
-    return wire.completion(wire.completion_id(), plan.model.id, reply.content, wire.usage(plan.prompt, reply.content))
+    return wire.completion(
+        wire.completion_id(), plan.model.id, reply.content, wire.usage(plan.prompt, reply.content)
+    )
 
 
-def stream(pipeline: Pipeline, plan: Plan, *, include_usage: bool, heartbeat: float) -> Iterator[str]:
+def stream(
+    pipeline: Pipeline, plan: Plan, *, include_usage: bool, heartbeat: float
+) -> Iterator[str]:
     """SSE frames: role, each stage's lines as they are ready, keep-alives while waiting,
     then finish (or an in-band error), optional usage, and [DONE]."""
     cid, model = wire.completion_id(), plan.model.id

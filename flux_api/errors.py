@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from . import workers_ai as wai
+from . import workers_ai_errors as wai
 
 _log = logging.getLogger(__name__)
 
@@ -47,83 +47,99 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
     return APIError(400, message, code=code, param=param, should_retry=False)
 
 
-def _upstream(status: int, code: str, message: str, retry: bool | None = False) -> APIError:
-    error_type = "api_error" if status >= 500 else "invalid_request_error"
-    return APIError(status, message, type=error_type, code=code, should_retry=retry)
+@dataclass(frozen=True)
+class _Rule:
+    status: int
+    type: str
+    code: str
+    message: str  # formatted with the exception's `detail` (and `setting`, where it has one)
+    should_retry: bool | None = False
 
 
-def api_error_for(exc: Exception) -> APIError:
+# The one table from Workers AI failures to what a client sees; the message says what to do.
+_UPSTREAM_RULES: dict[type, _Rule] = {
+    wai.NotConfigured: _Rule(503, "api_error", "cloudflare_not_configured", "{detail}"),
+    wai.QuotaExceeded: _Rule(
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+        "Cloudflare Workers AI's daily free allocation is used up ({detail}). "
+        "Try again after 00:00 UTC or move the account to a paid plan.",
+    ),
+    wai.ContentFlagged: _Rule(
+        400,
+        "invalid_request_error",
+        "content_policy_violation",
+        "The image was blocked by Cloudflare's content filter. Rephrase the prompt and try again.",
+    ),
+    wai.Misconfigured: _Rule(
+        502,
+        "api_error",
+        "upstream_configuration",
+        "Cloudflare refused the request ({detail}). Check {setting}.",
+    ),
+    wai.InputRejected: _Rule(
+        502,
+        "api_error",
+        "upstream_rejected_input",
+        "Workers AI rejected the request this service sent ({detail}). "
+        "Please report this to the service's operator.",
+    ),
+    wai.RequestTooLarge: _Rule(
+        400,
+        "invalid_request_error",
+        "request_too_large",
+        "The request is too large for Workers AI ({detail}). Shorten the prompt.",
+    ),
+    # Not retried by us, and the SDK is told not to: the generation may still run and be billed.
+    wai.UpstreamTimeout: _Rule(
+        504,
+        "api_error",
+        "upstream_timeout",
+        "Workers AI did not answer within {detail}. Try again in a moment.",
+    ),
+    wai.RateLimited: _Rule(
+        429,
+        "rate_limit_exceeded",
+        "rate_limit_exceeded",
+        "Workers AI is rate limiting this account ({detail}). Wait a little and try again.",
+        None,
+    ),
+    wai.Unavailable: _Rule(
+        503,
+        "api_error",
+        "upstream_unavailable",
+        "Workers AI is unavailable ({detail}). Try again in a moment.",
+        None,
+    ),
+    wai.BadResponse: _Rule(
+        502,
+        "api_error",
+        "upstream_bad_response",
+        "Workers AI answered with something that is not an image ({detail}). Try again.",
+        None,
+    ),
+    wai.WorkersAIError: _Rule(
+        502,
+        "api_error",
+        "upstream_error",
+        "Workers AI failed ({detail}). Try again.",
+        None,
+    ),
+}
+
+
+def api_error_for(exc: BaseException) -> APIError:
     """Map any failure to the error a client sees; unknown exceptions become a bare 500."""
     if isinstance(exc, APIError):
         return exc
-    if isinstance(exc, wai.NotConfigured):
-        return _upstream(503, "cloudflare_not_configured", str(exc))
-    if isinstance(exc, wai.QuotaExceeded):
-        return APIError(
-            429,
-            "Cloudflare Workers AI's daily free allocation is used up "
-            f"({exc.detail}). Try again after 00:00 UTC or move the account to a paid plan.",
-            type="insufficient_quota",
-            code="insufficient_quota",
-            should_retry=False,
-        )
-    if isinstance(exc, wai.ContentFlagged):
-        return APIError(
-            400,
-            "The image was blocked by Cloudflare's content filter. Rephrase the prompt and try again.",
-            code="content_policy_violation",
-            should_retry=False,
-        )
-    if isinstance(exc, wai.Misconfigured):
-        return _upstream(
-            502,
-            "upstream_configuration",
-            f"Cloudflare refused the request ({exc.detail}). Check {exc.setting}.",
-        )
-    if isinstance(exc, wai.InputRejected):
-        return _upstream(
-            502,
-            "upstream_rejected_input",
-            f"Workers AI rejected the request this service sent ({exc.detail}). "
-            "Please report this to the service's operator.",
-        )
-    if isinstance(exc, wai.RequestTooLarge):
-        return APIError(
-            400,
-            f"The request is too large for Workers AI ({exc.detail}). Shorten the prompt.",
-            code="request_too_large",
-            should_retry=False,
-        )
-    if isinstance(exc, wai.UpstreamTimeout):
-        # Not retried by us, and the SDK is told not to: the generation may still run and be billed.
-        return _upstream(
-            504,
-            "upstream_timeout",
-            f"Workers AI did not answer within {exc.detail}. Try again in a moment.",
-        )
-    if isinstance(exc, wai.RateLimited):
-        return APIError(
-            429,
-            f"Workers AI is rate limiting this account ({exc.detail}). Wait a little and try again.",
-            type="rate_limit_exceeded",
-            code="rate_limit_exceeded",
-        )
-    if isinstance(exc, wai.Unavailable):
-        return _upstream(
-            503,
-            "upstream_unavailable",
-            f"Workers AI is unavailable ({exc.detail}). Try again in a moment.",
-            retry=None,
-        )
-    if isinstance(exc, wai.BadResponse):
-        return _upstream(
-            502,
-            "upstream_bad_response",
-            f"Workers AI answered with something that is not an image ({exc.detail}). Try again.",
-            retry=None,
-        )
-    if isinstance(exc, wai.WorkersAIError):
-        return _upstream(502, "upstream_error", f"Workers AI failed ({exc.detail}). Try again.", None)
+    for cls in type(exc).__mro__:
+        rule = _UPSTREAM_RULES.get(cls)
+        if rule is not None:
+            message = rule.message.format(detail=exc.detail, setting=getattr(exc, "setting", ""))
+            return APIError(
+                rule.status, message, rule.type, rule.code, should_retry=rule.should_retry
+            )
     return APIError(500, "Internal server error.", type="server_error", code="internal_error")
 
 

@@ -21,13 +21,18 @@ def _from_http(exc: HTTPException) -> APIError:
         allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
         return APIError(
             405,
-            f"{request.method} is not allowed on {request.path}" + (f"; use {allowed}." if allowed else "."),
+            f"{request.method} is not allowed on {request.path}"
+            + (f"; use {allowed}." if allowed else "."),
             code="method_not_allowed",
         )
     if code == 413:
-        return APIError(413, "The request body is too large.", code="request_too_large", should_retry=False)
+        return APIError(
+            413, "The request body is too large.", code="request_too_large", should_retry=False
+        )
     error_type = "server_error" if code >= 500 else "invalid_request_error"
-    return APIError(code, exc.description or exc.name, type=error_type, code=exc.name.lower().replace(" ", "_"))
+    return APIError(
+        code, exc.description or exc.name, type=error_type, code=exc.name.lower().replace(" ", "_")
+    )
 
 
 def to_response(error: APIError):

@@ -22,7 +22,10 @@ the lighting and colours; the mood. Keep every detail the person asked for and a
 what makes the picture clearer. Compose for the aspect ratio you are given.
 Answer with the prompt alone: no title, no label, no quotes, no explanation."""
 
-_LABEL = re.compile(r"^\s*(?:\*\*)?\s*(?:(?:optimi[sz]ed|final|image|flux)\s+)?prompt\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.I)
+_LABEL = re.compile(
+    r"^\s*(?:\*\*)?\s*(?:(?:optimi[sz]ed|final|image|flux)\s+)?prompt\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?",
+    re.I,
+)
 _THINKING = re.compile(r"<think>.*?</think>", re.S | re.I)
 _QUOTES = "\"'`“”‘’「」"
 
@@ -54,7 +57,9 @@ def clean_prompt(text: str, limit: int) -> str:
 
 
 class OptimizerClient:
-    def __init__(self, base_url: str, model: str, api_key: str, *, timeout: float, system_message: str = ""):
+    def __init__(
+        self, base_url: str, model: str, api_key: str, *, timeout: float, system_message: str = ""
+    ):
         self.url = chat_completions_url(base_url)
         self.model = model
         self._api_key = api_key
@@ -89,7 +94,9 @@ class OptimizerClient:
             raise OptimizerError("could not be reached") from exc
         log.info(
             "optimizer model=%s status=%d seconds=%.2f",
-            self.model, response.status_code, time.monotonic() - started,
+            self.model,
+            response.status_code,
+            time.monotonic() - started,
         )
         if response.status_code != 200:
             raise OptimizerError(f"answered HTTP {response.status_code}")

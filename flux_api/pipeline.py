@@ -21,7 +21,8 @@ from .optimizer import OptimizerClient, OptimizerError
 from .settings import Settings
 from .sizes import Ratio, parse_ratio, size_for_ratio, upstream_size
 from .store import ImageStore
-from .workers_ai import BadResponse, NotConfigured, WorkersAIClient
+from .workers_ai import WorkersAIClient
+from .workers_ai_errors import BadResponse, NotConfigured
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ class Pipeline:
         image = self.generate(plan, choice.prompt)
         log.info(
             "generation model=%s size=%dx%d optimizer_s=%.2f total_s=%.2f",
-            plan.model.short_name, *plan.size, optimized_at - started,
+            plan.model.short_name,
+            *plan.size,
+            optimized_at - started,
             time.monotonic() - started,
         )
         yield image
@@ -119,7 +122,8 @@ class Pipeline:
         except OptimizerError as exc:
             log.warning("optimizer failed (%s); using the prompt as written", exc)
             return PromptChoice(
-                plan.prompt, f"{ORIGINAL_PROMPT} (the optimizer {exc}; your prompt was used as written)"
+                plan.prompt,
+                f"{ORIGINAL_PROMPT} (the optimizer {exc}; your prompt was used as written)",
             )
         return PromptChoice(better, self.optimizer.model)
 
@@ -140,7 +144,10 @@ class Pipeline:
         key = self.store.put(data)
         log.info(
             "image key=%s… upstream_s=%.2f fit_s=%.3f store_s=%.3f bytes=%d",
-            key[:6], generated_at - started, fitted_at - generated_at,
-            time.monotonic() - fitted_at, len(data),
+            key[:6],
+            generated_at - started,
+            fitted_at - generated_at,
+            time.monotonic() - fitted_at,
+            len(data),
         )
         return GeneratedImage(key, f"{plan.base_url}/image/{key}", plan.size)

@@ -29,7 +29,9 @@ def open_store(settings: Settings) -> ImageStore:
             size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
         )
     except (OSError, sqlite3.Error) as exc:
-        raise SettingsError(f"DATA_DIR: the image store {directory} cannot be opened ({exc}).") from None
+        raise SettingsError(
+            f"DATA_DIR: the image store {directory} cannot be opened ({exc})."
+        ) from None
 
 
 def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:

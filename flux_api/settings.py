@@ -49,7 +49,9 @@ class Settings:
 
     @property
     def cloudflare_configured(self) -> bool:
-        return bool(self.cf_api_token and (self.cf_account_id or "{account_id}" not in self.cf_api_base))
+        return bool(
+            self.cf_api_token and (self.cf_account_id or "{account_id}" not in self.cf_api_base)
+        )
 
     @property
     def workers_ai_url(self) -> str:

@@ -29,7 +29,9 @@ STEP = 64
 MIN_SIDE = 256
 
 _COLON = r"[:：]"  # ASCII or full-width colon, as typed on CJK keyboards
-_AR_FLAG = re.compile(rf"(?:^|\s)--(?:ar|aspect)\s+(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})(?=\s|$)", re.I)
+_AR_FLAG = re.compile(
+    rf"(?:^|\s)--(?:ar|aspect)\s+(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})(?=\s|$)", re.I
+)
 _TRAILING = re.compile(rf"(?:^|\s)(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})\s*$")
 
 

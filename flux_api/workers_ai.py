@@ -18,95 +18,17 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from .imaging import sniff_type
 from .models import Encoding, ModelProfile, ResponseForm
+from .workers_ai_errors import (
+    BadResponse,
+    NotConfigured,
+    Unavailable,
+    UpstreamFailed,
+    UpstreamTimeout,
+    WorkersAIError,
+    classify,
+)
 
 log = logging.getLogger(__name__)
-
-
-class WorkersAIError(Exception):
-    """A failed generation; `detail` is a short, secret-free description of why."""
-
-    retryable = False
-
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
-
-
-class NotConfigured(WorkersAIError):
-    pass
-
-
-class QuotaExceeded(WorkersAIError):
-    pass
-
-
-class ContentFlagged(WorkersAIError):
-    pass
-
-
-class Misconfigured(WorkersAIError):
-    def __init__(self, detail: str, setting: str):
-        super().__init__(detail)
-        self.setting = setting
-
-
-class InputRejected(WorkersAIError):
-    pass
-
-
-class RequestTooLarge(WorkersAIError):
-    pass
-
-
-class UpstreamTimeout(WorkersAIError):
-    pass
-
-
-class RateLimited(WorkersAIError):
-    retryable = True
-
-
-class Unavailable(WorkersAIError):
-    retryable = True
-
-
-class BadResponse(WorkersAIError):
-    pass
-
-
-class UpstreamFailed(WorkersAIError):
-    pass
-
-
-_SETTING_FOR_CODE = {10000: "CF_API_TOKEN", 7000: "CF_ACCOUNT_ID (and CF_API_BASE)", 5007: "FLUX_MODEL"}
-
-
-def classify(status: int, code: int | None, message: str) -> WorkersAIError:
-    """Turn one error answer (HTTP status, Cloudflare error code, message) into an exception."""
-    detail = f"code {code}: {message}" if code is not None else f"HTTP {status}: {message}"
-    if "flagged" in message.lower():
-        return ContentFlagged(detail)
-    if code in (4006, 3036):
-        return QuotaExceeded(detail)
-    if code == 3040:
-        return Unavailable(f"out of capacity, {detail}")
-    if code in _SETTING_FOR_CODE:
-        return Misconfigured(detail, _SETTING_FOR_CODE[code])
-    if code == 5006:
-        return InputRejected(detail)
-    if code == 3006 or status == 413:
-        return RequestTooLarge(detail)
-    if code == 3007 or status == 408:
-        return UpstreamTimeout(detail)
-    if status == 429:
-        return RateLimited(detail)
-    if status in (502, 503, 504):
-        return Unavailable(detail)
-    if status in (401, 403):
-        return Misconfigured(detail, "CF_API_TOKEN")
-    if status == 404:
-        return Misconfigured(detail, "CF_ACCOUNT_ID, CF_API_BASE and FLUX_MODEL")
-    return UpstreamFailed(detail)
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -173,7 +95,10 @@ class WorkersAIClient:
                 delay = self._backoff * 2 ** (attempt - 1)
                 log.warning(
                     "workers_ai retry model=%s attempt=%d reason=%r wait=%.1fs",
-                    model.short_name, attempt, exc.detail, delay,
+                    model.short_name,
+                    attempt,
+                    exc.detail,
+                    delay,
                 )
                 time.sleep(delay)
                 attempt += 1
@@ -197,7 +122,9 @@ class WorkersAIClient:
             raise UpstreamFailed(f"the answer could not be read ({type(exc).__name__})") from exc
         log.info(
             "workers_ai model=%s status=%d bytes=%d seconds=%.2f",
-            model.short_name, response.status_code, len(response.content),
+            model.short_name,
+            response.status_code,
+            len(response.content),
             time.monotonic() - started,
         )
         return self._decode(model, response)
@@ -208,7 +135,9 @@ class WorkersAIClient:
             if sniff_type(content):
                 return content
         envelope = _json_or_none(response)
-        if response.status_code != 200 or (envelope is not None and envelope.get("success") is False):
+        if response.status_code != 200 or (
+            envelope is not None and envelope.get("success") is False
+        ):
             raise self._error_from(response.status_code, envelope)
         if envelope is None:
             raise BadResponse(f"HTTP 200 with an unreadable {len(content)}-byte body")

@@ -30,7 +30,9 @@ class Service:
     app: object = None
 
     def get(self, path: str, key: str | None = API_KEY, **kwargs) -> requests.Response:
-        return requests.get(self.url + path, headers=_auth(key, kwargs.pop("headers", {})), timeout=30, **kwargs)
+        return requests.get(
+            self.url + path, headers=_auth(key, kwargs.pop("headers", {})), timeout=30, **kwargs
+        )
 
     def post(self, path: str, body=None, key: str | None = API_KEY, **kwargs) -> requests.Response:
         headers = _auth(key, kwargs.pop("headers", {}))
@@ -38,7 +40,12 @@ class Service:
 
     def chat(self, content, key: str | None = API_KEY, **body) -> requests.Response:
         messages = [{"role": "user", "content": content}]
-        return self.post("/v1/chat/completions", {"messages": messages, **body}, key=key, stream=body.get("stream", False))
+        return self.post(
+            "/v1/chat/completions",
+            {"messages": messages, **body},
+            key=key,
+            stream=body.get("stream", False),
+        )
 
 
 def _auth(key: str | None, headers: dict) -> dict:
@@ -66,7 +73,7 @@ def read_sse(response: requests.Response, started: float) -> list[SSEEvent]:
         if line.startswith(":"):
             events.append(SSEEvent(now, comment=line[1:].strip()))
         elif line.startswith("data: "):
-            events.append(SSEEvent(now, data=line[len("data: "):]))
+            events.append(SSEEvent(now, data=line[len("data: ") :]))
     return events
 
 
@@ -185,7 +192,10 @@ class Gunicorn:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

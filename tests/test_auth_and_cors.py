@@ -25,7 +25,9 @@ def test_wrong_key_is_a_401(service, fake_ai):
 
 
 def test_non_bearer_scheme_is_a_401(service):
-    response = requests.get(service.url + "/v1/models", headers={"Authorization": f"Basic {API_KEY}"})
+    response = requests.get(
+        service.url + "/v1/models", headers={"Authorization": f"Basic {API_KEY}"}
+    )
     assert response.status_code == 401
 
 
@@ -75,7 +77,12 @@ def test_cors_preflight_needs_no_key(service):
 
 @pytest.mark.parametrize(
     "method, path, status",
-    [("GET", "/v1/models", 401), ("GET", "/no/such/path", 404), ("DELETE", "/v1/models", 405), ("POST", "/v1/chat/completions", 400)],
+    [
+        ("GET", "/v1/models", 401),
+        ("GET", "/no/such/path", 404),
+        ("DELETE", "/v1/models", 405),
+        ("POST", "/v1/chat/completions", 400),
+    ],
 )
 def test_cors_headers_are_on_errors_too(service, method, path, status):
     headers = {"Origin": "https://chat.example"}

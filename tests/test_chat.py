@@ -33,7 +33,7 @@ def test_reply_has_the_six_lines_and_a_served_image(service, fake_ai):
     assert lines[4] == "🌟 Image generation successful!"
     url = image_url(content)
     assert url.startswith(service.url + "/image/")
-    image = service.get(url[len(service.url):], key=None)
+    image = service.get(url[len(service.url) :], key=None)
     assert image.status_code == 200
     assert image.headers["Content-Type"] == "image/jpeg"
     assert Image.open(io.BytesIO(image.content)).size == (1024, 1024)
@@ -121,7 +121,9 @@ def test_bad_requests_get_a_400_that_says_what_is_wrong(service, fake_ai, body, 
 
 
 def test_body_that_is_not_json_is_a_400(service):
-    response = service.post("/v1/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"})
+    response = service.post(
+        "/v1/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert "JSON object" in response.json()["error"]["message"]
 
@@ -143,7 +145,11 @@ def test_missing_cloudflare_credentials_answer_503_with_advice(start_service, fa
 
 
 def test_upstream_error_in_a_plain_reply_is_an_http_error(service, fake_ai):
-    fake_ai.script(Scripted(429, 4006, "AiError: you have used up your daily free allocation of 10,000 neurons"))
+    fake_ai.script(
+        Scripted(
+            429, 4006, "AiError: you have used up your daily free allocation of 10,000 neurons"
+        )
+    )
     response = service.chat("a boat")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "insufficient_quota"

@@ -25,7 +25,9 @@ def test_generation_and_streaming_through_gunicorn(gunicorn, service_env, fake_a
     server = gunicorn(service_env)
     response = chat(server.url, API_KEY)
     assert response.status_code == 200
-    url = re.search(r"\((http[^)]+)\)$", response.json()["choices"][0]["message"]["content"]).group(1)
+    url = re.search(r"\((http[^)]+)\)$", response.json()["choices"][0]["message"]["content"]).group(
+        1
+    )
     assert url.startswith(server.url + "/image/")
     assert requests.get(url).headers["Content-Type"] == "image/jpeg"
 
@@ -42,7 +44,12 @@ def test_workers_share_one_created_key(gunicorn, service_env, tmp_path, fake_ai)
     env = {k: v for k, v in service_env.items() if k != "API_KEY"}
     server = gunicorn(env, workers=3)
     key = (tmp_path / "data" / "api_key").read_text().strip()
-    statuses = {requests.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code for _ in range(30)}
+    statuses = {
+        requests.get(
+            f"{server.url}/v1/models", headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        for _ in range(30)
+    }
     assert statuses == {200}
     assert key not in server.log
     assert "api_key" in server.log
@@ -52,7 +59,9 @@ def test_a_restart_keeps_every_image(gunicorn, service_env, fake_ai):
     first = gunicorn(service_env)
     urls = []
     for i in range(3):
-        content = chat(first.url, API_KEY, f"picture {i}").json()["choices"][0]["message"]["content"]
+        content = chat(first.url, API_KEY, f"picture {i}").json()["choices"][0]["message"][
+            "content"
+        ]
         urls.append(re.search(r"/image/[^)]+", content).group(0))
     first.stop()
     second = gunicorn(service_env)
@@ -76,7 +85,11 @@ def test_a_bad_setting_stops_gunicorn_with_one_clear_line(tmp_path, service_env,
     server = Gunicorn(env, tmp_path)
     process = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
-        cwd=tmp_path, env=server.env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert process.returncode != 0
     output = process.stdout + process.stderr

@@ -48,7 +48,15 @@ def test_if_none_match_gives_304(service, fake_ai):
 
 @pytest.mark.parametrize(
     "key",
-    ["doesnotexist", "A" * 32, "..%2F..%2Fetc%2Fpasswd", "../../api_key", "x" * 5000, "%E2%98%83" * 8, "a%00b" * 8],
+    [
+        "doesnotexist",
+        "A" * 32,
+        "..%2F..%2Fetc%2Fpasswd",
+        "../../api_key",
+        "x" * 5000,
+        "%E2%98%83" * 8,
+        "a%00b" * 8,
+    ],
 )
 def test_unknown_or_odd_keys_are_a_json_404(service, key):
     response = service.get(f"/image/{key}", key=None)
@@ -79,5 +87,5 @@ def test_store_evicts_the_oldest_images_beyond_its_size_cap(tmp_path):
     store = ImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
     keys = [store.put(os.urandom(100_000)) for _ in range(40)]  # 4 MB into a 1 MB store
     kept = [key for key in keys if store.get(key) is not None]
-    assert kept == keys[-len(kept):] and 5 <= len(kept) <= 10  # the newest, in order
+    assert kept == keys[-len(kept) :] and 5 <= len(kept) <= 10  # the newest, in order
     assert keys[-1] in kept and keys[0] not in kept

@@ -4,12 +4,18 @@ import time
 
 import pytest
 
-from flux_api.optimizer import DEFAULT_SYSTEM_MESSAGE, chat_completions_url, clean_prompt
+from flux_api.optimizer import (
+    DEFAULT_SYSTEM_MESSAGE,
+    chat_completions_url,
+    clean_prompt,
+)
 from tests.conftest import content_of, read_sse
 from tests.fakes.optimizer import OPTIMIZER_KEY, OPTIMIZER_MODEL
 
 
-@pytest.mark.parametrize("base", ["http://llm.local", "http://llm.local/", "http://llm.local/v1", "http://llm.local/v1/"])
+@pytest.mark.parametrize(
+    "base", ["http://llm.local", "http://llm.local/", "http://llm.local/v1", "http://llm.local/v1/"]
+)
 def test_base_url_works_with_or_without_v1(base):
     assert chat_completions_url(base) == "http://llm.local/v1/chat/completions"
 
@@ -34,7 +40,9 @@ def test_clean_prompt_cuts_at_a_word_boundary_within_the_limit():
     assert cut == "alpha beta"
 
 
-def test_optimized_prompt_is_used_and_reported(start_service, optimizer_env, fake_ai, fake_optimizer):
+def test_optimized_prompt_is_used_and_reported(
+    start_service, optimizer_env, fake_ai, fake_optimizer
+):
     service = start_service(**optimizer_env)
     response = service.chat("一只狐狸在雪地里 16:9")
     assert response.status_code == 200
@@ -55,7 +63,9 @@ def test_optimized_prompt_is_used_and_reported(start_service, optimizer_env, fak
 def test_system_message_can_be_replaced(start_service, optimizer_env, fake_ai, fake_optimizer):
     service = start_service(**optimizer_env, SYSTEM_MESSAGE="Answer with a haiku prompt.")
     service.chat("a fox")
-    assert fake_optimizer.calls[-1]["body"]["messages"][0]["content"] == "Answer with a haiku prompt."
+    assert (
+        fake_optimizer.calls[-1]["body"]["messages"][0]["content"] == "Answer with a haiku prompt."
+    )
 
 
 def test_cf_is_translate_is_an_alias(start_service, optimizer_env, fake_ai, fake_optimizer):
@@ -65,8 +75,18 @@ def test_cf_is_translate_is_an_alias(start_service, optimizer_env, fake_ai, fake
     assert len(fake_optimizer.calls) == 1
 
 
-@pytest.mark.parametrize("mode, reason", [("error", "HTTP 500"), ("garbage", "not a chat completion"), ("empty", "empty prompt"), ("hang", "timed out")])
-def test_failing_optimizer_falls_back_to_the_prompt_as_written(start_service, optimizer_env, fake_ai, fake_optimizer, mode, reason):
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("error", "HTTP 500"),
+        ("garbage", "not a chat completion"),
+        ("empty", "empty prompt"),
+        ("hang", "timed out"),
+    ],
+)
+def test_failing_optimizer_falls_back_to_the_prompt_as_written(
+    start_service, optimizer_env, fake_ai, fake_optimizer, mode, reason
+):
     fake_optimizer.mode = mode
     service = start_service(**optimizer_env)  # OPTIMIZER_TIMEOUT is 1 s
     response = service.chat("a fox in snow 3:2")
@@ -78,7 +98,9 @@ def test_failing_optimizer_falls_back_to_the_prompt_as_written(start_service, op
     assert fake_ai.calls[-1]["fields"]["prompt"] == "a fox in snow"
 
 
-def test_enormous_optimizer_answer_is_cut_to_the_model_limit(start_service, optimizer_env, fake_ai, fake_optimizer):
+def test_enormous_optimizer_answer_is_cut_to_the_model_limit(
+    start_service, optimizer_env, fake_ai, fake_optimizer
+):
     fake_optimizer.mode = "enormous"
     service = start_service(**optimizer_env)
     assert service.chat("a fox").status_code == 200
@@ -92,7 +114,9 @@ def test_wrong_optimizer_key_falls_back(start_service, optimizer_env, fake_ai, f
     assert "HTTP 401" in content
 
 
-def test_optimizer_in_a_stream_reports_the_optimized_prompt(start_service, optimizer_env, fake_ai, fake_optimizer):
+def test_optimizer_in_a_stream_reports_the_optimized_prompt(
+    start_service, optimizer_env, fake_ai, fake_optimizer
+):
     service = start_service(**optimizer_env)
     started = time.monotonic()
     streamed = content_of(read_sse(service.chat("a fox", stream=True), started))

@@ -23,7 +23,7 @@ def served_image(service, content: str, model: str) -> tuple[Image.Image, str, b
     assert response.status_code == 200, response.text
     text = response.json()["choices"][0]["message"]["content"]
     url = re.search(r"\((http[^)]+)\)$", text).group(1)
-    image = service.get(url[len(service.url):], key=None)
+    image = service.get(url[len(service.url) :], key=None)
     return Image.open(io.BytesIO(image.content)), image.headers["Content-Type"], image.content
 
 
@@ -70,7 +70,9 @@ def test_klein_gets_no_steps(service, fake_ai):
     assert fake_ai.calls[-1]["fields"] == {"prompt": "a harbour", "width": 1024, "height": 1024}
 
 
-@pytest.mark.parametrize("model, mime", [(SDXL, "image/png"), (LIGHTNING, "image/jpeg"), (PHOENIX, "image/jpeg")])
+@pytest.mark.parametrize(
+    "model, mime", [(SDXL, "image/png"), (LIGHTNING, "image/jpeg"), (PHOENIX, "image/jpeg")]
+)
 def test_raw_byte_models_are_served_with_their_sniffed_type(service, fake_ai, model, mime):
     _, served_mime, _ = served_image(service, "a harbour 3:4", model)
     assert served_mime == mime

@@ -24,7 +24,9 @@ def test_ci_runs_the_readme_test_command_exactly():
 
 def test_every_setting_is_documented_in_the_table_and_the_example():
     code = (ROOT / "flux_api" / "settings.py").read_text() + (ROOT / "gunicorn.conf.py").read_text()
-    names = set(re.findall(r'["\']([A-Z][A-Z0-9_]{2,})["\']', code))  # every variable is read by name
+    names = set(
+        re.findall(r'["\']([A-Z][A-Z0-9_]{2,})["\']', code)
+    )  # every variable is read by name
     assert {"API_KEY", "CF_API_BASE", "UPSTREAM_TIMEOUT", "PORT", "WEB_CONCURRENCY"} <= names
     table = "\n".join(line for line in README.splitlines() if line.startswith("| `"))
     example = (ROOT / ".env.example").read_text()

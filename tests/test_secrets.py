@@ -6,7 +6,9 @@ from tests.conftest import SECRETS
 from tests.fakes.workers_ai import Scripted
 
 
-def test_secrets_stay_out_of_responses_and_logs(start_service, optimizer_env, fake_ai, fake_optimizer, caplog):
+def test_secrets_stay_out_of_responses_and_logs(
+    start_service, optimizer_env, fake_ai, fake_optimizer, caplog
+):
     caplog.set_level(logging.DEBUG)
     service = start_service(**optimizer_env)
     responses = [
@@ -17,7 +19,10 @@ def test_secrets_stay_out_of_responses_and_logs(start_service, optimizer_env, fa
         service.get("/", key=None),
         service.get("/nope"),
     ]
-    fake_ai.script(Scripted(400, 5006, "AiError: Bad input: nope"), Scripted(401, 10000, "Authentication error"))
+    fake_ai.script(
+        Scripted(400, 5006, "AiError: Bad input: nope"),
+        Scripted(401, 10000, "Authentication error"),
+    )
     responses += [service.chat("a fox"), service.chat("a fox", stream=True)]
     for mode in ("error", "hang", "garbage"):
         fake_optimizer.mode = mode
@@ -33,7 +38,9 @@ def test_secrets_stay_out_of_responses_and_logs(start_service, optimizer_env, fa
         assert secret not in seen
 
 
-def test_unexpected_errors_are_a_bare_500_without_traceback(start_service, fake_ai, caplog, monkeypatch):
+def test_unexpected_errors_are_a_bare_500_without_traceback(
+    start_service, fake_ai, caplog, monkeypatch
+):
     service = start_service()
     pipeline = service.app.extensions["flux_api"].pipeline
 
@@ -44,7 +51,10 @@ def test_unexpected_errors_are_a_bare_500_without_traceback(start_service, fake_
     response = service.chat("a fox")
     assert response.status_code == 500
     assert response.json()["error"] == {
-        "message": "Internal server error.", "type": "server_error", "param": None, "code": "internal_error",
+        "message": "Internal server error.",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
     }
     assert "RuntimeError" in caplog.text
     assert "Traceback" not in caplog.text and "kaboom" not in caplog.text

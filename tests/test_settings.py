@@ -34,7 +34,9 @@ def test_an_ai_gateway_url_needs_no_account_placeholder():
 
 
 def test_image_models_restricts_the_list_and_keeps_the_default_first():
-    settings = load_settings({"IMAGE_MODELS": "phoenix-1.0, @cf/lykon/dreamshaper-8-lcm", "FLUX_MODEL": "flux-2-dev"})
+    settings = load_settings(
+        {"IMAGE_MODELS": "phoenix-1.0, @cf/lykon/dreamshaper-8-lcm", "FLUX_MODEL": "flux-2-dev"}
+    )
     assert [m.id for m in settings.models] == [
         "@cf/black-forest-labs/flux-2-dev",
         "@cf/leonardo/phoenix-1.0",

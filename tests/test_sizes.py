@@ -23,7 +23,11 @@ def test_ratio_is_read_at_the_end_or_after_ar(prompt, text, ratio):
 
 @pytest.mark.parametrize(
     "prompt",
-    ["meet me at 10:30 by the old clock tower", "a 16:9 widescreen television on a desk", "score 3:2."],
+    [
+        "meet me at 10:30 by the old clock tower",
+        "a 16:9 widescreen television on a desk",
+        "score 3:2.",
+    ],
 )
 def test_ratio_elsewhere_in_the_prompt_stays_text(prompt):
     assert parse_ratio(prompt) == (prompt, None)

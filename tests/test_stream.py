@@ -41,14 +41,18 @@ def test_streamed_content_equals_the_plain_reply_apart_from_the_image_key(servic
     assert streamed.rsplit("/image/", 1)[0] == plain.rsplit("/image/", 1)[0]
     assert "📐 Image Specifications: 1024x576" in streamed
     url = streamed.rsplit("(", 1)[1].rstrip(")")
-    assert service.get(url[len(service.url):], key=None).status_code == 200
+    assert service.get(url[len(service.url) :], key=None).status_code == 200
 
 
 def test_progress_arrives_before_the_slow_upstream_finishes(service, fake_ai):
     fake_ai.latency = 1.5
     response, started = stream_chat(service, "a fox")
     events = read_sse(response, started)
-    by_text = {e.json["choices"][0]["delta"].get("content", ""): e.at for e in events if e.data and e.data != "[DONE]" and e.json.get("choices")}
+    by_text = {
+        e.json["choices"][0]["delta"].get("content", ""): e.at
+        for e in events
+        if e.data and e.data != "[DONE]" and e.json.get("choices")
+    }
     original = next(at for text, at in by_text.items() if text.startswith("🎨"))
     size = next(at for text, at in by_text.items() if text.startswith("📐"))
     done = next(at for text, at in by_text.items() if text.startswith("🌟"))
@@ -75,11 +79,17 @@ def test_usage_chunk_only_when_asked(service, fake_ai):
     assert events[-3].json["choices"][0]["finish_reason"] == "stop"
 
     response, started = stream_chat(service, "a fox")
-    assert all("usage" not in e.json for e in read_sse(response, started) if e.data and e.data != "[DONE]")
+    assert all(
+        "usage" not in e.json for e in read_sse(response, started) if e.data and e.data != "[DONE]"
+    )
 
 
 def test_failure_after_the_first_byte_is_a_line_then_an_error_frame_then_done(service, fake_ai):
-    fake_ai.script(Scripted(400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc-123)"))
+    fake_ai.script(
+        Scripted(
+            400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc-123)"
+        )
+    )
     response, started = stream_chat(service, "a fox")
     assert response.status_code == 200
     events = [e for e in read_sse(response, started) if e.data]
@@ -91,7 +101,11 @@ def test_failure_after_the_first_byte_is_a_line_then_an_error_frame_then_done(se
     assert "❌ Image generation failed: " + error["message"] in text
     assert "🌟" not in text
     # the same body the HTTP error would have had
-    fake_ai.script(Scripted(400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc-123)"))
+    fake_ai.script(
+        Scripted(
+            400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc-123)"
+        )
+    )
     assert service.chat("a fox").json() == {"error": error}
 
 

@@ -8,14 +8,54 @@ from tests.fakes.workers_ai import Scripted
 
 CASES = [
     # scripted answer, status, code, words the message must contain, x-should-retry
-    (Scripted(429, 4006, "AiError: you have used up your daily free allocation of 10,000 neurons"), 429, "insufficient_quota", "daily free allocation", "false"),
-    (Scripted(429, 3036, "AiError: Account limited"), 429, "insufficient_quota", "paid plan", "false"),
-    (Scripted(400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc)"), 400, "content_policy_violation", "Rephrase", "false"),
-    (Scripted(400, 7000, "No route for that URI"), 502, "upstream_configuration", "CF_ACCOUNT_ID", "false"),
+    (
+        Scripted(
+            429, 4006, "AiError: you have used up your daily free allocation of 10,000 neurons"
+        ),
+        429,
+        "insufficient_quota",
+        "daily free allocation",
+        "false",
+    ),
+    (
+        Scripted(429, 3036, "AiError: Account limited"),
+        429,
+        "insufficient_quota",
+        "paid plan",
+        "false",
+    ),
+    (
+        Scripted(
+            400, 3030, "AiError: Your output has been flagged for potential NSFW content (abc)"
+        ),
+        400,
+        "content_policy_violation",
+        "Rephrase",
+        "false",
+    ),
+    (
+        Scripted(400, 7000, "No route for that URI"),
+        502,
+        "upstream_configuration",
+        "CF_ACCOUNT_ID",
+        "false",
+    ),
     (Scripted(400, 5007, "No such model"), 502, "upstream_configuration", "FLUX_MODEL", "false"),
-    (Scripted(400, 5006, "AiError: Bad input: must NOT have additional properties (xyz)"), 502, "upstream_rejected_input", "must NOT have additional properties", "false"),
+    (
+        Scripted(400, 5006, "AiError: Bad input: must NOT have additional properties (xyz)"),
+        502,
+        "upstream_rejected_input",
+        "must NOT have additional properties",
+        "false",
+    ),
     (Scripted(413, 3006, "Request is too large"), 400, "request_too_large", "too large", "false"),
-    (Scripted(400, 3030, "AiError: Inference failed (r-1)"), 502, "upstream_error", "Inference failed", None),
+    (
+        Scripted(400, 3030, "AiError: Inference failed (r-1)"),
+        502,
+        "upstream_error",
+        "Inference failed",
+        None,
+    ),
     (Scripted(500, 9999, "something new"), 502, "upstream_error", "something new", None),
     (Scripted(408, 3007, "timeout"), 504, "upstream_timeout", "did not answer", "false"),
     (Scripted(mode="html"), 502, "upstream_bad_response", "not an image", None),

@@ -21,13 +21,17 @@ def test_sse_json_keeps_unicode_readable_and_parses_back():
     frame = wire.sse_json({"content": "🎨 猫"})
     assert frame.startswith("data: ") and frame.endswith("\n\n")
     assert "🎨 猫" in frame
-    assert json.loads(frame[len("data: "):]) == {"content": "🎨 猫"}
+    assert json.loads(frame[len("data: ") :]) == {"content": "🎨 猫"}
 
 
 def test_chunk_and_completion_have_openai_shapes():
     chunk = wire.chunk("id1", "m", {"role": "assistant"})
     assert chunk["object"] == "chat.completion.chunk"
-    assert chunk["choices"][0] == {"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}
+    assert chunk["choices"][0] == {
+        "index": 0,
+        "delta": {"role": "assistant"},
+        "finish_reason": None,
+    }
     usage = wire.usage("abcd" * 3, "x" * 9)
     assert usage == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
     done = wire.completion("id1", "m", "hi", usage)

@@ -35,10 +35,20 @@ class FakeOptimizer:
         body = request.get_json(silent=True) or {}
         self.calls.append({"body": body, "headers": dict(request.headers)})
         if request.headers.get("Authorization") != f"Bearer {OPTIMIZER_KEY}":
-            error = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}
+            error = {
+                "error": {
+                    "message": "Incorrect API key provided",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            }
             return Response(json.dumps(error), status=401, mimetype="application/json")
         if self.mode == "error":
-            return Response('{"error": {"message": "boom", "type": "server_error"}}', status=500, mimetype="application/json")
+            return Response(
+                '{"error": {"message": "boom", "type": "server_error"}}',
+                status=500,
+                mimetype="application/json",
+            )
         if self.mode == "hang":
             time.sleep(3600)
         if self.mode == "garbage":
@@ -54,7 +64,13 @@ class FakeOptimizer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         }
         return Response(json.dumps(answer), mimetype="application/json")

@@ -12,7 +12,9 @@ class BackgroundServer:
         self._server = make_server(host, 0, app, threaded=True)
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def __enter__(self) -> "BackgroundServer":
         self._thread.start()

@@ -35,20 +35,118 @@ class Schema:
 
 _TEXT = None
 SCHEMAS = {
-    "@cf/black-forest-labs/flux-1-schnell": Schema(False, {"prompt": _TEXT, "steps": (1, 8)}, "steps", None, True),
-    "@cf/black-forest-labs/flux-2-dev": Schema(True, {"prompt": _TEXT, "steps": (1, 50), "width": (256, 1920), "height": (256, 1920)}, "steps", (256, 1920), True),
-    "@cf/black-forest-labs/flux-2-klein-4b": Schema(True, {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)}, None, (256, 1920), True),
-    "@cf/black-forest-labs/flux-2-klein-9b": Schema(True, {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)}, None, (256, 1920), True),
-    "@cf/stabilityai/stable-diffusion-xl-base-1.0": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (0, 30), "seed": (0, 2**32), "num_steps": (1, 20), "width": (256, 2048), "height": (256, 2048)}, "num_steps", (256, 2048), False, "PNG"),
-    "@cf/bytedance/stable-diffusion-xl-lightning": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (0, 30), "seed": (0, 2**32), "num_steps": (1, 20), "width": (256, 2048), "height": (256, 2048)}, "num_steps", (256, 2048), False, "JPEG"),
-    "@cf/lykon/dreamshaper-8-lcm": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (0, 30), "seed": (0, 2**32), "num_steps": (1, 20), "width": (256, 2048), "height": (256, 2048)}, "num_steps", (256, 2048), False, "PNG"),
-    "@cf/leonardo/phoenix-1.0": Schema(False, {"prompt": _TEXT, "negative_prompt": _TEXT, "guidance": (2, 10), "seed": (0, 2**32), "num_steps": (1, 50), "width": (0, 2048), "height": (0, 2048)}, "num_steps", (0, 2048), False, "JPEG"),
-    "@cf/leonardo/lucid-origin": Schema(False, {"prompt": _TEXT, "guidance": (0, 10), "seed": (0, 2**32), "steps": (1, 40), "width": (0, 2500), "height": (0, 2500)}, "steps", (0, 2500), True),
+    "@cf/black-forest-labs/flux-1-schnell": Schema(
+        False, {"prompt": _TEXT, "steps": (1, 8)}, "steps", None, True
+    ),
+    "@cf/black-forest-labs/flux-2-dev": Schema(
+        True,
+        {"prompt": _TEXT, "steps": (1, 50), "width": (256, 1920), "height": (256, 1920)},
+        "steps",
+        (256, 1920),
+        True,
+    ),
+    "@cf/black-forest-labs/flux-2-klein-4b": Schema(
+        True,
+        {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)},
+        None,
+        (256, 1920),
+        True,
+    ),
+    "@cf/black-forest-labs/flux-2-klein-9b": Schema(
+        True,
+        {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)},
+        None,
+        (256, 1920),
+        True,
+    ),
+    "@cf/stabilityai/stable-diffusion-xl-base-1.0": Schema(
+        False,
+        {
+            "prompt": _TEXT,
+            "negative_prompt": _TEXT,
+            "guidance": (0, 30),
+            "seed": (0, 2**32),
+            "num_steps": (1, 20),
+            "width": (256, 2048),
+            "height": (256, 2048),
+        },
+        "num_steps",
+        (256, 2048),
+        False,
+        "PNG",
+    ),
+    "@cf/bytedance/stable-diffusion-xl-lightning": Schema(
+        False,
+        {
+            "prompt": _TEXT,
+            "negative_prompt": _TEXT,
+            "guidance": (0, 30),
+            "seed": (0, 2**32),
+            "num_steps": (1, 20),
+            "width": (256, 2048),
+            "height": (256, 2048),
+        },
+        "num_steps",
+        (256, 2048),
+        False,
+        "JPEG",
+    ),
+    "@cf/lykon/dreamshaper-8-lcm": Schema(
+        False,
+        {
+            "prompt": _TEXT,
+            "negative_prompt": _TEXT,
+            "guidance": (0, 30),
+            "seed": (0, 2**32),
+            "num_steps": (1, 20),
+            "width": (256, 2048),
+            "height": (256, 2048),
+        },
+        "num_steps",
+        (256, 2048),
+        False,
+        "PNG",
+    ),
+    "@cf/leonardo/phoenix-1.0": Schema(
+        False,
+        {
+            "prompt": _TEXT,
+            "negative_prompt": _TEXT,
+            "guidance": (2, 10),
+            "seed": (0, 2**32),
+            "num_steps": (1, 50),
+            "width": (0, 2048),
+            "height": (0, 2048),
+        },
+        "num_steps",
+        (0, 2048),
+        False,
+        "JPEG",
+    ),
+    "@cf/leonardo/lucid-origin": Schema(
+        False,
+        {
+            "prompt": _TEXT,
+            "guidance": (0, 10),
+            "seed": (0, 2**32),
+            "steps": (1, 40),
+            "width": (0, 2500),
+            "height": (0, 2500),
+        },
+        "steps",
+        (0, 2500),
+        True,
+    ),
 }
 
 
 def envelope_error(status: int, code: int, message: str) -> Response:
-    body = {"success": False, "errors": [{"code": code, "message": message}], "result": None, "messages": []}
+    body = {
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "result": None,
+        "messages": [],
+    }
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
@@ -95,7 +193,11 @@ class FakeWorkersAI:
         return app
 
     def handle(self, account: str, model: str) -> Response:
-        call = {"model": model, "headers": dict(request.headers), "content_type": request.content_type or ""}
+        call = {
+            "model": model,
+            "headers": dict(request.headers),
+            "content_type": request.content_type or "",
+        }
         self.calls.append(call)
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return envelope_error(401, 10000, "Authentication error")
@@ -114,12 +216,21 @@ class FakeWorkersAI:
             time.sleep(delay)
         if scripted is not None:
             return self._misbehave(scripted)
-        width, height = (fields.get("width", 1024), fields.get("height", 1024)) if schema.size_range else (1024, 1024)
+        width, height = (
+            (fields.get("width", 1024), fields.get("height", 1024))
+            if schema.size_range
+            else (1024, 1024)
+        )
         image = render_image(int(width), int(height), schema.image_format)
         if not schema.envelope:
             mime = "image/png" if schema.image_format == "PNG" else "image/jpeg"
             return Response(image, mimetype=mime)
-        body = {"result": {"image": base64.b64encode(image).decode()}, "success": True, "errors": [], "messages": []}
+        body = {
+            "result": {"image": base64.b64encode(image).decode()},
+            "success": True,
+            "errors": [],
+            "messages": [],
+        }
         return Response(json.dumps(body), mimetype="application/json")
 
     def _read_fields(self, schema: Schema) -> tuple[dict, str | None]:
@@ -141,7 +252,9 @@ class FakeWorkersAI:
             if name not in schema.fields:
                 return fields, f"must NOT have additional properties: '{name}'"
             bounds = schema.fields[name]
-            if bounds is not None and (not isinstance(value, (int, float)) or not bounds[0] <= value <= bounds[1]):
+            if bounds is not None and (
+                not isinstance(value, (int, float)) or not bounds[0] <= value <= bounds[1]
+            ):
                 return fields, f"'{name}' must be between {bounds[0]} and {bounds[1]}"
         prompt = fields.get("prompt")
         if not isinstance(prompt, str) or not 1 <= len(prompt) <= 2048:
@@ -156,7 +269,12 @@ class FakeWorkersAI:
         if scripted.mode == "truncated":
             return Response('{"result": {"image": "/9j/4AAQ', mimetype="application/json")
         if scripted.mode == "not_image":
-            body = {"result": {"image": base64.b64encode(b"hello, not an image").decode()}, "success": True, "errors": [], "messages": []}
+            body = {
+                "result": {"image": base64.b64encode(b"hello, not an image").decode()},
+                "success": True,
+                "errors": [],
+                "messages": [],
+            }
             return Response(json.dumps(body), mimetype="application/json")
         if scripted.mode == "raw_text":
             return Response("plain text", status=scripted.status, mimetype="text/plain")
@@ -173,7 +291,10 @@ def render_image(width: int, height: int, fmt: str = "JPEG") -> bytes:
         image = Image.new("RGB", (width, height), (40, 90, 160))
         draw = ImageDraw.Draw(image)
         draw.rectangle([0, 0, width // 8, height - 1], fill=(220, 60, 40))  # left band
-        draw.ellipse([width // 2 - 40, height // 2 - 40, width // 2 + 40, height // 2 + 40], fill=(250, 220, 60))
+        draw.ellipse(
+            [width // 2 - 40, height // 2 - 40, width // 2 + 40, height // 2 + 40],
+            fill=(250, 220, 60),
+        )
         out = io.BytesIO()
         image.save(out, format=fmt, quality=90) if fmt == "JPEG" else image.save(out, format=fmt)
         _RENDERED[key] = out.getvalue()
