@@ -26,7 +26,7 @@ KEY_FILE = "api_key"
 
 def load_or_create_key(data_dir: Path) -> str:
     """Read DATA_DIR/api_key, creating it (mode 0600) if no worker has yet."""
-    path = Path(data_dir) / KEY_FILE
+    path = (Path(data_dir) / KEY_FILE).absolute()
     try:
         return _read_or_create(path)
     except OSError as exc:

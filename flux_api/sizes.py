@@ -60,7 +60,10 @@ def size_for_ratio(ratio: Ratio | None) -> tuple[int, int]:
     if ratio is None:
         return DEFAULT_SIZE
     if ratio.width == 0 or ratio.height == 0:
-        raise invalid_request(f"Aspect ratio {ratio} is not valid: both sides must be above 0.")
+        raise invalid_request(
+            f"Aspect ratio {ratio} is not valid: both sides must be above 0.",
+            code="invalid_aspect_ratio",
+        )
     divisor = gcd(ratio.width, ratio.height)
     reduced = (ratio.width // divisor, ratio.height // divisor)
     if reduced in PRESETS:
@@ -69,7 +72,8 @@ def size_for_ratio(ratio: Ratio | None) -> tuple[int, int]:
     if long > MAX_RATIO * short:
         raise invalid_request(
             f"Aspect ratio {ratio} is outside the supported range: use a ratio from 1:4 to 4:1, "
-            "such as 16:9 or 2:3, at the end of the prompt."
+            "such as 16:9 or 2:3, at the end of the prompt.",
+            code="invalid_aspect_ratio",
         )
     short_side = max(MIN_SIDE, round(LONG_SIDE * short / long / STEP) * STEP)
     return (LONG_SIDE, short_side) if reduced[0] >= reduced[1] else (short_side, LONG_SIDE)

@@ -299,3 +299,24 @@ def render_image(width: int, height: int, fmt: str = "JPEG") -> bytes:
         image.save(out, format=fmt, quality=90) if fmt == "JPEG" else image.save(out, format=fmt)
         _RENDERED[key] = out.getvalue()
     return _RENDERED[key]
+
+
+def main() -> None:
+    """Run the fake on its own, for trying the service by hand or benchmarking it."""
+    import argparse
+
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per generation")
+    parser.add_argument("--jitter", type=float, default=0.0, help="± seconds, uniform")
+    args = parser.parse_args()
+    fake = FakeWorkersAI(latency=args.latency, jitter=args.jitter)
+    print(f"CF_API_BASE=http://127.0.0.1:{args.port}/client/v4/accounts/{{account_id}}/ai/run")
+    print(f"CF_ACCOUNT_ID={ACCOUNT_ID} CF_API_TOKEN={TOKEN}")
+    run_simple("127.0.0.1", args.port, fake.app(), threaded=True)
+
+
+if __name__ == "__main__":
+    main()
