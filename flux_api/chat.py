@@ -3,16 +3,12 @@ its two deliveries (one JSON object, or an SSE stream fed stage by stage)."""
 
 from __future__ import annotations
 
-import logging
 import queue
-import threading
 from typing import Iterator
 
 from . import wire
-from .errors import api_error_for, invalid_request, log_unexpected
+from .errors import api_error_for, invalid_request
 from .pipeline import GeneratedImage, Pipeline, Plan, PromptChoice
-
-log = logging.getLogger(__name__)
 
 
 def prompt_from_messages(messages: object) -> str:
@@ -90,9 +86,7 @@ def stream(
     then finish (or an in-band error), optional usage, and [DONE]."""
     cid, model = wire.completion_id(), plan.model.id
     reply = Reply(plan)
-    events: queue.Queue = queue.Queue()
-    worker = threading.Thread(target=_run_into, args=(pipeline, plan, events), daemon=True)
-    worker.start()
+    events = pipeline.run_in_background(plan)
 
     yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))
     for piece in reply.start():
@@ -118,14 +112,3 @@ def stream(
     if include_usage:
         yield wire.sse_json(wire.usage_chunk(cid, model, wire.usage(plan.prompt, reply.content)))
     yield wire.DONE
-
-
-def _run_into(pipeline: Pipeline, plan: Plan, events: queue.Queue) -> None:
-    """Run the pipeline on its own thread so the stream can send keep-alives meanwhile."""
-    try:
-        for event in pipeline.run(plan):
-            events.put(event)
-    except Exception as exc:  # every failure is reported in-band; unexpected ones are logged
-        if api_error_for(exc).status == 500:
-            log_unexpected(exc)
-        events.put(exc)

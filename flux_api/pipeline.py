@@ -8,13 +8,15 @@ is what lets the chat stream report progress as it happens.
 from __future__ import annotations
 
 import logging
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
 from PIL import Image
 
-from .errors import invalid_request
+from .errors import api_error_for, invalid_request, log_unexpected
 from .imaging import fit, image_size
 from .models import ModelProfile, find_model
 from .optimizer import OptimizerClient, OptimizerError
@@ -64,6 +66,10 @@ class Pipeline:
         self.workers_ai = workers_ai
         self.store = store
         self.optimizer = optimizer
+        # Streams run their generation here so the request thread can send keep-alives. A pool
+        # (threads made on demand, then reused) keeps each thread's upstream sessions warm.
+        # The default pool size (cores + 4) would queue streams, so allow many more.
+        self._background = ThreadPoolExecutor(max_workers=256, thread_name_prefix="generation")
 
     def resolve_model(self, name: object) -> ModelProfile:
         """A listed model by id or short name; anything else (gpt-4o, dall-e-3…) is the default."""
@@ -112,6 +118,22 @@ class Pipeline:
             time.monotonic() - started,
         )
         yield image
+
+    def run_in_background(self, plan: Plan) -> queue.Queue:
+        """Start `run` on a pool thread; its events, or the exception that ended it, arrive on
+        the returned queue."""
+        events: queue.Queue = queue.Queue()
+        self._background.submit(self._run_into, plan, events)
+        return events
+
+    def _run_into(self, plan: Plan, events: queue.Queue) -> None:
+        try:
+            for event in self.run(plan):
+                events.put(event)
+        except Exception as exc:  # reported in-band by the stream; bugs are logged here
+            if api_error_for(exc).status == 500:
+                log_unexpected(exc)
+            events.put(exc)
 
     def choose_prompt(self, plan: Plan) -> PromptChoice:
         if self.optimizer is None:

@@ -1,6 +1,7 @@
 """stream: true — progress as it happens, keep-alives while waiting, errors in-band."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.conftest import content_of, read_sse
 from tests.fakes.workers_ai import Scripted
@@ -122,3 +123,12 @@ def test_stream_error_frame_for_an_unreachable_upstream(start_service, fake_ai):
     events = [e for e in read_sse(response, started) if e.data]
     assert events[-2].json["error"]["code"] == "upstream_unavailable"
     assert events[-1].data == "[DONE]"
+
+
+def test_concurrent_streams_generate_at_the_same_time(service, fake_ai):
+    fake_ai.latency = 1.0
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        texts = list(pool.map(lambda i: service.chat(f"fox {i}", stream=True).text, range(20)))
+    assert time.monotonic() - started < 3.0  # twenty 1-second generations, not one after another
+    assert all(text.endswith("data: [DONE]\n\n") and "🌟" in text for text in texts)
