@@ -11,7 +11,8 @@ import logging
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from math import gcd
 from typing import Iterator
 
 from PIL import Image
@@ -21,7 +22,7 @@ from .imaging import fit, image_size
 from .models import ModelProfile, find_model
 from .optimizer import OptimizerClient, OptimizerError
 from .settings import Settings
-from .sizes import Ratio, parse_ratio, size_for_ratio, upstream_size
+from .sizes import parse_ratio, size_for_ratio, upstream_size
 from .store import ImageStore
 from .workers_ai import WorkersAIClient
 from .workers_ai_errors import BadResponse, NotConfigured
@@ -35,10 +36,18 @@ ORIGINAL_PROMPT = "Original Prompt"
 class Plan:
     original_prompt: str  # as the person wrote it, ratio included
     prompt: str  # without the ratio
-    ratio: Ratio | None
-    size: tuple[int, int]
+    size: tuple[int, int]  # of the image served
     model: ModelProfile
     base_url: str  # where /image/<key> is served from
+    steps: int | None = None  # overrides the default steps (Images API `steps`)
+    # Optional fields (seed, negative_prompt); only those the model's schema takes are sent.
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def aspect_ratio(self) -> str:
+        width, height = self.size
+        divisor = gcd(width, height)
+        return f"{width // divisor}:{height // divisor}"
 
 
 @dataclass(frozen=True)
@@ -79,29 +88,58 @@ class Pipeline:
         return model
 
     def plan(self, text: str, model_name: object, base_url: str) -> Plan:
-        """Validate a request and work out what to generate; raises APIError on bad input."""
+        """Plan a chat request: the size comes from a ratio at the end of the prompt."""
         original = text.strip()
         prompt, ratio = parse_ratio(original)
         size = size_for_ratio(ratio)
+        model = self.resolve_model(model_name)
+        self._check(prompt, model, param="messages")
+        return Plan(original, prompt, size, model, base_url.rstrip("/"))
+
+    def plan_images(
+        self,
+        text: str,
+        model_name: object,
+        size: tuple[int, int] | None,
+        base_url: str,
+        *,
+        steps: int | None = None,
+        extras: dict | None = None,
+    ) -> Plan:
+        """Plan an Images API request: `size` is given, or None ("auto": the chat rules)."""
+        original = text.strip()
+        prompt, ratio = parse_ratio(original) if size is None else (original, None)
+        model = self.resolve_model(model_name)
+        self._check(prompt, model, param="prompt")
+        return Plan(
+            original,
+            prompt,
+            size or size_for_ratio(ratio),
+            model,
+            base_url.rstrip("/"),
+            steps=steps,
+            extras=dict(extras or {}),
+        )
+
+    def _check(self, prompt: str, model: ModelProfile, param: str) -> None:
+        """What can fail before any work starts fails here, before a stream's first byte."""
         if not prompt:
             raise invalid_request(
                 "The prompt is empty: describe the image you want, optionally ending with a "
                 "ratio such as 16:9.",
-                param="messages",
+                param=param,
             )
-        model = self.resolve_model(model_name)
         if len(prompt) > model.prompt_limit:
             raise invalid_request(
                 f"The prompt is {len(prompt)} characters long; {model.short_name} accepts at "
                 f"most {model.prompt_limit}. Shorten it.",
-                param="messages",
+                param=param,
                 code="prompt_too_long",
             )
         if not self.workers_ai.configured:
             raise NotConfigured(
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
             )
-        return Plan(original, prompt, ratio, size, model, base_url.rstrip("/"))
 
     def run(self, plan: Plan) -> Iterator[PromptChoice | GeneratedImage]:
         """Yield the prompt choice, then the stored image. Upstream errors propagate."""
@@ -109,7 +147,7 @@ class Pipeline:
         choice = self.choose_prompt(plan)
         optimized_at = time.monotonic()
         yield choice
-        image = self.generate(plan, choice.prompt)
+        image = self.store_image(plan, self.render(plan, choice.prompt))
         log.info(
             "generation model=%s size=%dx%d optimizer_s=%.2f total_s=%.2f",
             plan.model.short_name,
@@ -138,9 +176,10 @@ class Pipeline:
     def choose_prompt(self, plan: Plan) -> PromptChoice:
         if self.optimizer is None:
             return PromptChoice(plan.prompt, ORIGINAL_PROMPT)
-        ratio = str(plan.ratio) if plan.ratio else "1:1"
         try:
-            better = self.optimizer.optimize(plan.prompt, ratio, plan.model.prompt_limit)
+            better = self.optimizer.optimize(
+                plan.prompt, plan.aspect_ratio, plan.model.prompt_limit
+            )
         except OptimizerError as exc:
             log.warning("optimizer failed (%s); using the prompt as written", exc)
             return PromptChoice(
@@ -149,12 +188,19 @@ class Pipeline:
             )
         return PromptChoice(better, self.optimizer.model)
 
-    def generate(self, plan: Plan, prompt: str) -> GeneratedImage:
+    def render(self, plan: Plan, prompt: str) -> bytes:
+        """One image at exactly `plan.size`: generated, then cropped and resized if need be."""
         model = plan.model
-        steps = self.settings.flux_num_steps if model.uses_flux_steps else None
+        steps = plan.steps
+        if steps is None and model.uses_flux_steps:
+            steps = self.settings.flux_num_steps
         started = time.monotonic()
         data = self.workers_ai.generate(
-            model, prompt, size=upstream_size(plan.size, model.size_range), steps=steps
+            model,
+            prompt,
+            size=upstream_size(plan.size, model.size_range),
+            steps=steps,
+            extras=plan.extras,
         )
         generated_at = time.monotonic()
         try:
@@ -162,14 +208,24 @@ class Pipeline:
                 data = fit(data, plan.size)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise BadResponse("the image could not be decoded") from exc
-        fitted_at = time.monotonic()
-        key = self.store.put(data)
         log.info(
-            "image key=%s… upstream_s=%.2f fit_s=%.3f store_s=%.3f bytes=%d",
-            key[:6],
+            "render model=%s upstream_s=%.2f fit_s=%.3f bytes=%d",
+            model.short_name,
             generated_at - started,
-            fitted_at - generated_at,
-            time.monotonic() - fitted_at,
+            time.monotonic() - generated_at,
             len(data),
         )
+        return data
+
+    def render_many(self, plan: Plan, prompt: str, count: int) -> list[bytes]:
+        """`count` images from concurrent upstream calls; the first failure fails them all."""
+        if count == 1:
+            return [self.render(plan, prompt)]
+        futures = [self._background.submit(self.render, plan, prompt) for _ in range(count)]
+        return [future.result() for future in futures]
+
+    def store_image(self, plan: Plan, data: bytes) -> GeneratedImage:
+        started = time.monotonic()
+        key = self.store.put(data)
+        log.info("stored key=%s… store_s=%.3f", key[:6], time.monotonic() - started)
         return GeneratedImage(key, f"{plan.base_url}/image/{key}", plan.size)

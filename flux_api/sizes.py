@@ -27,6 +27,7 @@ MAX_RATIO = 4  # from 1:4 to 4:1
 LONG_SIDE = 1024
 STEP = 64
 MIN_SIDE = 256
+MAX_SIDE = 2048  # largest side the Images API accepts
 
 _COLON = r"[:：]"  # ASCII or full-width colon, as typed on CJK keyboards
 _AR_FLAG = re.compile(
@@ -79,11 +80,32 @@ def size_for_ratio(ratio: Ratio | None) -> tuple[int, int]:
     return (LONG_SIDE, short_side) if reduced[0] >= reduced[1] else (short_side, LONG_SIDE)
 
 
+def parse_size(text: object) -> tuple[int, int] | None:
+    """An Images API `size`: "WxH" with each side from 256 to 2048, or "auto" / absent (None)."""
+    if text is None or text == "auto":
+        return None
+    match = (
+        re.fullmatch(r"\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*", text)
+        if isinstance(text, str)
+        else None
+    )
+    if match:
+        width, height = int(match.group(1)), int(match.group(2))
+        if MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE:
+            return width, height
+    raise invalid_request(
+        f'size must be "WxH" with each side from {MIN_SIDE} to {MAX_SIDE} (such as '
+        f'"1024x576"), or "auto"; got {text!r}.',
+        param="size",
+        code="invalid_size",
+    )
+
+
 def upstream_size(
     target: tuple[int, int], size_range: tuple[int, int] | None
 ) -> tuple[int, int] | None:
-    """The size to ask a model for: the target itself when it fits the model's range, else the
-    nearest size with the same ratio that does (the result is then cropped and resized).
+    """The size to ask a model for: the target itself when the model takes it, else the nearest
+    size with about the same ratio that it does (the answer is then cropped and resized).
     None for models that take no size."""
     if size_range is None:
         return None
@@ -94,11 +116,9 @@ def upstream_size(
         scale = high / max(width, height)
     elif min(width, height) < low:
         scale = low / min(width, height)
-    if scale == 1.0:
-        return target
 
     def scaled(side: int) -> int:
         # Multiples of 8 keep diffusion models happy; clamp again after rounding.
-        return max(low, min(high, int(side * scale) // 8 * 8))
+        return max(low, min(high, round(side * scale / 8) * 8))
 
     return scaled(width), scaled(height)

@@ -47,7 +47,7 @@ def test_unexpected_errors_are_a_bare_500_without_traceback(
     def broken(*args, **kwargs):
         raise RuntimeError(f"kaboom with {SECRETS[0]}")
 
-    monkeypatch.setattr(pipeline, "generate", broken)
+    monkeypatch.setattr(pipeline, "render", broken)
     response = service.chat("a fox")
     assert response.status_code == 500
     assert response.json()["error"] == {
