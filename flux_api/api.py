@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from . import chat, wire
+from . import chat, images, tasks, wire
 from .errors import APIError, invalid_request
 from .imaging import sniff_type
 from .services import Services
@@ -64,20 +64,40 @@ def get_model(model_id: str):
 def chat_completions():
     body = json_body()
     prompt = chat.prompt_from_messages(body.get("messages"))
-    pipeline = services().pipeline
-    plan = pipeline.plan(prompt, body.get("model"), public_base_url())
-    if body.get("stream") is not True:
-        return jsonify(chat.complete(pipeline, plan))
+    pipeline, settings = services().pipeline, services().settings
+    streamed = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    frames = chat.stream(
-        pipeline, plan, include_usage=include_usage, heartbeat=services().settings.stream_heartbeat
+    if settings.skip_task_prompts and tasks.is_task_prompt(prompt):
+        model = pipeline.resolve_model(body.get("model")).id
+        answer = tasks.task_reply(prompt)
+        if streamed:
+            return event_stream(
+                chat.stream_text(model, prompt, answer, include_usage=include_usage)
+            )
+        return jsonify(chat.text_completion(model, prompt, answer))
+    plan = pipeline.plan(prompt, body.get("model"), public_base_url())
+    if not streamed:
+        return jsonify(chat.complete(pipeline, plan))
+    return event_stream(
+        chat.stream(
+            pipeline, plan, include_usage=include_usage, heartbeat=settings.stream_heartbeat
+        )
     )
+
+
+def event_stream(frames) -> Response:
     return Response(
         frames,
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@bp.post("/v1/images/generations")
+def images_generations():
+    request_ = images.parse_request(json_body(), services().settings.images_max_n)
+    return jsonify(images.generate(services().pipeline, request_, public_base_url()))
 
 
 @bp.get("/image/<path:key>")

@@ -108,7 +108,23 @@ def stream(
             yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
         if isinstance(event, GeneratedImage):
             break
+    yield from _closing(cid, model, wire.usage(plan.prompt, reply.content), include_usage)
+
+
+def text_completion(model: str, prompt: str, text: str) -> dict:
+    """A plain text answer (no image), in the same shape as an image reply."""
+    return wire.completion(wire.completion_id(), model, text, wire.usage(prompt, text))
+
+
+def stream_text(model: str, prompt: str, text: str, *, include_usage: bool) -> Iterator[str]:
+    cid = wire.completion_id()
+    yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))
+    yield wire.sse_json(wire.chunk(cid, model, {"content": text}))
+    yield from _closing(cid, model, wire.usage(prompt, text), include_usage)
+
+
+def _closing(cid: str, model: str, usage: dict, include_usage: bool) -> Iterator[str]:
     yield wire.sse_json(wire.chunk(cid, model, {}, finish_reason="stop"))
     if include_usage:
-        yield wire.sse_json(wire.usage_chunk(cid, model, wire.usage(plan.prompt, reply.content)))
+        yield wire.sse_json(wire.usage_chunk(cid, model, usage))
     yield wire.DONE

@@ -46,6 +46,8 @@ class Settings:
     optimizer_timeout: float = 30.0
     stream_heartbeat: float = 10.0
     upstream_retry_backoff: float = 0.5
+    images_max_n: int = 4
+    skip_task_prompts: bool = True
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -159,4 +161,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         optimizer_timeout=_number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),
         stream_heartbeat=_number(env, "STREAM_HEARTBEAT", 10.0, float, 0.1),
         upstream_retry_backoff=_number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
+        images_max_n=_number(env, "IMAGES_MAX_N", 4),
+        skip_task_prompts=_bool(env, "SKIP_TASK_PROMPTS", True),
     )

@@ -1,0 +1,104 @@
+"""POST /v1/images/generations: OpenAI's Images API on top of the pipeline.
+
+Clients (NextChat, Open WebUI, LibreChat, the openai SDK) send DALL·E or gpt-image bodies; the
+fields this service has no use for are accepted and ignored, so they work unmodified.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+
+from .errors import invalid_request
+from .imaging import sniff_type
+from .pipeline import Pipeline
+from .sizes import parse_size
+
+# Accepted for compatibility and ignored: quality, style, user, background, output_format,
+# output_compression, moderation (and any other field OpenAI may add).
+RESPONSE_FORMATS = ("url", "b64_json")
+
+
+@dataclass(frozen=True)
+class ImagesRequest:
+    prompt: str
+    model: object
+    n: int
+    size: tuple[int, int] | None
+    response_format: str
+    steps: int | None
+    extras: dict
+
+
+def _int_field(body: dict, name: str, minimum: int, maximum: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise invalid_request(f"`{name}` must be a whole number {bounds}.", param=name)
+    return value
+
+
+def parse_request(body: dict, max_n: int) -> ImagesRequest:
+    """Check every field a client may get wrong, naming it in `param`."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid_request("`prompt` is required: describe the image you want.", param="prompt")
+    model = body.get("model")
+    response_format = body.get("response_format")
+    if response_format is None:
+        # gpt-image models only ever answer base64, and the clients that use them expect it.
+        wants_b64 = isinstance(model, str) and model.startswith("gpt-image")
+        response_format = "b64_json" if wants_b64 else "url"
+    if response_format not in RESPONSE_FORMATS:
+        raise invalid_request(
+            '`response_format` must be "url" or "b64_json".', param="response_format"
+        )
+    negative = body.get("negative_prompt")
+    if negative is not None and not isinstance(negative, str):
+        raise invalid_request("`negative_prompt` must be a string.", param="negative_prompt")
+    extras = {"seed": _int_field(body, "seed", 0, 2**32 - 1), "negative_prompt": negative}
+    return ImagesRequest(
+        prompt=prompt,
+        model=model,
+        n=_int_field(body, "n", 1, max_n) or 1,
+        size=parse_size(body.get("size")),
+        response_format=response_format,
+        steps=_int_field(body, "steps", 1),
+        extras={k: v for k, v in extras.items() if v is not None},
+    )
+
+
+def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str) -> dict:
+    """Generate all `n` images, then store them: if any fails, nothing is stored."""
+    plan = pipeline.plan_images(
+        request.prompt,
+        request.model,
+        request.size,
+        base_url,
+        steps=request.steps,
+        extras=request.extras,
+    )
+    prompt = pipeline.choose_prompt(plan).prompt
+    images = pipeline.render_many(plan, prompt, request.n)
+    if request.response_format == "b64_json":
+        data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
+    else:
+        data = [{"url": pipeline.store_image(plan, image).url} for image in images]
+    for item in data:
+        item["revised_prompt"] = prompt
+    width, height = plan.size
+    image_type = sniff_type(images[0]) or "image/png"
+    return {
+        "created": int(time.time()),
+        "data": data,
+        "size": f"{width}x{height}",
+        "output_format": image_type.split("/")[1],
+    }

@@ -1,0 +1,35 @@
+"""Open WebUI's background tasks: titles, tags, follow-ups… sent to the chat model itself.
+
+Their prompts start with "### Task:". Generating an image for them would waste quota and put
+stray pictures in the chat, so they get a short answer in the JSON shape Open WebUI asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+TASK_MARKER = "### Task:"
+_FIRST_USER_LINE = re.compile(r"^\s*USER:\s*(.+)$", re.M)
+
+
+def is_task_prompt(text: str) -> bool:
+    return text.lstrip().startswith(TASK_MARKER)
+
+
+def task_reply(text: str) -> str:
+    """A small, valid answer to the task, without calling any upstream."""
+    task = text.lstrip()[len(TASK_MARKER) :].strip().split("\n\n", 1)[0].lower()
+    if "title" in task:
+        first = _FIRST_USER_LINE.search(text)
+        words = first.group(1).split()[:5] if first else ["Image", "generation"]
+        return json.dumps({"title": "🎨 " + " ".join(words)}, ensure_ascii=False)
+    if "tags" in task:
+        return json.dumps({"tags": ["Image generation"]})
+    if "follow-up" in task or "follow up" in task:
+        return json.dumps({"follow_ups": []})
+    if "quer" in task:  # search / retrieval queries
+        return json.dumps({"queries": []})
+    if "emoji" in task:
+        return "🎨"
+    return "This model generates images; send it a description of the picture you want."
