@@ -68,5 +68,9 @@ class ImageStore:
             return None
         return StoredImage(data=data, expires_at=expires_at)
 
+    def __len__(self) -> int:
+        """How many images are stored (expired ones not yet removed included)."""
+        return len(self._cache)
+
     def close(self) -> None:
         self._cache.close()

@@ -1,0 +1,215 @@
+"""POST /v1/images/generations against the fake Workers AI, through the service's real port."""
+
+import base64
+import io
+import time
+
+import pytest
+from PIL import Image
+
+from tests.fakes.workers_ai import Scripted
+
+SCHNELL = "@cf/black-forest-labs/flux-1-schnell"
+FLUX2_DEV = "@cf/black-forest-labs/flux-2-dev"
+SDXL = "@cf/stabilityai/stable-diffusion-xl-base-1.0"
+
+
+def generate(service, **body):
+    return service.post("/v1/images/generations", {"prompt": "a lighthouse at dawn", **body})
+
+
+def pictures(service, response) -> list[tuple[Image.Image, str]]:
+    """Every image of an answer, fetched or decoded, with its content type."""
+    out = []
+    for item in response.json()["data"]:
+        if "url" in item:
+            fetched = service.get(item["url"][len(service.url) :], key=None)
+            out.append((Image.open(io.BytesIO(fetched.content)), fetched.headers["Content-Type"]))
+        else:
+            data = base64.b64decode(item["b64_json"])
+            out.append(
+                (Image.open(io.BytesIO(data)), Image.MIME[Image.open(io.BytesIO(data)).format])
+            )
+    return out
+
+
+def stored_count(service) -> int:
+    return len(service.app.extensions["flux_api"].store)
+
+
+@pytest.mark.parametrize("response_format, key", [("url", "url"), ("b64_json", "b64_json")])
+def test_each_response_format(service, fake_ai, response_format, key):
+    response = generate(service, response_format=response_format)
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body["created"], int)
+    (item,) = body["data"]
+    assert set(item) == {key, "revised_prompt"}
+    assert item["revised_prompt"] == "a lighthouse at dawn"
+    [(image, mime)] = pictures(service, response)
+    assert image.size == (1024, 1024) and mime == "image/jpeg"
+
+
+def test_b64_json_stores_nothing_and_url_stores_each_image(service, fake_ai):
+    generate(service, response_format="b64_json", n=2)
+    assert stored_count(service) == 0
+    generate(service, n=2)
+    assert stored_count(service) == 2
+
+
+@pytest.mark.parametrize("model", [SCHNELL, FLUX2_DEV, SDXL])
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        ("512x512", (512, 512)),
+        ("1024x576", (1024, 576)),
+        ("300x700", (300, 700)),
+        ("2048x2048", (2048, 2048)),
+        ("256x2048", (256, 2048)),
+        ("auto", (1024, 1024)),
+        (None, (1024, 1024)),
+    ],
+)
+def test_the_image_has_exactly_the_requested_size(service, fake_ai, model, size, expected):
+    body = {"model": model, "response_format": "b64_json"}
+    if size:
+        body["size"] = size
+    response = generate(service, **body)
+    assert response.status_code == 200, response.text
+    [(image, _)] = pictures(service, response)
+    assert image.size == expected
+    assert response.json()["size"] == f"{expected[0]}x{expected[1]}"
+
+
+def test_native_models_are_asked_for_the_nearest_size_they_allow(service, fake_ai):
+    generate(service, model=FLUX2_DEV, size="2048x1024", response_format="b64_json")
+    fields = fake_ai.calls[-1]["fields"]
+    assert (fields["width"], fields["height"]) == (1920, 960)  # FLUX.2 stops at 1920
+    generate(service, model=SDXL, size="1024x576", response_format="b64_json")
+    fields = fake_ai.calls[-1]["fields"]
+    assert (fields["width"], fields["height"]) == (1024, 576)
+
+
+def test_auto_size_reads_a_ratio_at_the_end_of_the_prompt(service, fake_ai):
+    response = generate(service, prompt="a lighthouse 16:9", size="auto")
+    [(image, _)] = pictures(service, response)
+    assert image.size == (1024, 576)
+    assert response.json()["data"][0]["revised_prompt"] == "a lighthouse"
+
+
+def test_n_images_are_generated_concurrently(service, fake_ai):
+    fake_ai.latency = 1.5
+    started = time.monotonic()
+    response = generate(service, n=3)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == 3
+    assert len({item["url"] for item in response.json()["data"]}) == 3
+    assert len(fake_ai.calls) == 3
+    assert elapsed < 3.0  # three 1.5 s calls at once, not 4.5 s one after another
+
+
+def test_one_failure_fails_the_request_and_stores_nothing(service, fake_ai):
+    fake_ai.script(Scripted(400, 3030, "AiError: Your output has been flagged (x)"))
+    response = generate(service, n=3)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "content_policy_violation"
+    assert stored_count(service) == 0
+
+
+@pytest.mark.parametrize("name", ["dall-e-2", "dall-e-3", "gpt-image-1", "whatever", None])
+def test_unknown_model_names_use_the_default(service, fake_ai, name):
+    assert generate(service, model=name).status_code == 200
+    assert fake_ai.calls[-1]["model"] == SCHNELL
+
+
+def test_gpt_image_models_default_to_b64_json(service, fake_ai):
+    assert "b64_json" in generate(service, model="gpt-image-1").json()["data"][0]
+    assert "url" in generate(service, model="dall-e-3").json()["data"][0]
+
+
+def test_extensions_reach_models_that_take_them(service, fake_ai):
+    generate(service, model=SDXL, seed=42, negative_prompt="blurry", steps=50)
+    assert fake_ai.calls[-1]["fields"] == {
+        "prompt": "a lighthouse at dawn",
+        "seed": 42,
+        "negative_prompt": "blurry",
+        "num_steps": 20,  # clamped to the model's limit
+        "width": 1024,
+        "height": 1024,
+    }
+
+
+def test_extensions_never_reach_models_that_reject_them(service, fake_ai):
+    response = generate(service, seed=42, negative_prompt="blurry", steps=6)
+    assert response.status_code == 200
+    assert fake_ai.calls[-1]["fields"] == {"prompt": "a lighthouse at dawn", "steps": 6}
+
+
+def test_openai_only_fields_are_accepted_and_ignored(service, fake_ai):
+    response = generate(
+        service,
+        quality="hd",
+        style="vivid",
+        user="u-1",
+        background="transparent",
+        output_format="png",
+        output_compression=80,
+        moderation="low",
+    )
+    assert response.status_code == 200
+    assert fake_ai.calls[-1]["fields"] == {"prompt": "a lighthouse at dawn", "steps": 4}
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"prompt": None}, "prompt"),
+        ({"prompt": "  "}, "prompt"),
+        ({"prompt": 5}, "prompt"),
+        ({"size": "1024"}, "size"),
+        ({"size": "4096x4096"}, "size"),
+        ({"size": "100x100"}, "size"),
+        ({"size": 1024}, "size"),
+        ({"n": 0}, "n"),
+        ({"n": 5}, "n"),
+        ({"n": "2"}, "n"),
+        ({"n": True}, "n"),
+        ({"response_format": "png"}, "response_format"),
+        ({"seed": -1}, "seed"),
+        ({"steps": 0}, "steps"),
+        ({"negative_prompt": ["x"]}, "negative_prompt"),
+        ({"prompt": "x" * 2049}, "prompt"),
+    ],
+)
+def test_bad_fields_are_a_400_naming_the_field(service, fake_ai, body, param):
+    response = generate(service, **body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert error["type"] == "invalid_request_error"
+    assert fake_ai.calls == []
+
+
+def test_the_size_error_names_the_allowed_range(service):
+    message = generate(service, size="9000x10").json()["error"]["message"]
+    assert "256" in message and "2048" in message and "auto" in message
+
+
+def test_images_max_n_is_a_setting(start_service, fake_ai):
+    service = start_service(IMAGES_MAX_N="6")
+    assert len(generate(service, n=6, response_format="b64_json").json()["data"]) == 6
+    assert generate(service, n=7).json()["error"]["param"] == "n"
+
+
+def test_optimizer_rewrites_the_prompt_once_for_all_images(
+    start_service, optimizer_env, fake_ai, fake_optimizer
+):
+    service = start_service(**optimizer_env)
+    response = generate(service, n=2, response_format="b64_json")
+    revised = {item["revised_prompt"] for item in response.json()["data"]}
+    assert revised == {
+        "A cinematic, detailed rendering of a lighthouse at dawn, soft golden light, calm mood"
+    }
+    assert len(fake_optimizer.calls) == 1
+    assert fake_ai.calls[-1]["fields"]["prompt"] == revised.pop()

@@ -1,0 +1,63 @@
+"""Open WebUI's background tasks get a short text answer and never reach Workers AI."""
+
+import json
+import time
+
+import pytest
+
+from flux_api.tasks import task_reply
+from tests.conftest import content_of, read_sse
+
+TITLE_TASK = """### Task:
+Generate a concise, 3-5 word title with an emoji summarizing the chat history.
+### Output:
+JSON format: { "title": "your concise title here" }
+### Chat History:
+<chat_history>
+USER: a red fox sleeping in deep snow at dusk 16:9
+ASSISTANT: 🎨 Original Prompt: a red fox sleeping in deep snow at dusk 16:9
+</chat_history>"""
+
+TAGS_TASK = """### Task:
+Generate 1-3 broad tags categorizing the main themes of the chat history, along with 1-3 more specific subtopic tags.
+
+### Output:
+JSON format: { "tags": ["tag1", "tag2", "tag3"] }"""
+
+FOLLOW_UP_TASK = """### Task:
+Suggest 3-5 relevant follow-up questions or prompts that the user might naturally ask next."""
+
+
+@pytest.mark.parametrize(
+    "prompt, expected",
+    [
+        (TITLE_TASK, {"title": "🎨 a red fox sleeping in"}),
+        (TAGS_TASK, {"tags": ["Image generation"]}),
+        (FOLLOW_UP_TASK, {"follow_ups": []}),
+    ],
+)
+def test_task_replies_are_the_json_open_webui_asks_for(prompt, expected):
+    assert json.loads(task_reply(prompt)) == expected
+
+
+def test_task_prompt_gets_text_and_no_upstream_call(service, fake_ai):
+    response = service.chat(TITLE_TASK, model="flux-1-schnell")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "chat.completion"
+    assert json.loads(body["choices"][0]["message"]["content"])["title"].startswith("🎨")
+    assert fake_ai.calls == []
+
+
+def test_streamed_task_prompt_gets_text_and_no_upstream_call(service, fake_ai):
+    started = time.monotonic()
+    events = read_sse(service.chat(TAGS_TASK, stream=True), started)
+    assert json.loads(content_of(events)) == {"tags": ["Image generation"]}
+    assert events[-1].data == "[DONE]"
+    assert fake_ai.calls == []
+
+
+def test_task_prompts_can_be_generated_when_skipping_is_off(start_service, fake_ai):
+    service = start_service(SKIP_TASK_PROMPTS="false")
+    assert service.chat(FOLLOW_UP_TASK).status_code == 200
+    assert len(fake_ai.calls) == 1
