@@ -78,13 +78,14 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
 
 def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str) -> dict:
     """Generate all `n` images, then store them: if any fails, nothing is stored."""
-    plan = pipeline.plan_images(
+    plan = pipeline.plan(
         request.prompt,
         request.model,
-        request.size,
         base_url,
+        size=request.size,
         steps=request.steps,
         extras=request.extras,
+        param="prompt",
     )
     prompt = pipeline.choose_prompt(plan).prompt
     images = pipeline.render_many(plan, prompt, request.n)

@@ -87,30 +87,24 @@ class Pipeline:
             return self.settings.default_model
         return model
 
-    def plan(self, text: str, model_name: object, base_url: str) -> Plan:
-        """Plan a chat request: the size comes from a ratio at the end of the prompt."""
-        original = text.strip()
-        prompt, ratio = parse_ratio(original)
-        size = size_for_ratio(ratio)
-        model = self.resolve_model(model_name)
-        self._check(prompt, model, param="messages")
-        return Plan(original, prompt, size, model, base_url.rstrip("/"))
-
-    def plan_images(
+    def plan(
         self,
         text: str,
         model_name: object,
-        size: tuple[int, int] | None,
         base_url: str,
         *,
+        size: tuple[int, int] | None = None,
         steps: int | None = None,
         extras: dict | None = None,
+        param: str = "messages",
     ) -> Plan:
-        """Plan an Images API request: `size` is given, or None ("auto": the chat rules)."""
+        """Validate a request and work out what to make. Without `size` (chat, or the Images
+        API's "auto") a ratio at the end of the prompt picks it. `param` names the field that
+        holds the prompt, for error messages."""
         original = text.strip()
         prompt, ratio = parse_ratio(original) if size is None else (original, None)
         model = self.resolve_model(model_name)
-        self._check(prompt, model, param="prompt")
+        self._check(prompt, model, param)
         return Plan(
             original,
             prompt,
