@@ -85,27 +85,28 @@ def content_of(events: list[SSEEvent]) -> str:
     )
 
 
-@pytest.fixture(scope="session")
-def _fake_ai_server():
-    fake = FakeWorkersAI()
+def _serve(fake):
     with BackgroundServer(fake.app()) as server:
         fake.url = server.url
         yield fake
 
 
-@pytest.fixture
-def fake_ai(_fake_ai_server) -> FakeWorkersAI:
-    _fake_ai_server.reset()
-    yield _fake_ai_server
-    _fake_ai_server.reset()
+@pytest.fixture(scope="session")
+def _fake_ai_server():
+    yield from _serve(FakeWorkersAI())
 
 
 @pytest.fixture(scope="session")
 def _fake_optimizer_server():
-    fake = FakeOptimizer()
-    with BackgroundServer(fake.app()) as server:
-        fake.url = server.url
-        yield fake
+    yield from _serve(FakeOptimizer())
+
+
+@pytest.fixture
+def fake_ai(_fake_ai_server) -> FakeWorkersAI:
+    """The fake Workers AI, reset before and after each test (latency, scripted failures, calls)."""
+    _fake_ai_server.reset()
+    yield _fake_ai_server
+    _fake_ai_server.reset()
 
 
 @pytest.fixture

@@ -27,115 +27,49 @@ TOKEN = "cf-token-SECRET-4f1d2c"
 class Schema:
     multipart: bool
     fields: dict  # name -> (min, max) for numbers, or None for free text
-    steps_field: str | None
-    size_range: tuple[int, int] | None
-    envelope: bool
+    size_range: tuple[int, int] | None  # None: the model takes no size and makes 1024x1024
+    envelope: bool  # JSON envelope with base64, or raw image bytes
     image_format: str = "JPEG"
 
 
 _TEXT = None
+_SEED = (0, 2**32)
+
+
+def _schema(*, multipart=False, envelope=True, size=None, image_format="JPEG", **fields) -> Schema:
+    fields = {"prompt": _TEXT, **fields}
+    if size:
+        fields.update(width=size, height=size)
+    return Schema(multipart, fields, size, envelope, image_format)
+
+
+_FLUX2 = dict(multipart=True, size=(256, 1920))
+_SD = dict(
+    envelope=False,
+    size=(256, 2048),
+    negative_prompt=_TEXT,
+    guidance=(0, 30),
+    seed=_SEED,
+    num_steps=(1, 20),
+)
 SCHEMAS = {
-    "@cf/black-forest-labs/flux-1-schnell": Schema(
-        False, {"prompt": _TEXT, "steps": (1, 8)}, "steps", None, True
+    "@cf/black-forest-labs/flux-1-schnell": _schema(steps=(1, 8)),
+    "@cf/black-forest-labs/flux-2-dev": _schema(steps=(1, 50), **_FLUX2),
+    "@cf/black-forest-labs/flux-2-klein-4b": _schema(**_FLUX2),
+    "@cf/black-forest-labs/flux-2-klein-9b": _schema(**_FLUX2),
+    "@cf/stabilityai/stable-diffusion-xl-base-1.0": _schema(image_format="PNG", **_SD),
+    "@cf/bytedance/stable-diffusion-xl-lightning": _schema(**_SD),  # seen answering JPEG
+    "@cf/lykon/dreamshaper-8-lcm": _schema(image_format="PNG", **_SD),
+    "@cf/leonardo/phoenix-1.0": _schema(
+        envelope=False,
+        size=(0, 2048),
+        negative_prompt=_TEXT,
+        guidance=(2, 10),
+        seed=_SEED,
+        num_steps=(1, 50),
     ),
-    "@cf/black-forest-labs/flux-2-dev": Schema(
-        True,
-        {"prompt": _TEXT, "steps": (1, 50), "width": (256, 1920), "height": (256, 1920)},
-        "steps",
-        (256, 1920),
-        True,
-    ),
-    "@cf/black-forest-labs/flux-2-klein-4b": Schema(
-        True,
-        {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)},
-        None,
-        (256, 1920),
-        True,
-    ),
-    "@cf/black-forest-labs/flux-2-klein-9b": Schema(
-        True,
-        {"prompt": _TEXT, "width": (256, 1920), "height": (256, 1920)},
-        None,
-        (256, 1920),
-        True,
-    ),
-    "@cf/stabilityai/stable-diffusion-xl-base-1.0": Schema(
-        False,
-        {
-            "prompt": _TEXT,
-            "negative_prompt": _TEXT,
-            "guidance": (0, 30),
-            "seed": (0, 2**32),
-            "num_steps": (1, 20),
-            "width": (256, 2048),
-            "height": (256, 2048),
-        },
-        "num_steps",
-        (256, 2048),
-        False,
-        "PNG",
-    ),
-    "@cf/bytedance/stable-diffusion-xl-lightning": Schema(
-        False,
-        {
-            "prompt": _TEXT,
-            "negative_prompt": _TEXT,
-            "guidance": (0, 30),
-            "seed": (0, 2**32),
-            "num_steps": (1, 20),
-            "width": (256, 2048),
-            "height": (256, 2048),
-        },
-        "num_steps",
-        (256, 2048),
-        False,
-        "JPEG",
-    ),
-    "@cf/lykon/dreamshaper-8-lcm": Schema(
-        False,
-        {
-            "prompt": _TEXT,
-            "negative_prompt": _TEXT,
-            "guidance": (0, 30),
-            "seed": (0, 2**32),
-            "num_steps": (1, 20),
-            "width": (256, 2048),
-            "height": (256, 2048),
-        },
-        "num_steps",
-        (256, 2048),
-        False,
-        "PNG",
-    ),
-    "@cf/leonardo/phoenix-1.0": Schema(
-        False,
-        {
-            "prompt": _TEXT,
-            "negative_prompt": _TEXT,
-            "guidance": (2, 10),
-            "seed": (0, 2**32),
-            "num_steps": (1, 50),
-            "width": (0, 2048),
-            "height": (0, 2048),
-        },
-        "num_steps",
-        (0, 2048),
-        False,
-        "JPEG",
-    ),
-    "@cf/leonardo/lucid-origin": Schema(
-        False,
-        {
-            "prompt": _TEXT,
-            "guidance": (0, 10),
-            "seed": (0, 2**32),
-            "steps": (1, 40),
-            "width": (0, 2500),
-            "height": (0, 2500),
-        },
-        "steps",
-        (0, 2500),
-        True,
+    "@cf/leonardo/lucid-origin": _schema(
+        size=(0, 2500), guidance=(0, 10), seed=_SEED, steps=(1, 40)
     ),
 }
 
