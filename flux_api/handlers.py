@@ -13,15 +13,15 @@ def _from_http(exc: HTTPException) -> APIError:
     if code == 404:
         return APIError(
             404,
-            f"Unknown path {request.path}: this service answers /v1/chat/completions, "
-            "/v1/models and /image/<key>.",
+            f"Unknown path {request.path[:200]}: this service answers /v1/chat/completions, "
+            "/v1/images/generations, /v1/models and /image/<key>.",
             code="not_found",
         )
     if code == 405:
         allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
         return APIError(
             405,
-            f"{request.method} is not allowed on {request.path}"
+            f"{request.method} is not allowed on {request.path[:200]}"
             + (f"; use {allowed}." if allowed else "."),
             code="method_not_allowed",
         )
