@@ -17,8 +17,12 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", 180))
 # On restart (SIGHUP/SIGTERM) in-flight generations get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 150))
 keepalive = 75
-accesslog = "-"
+# The app logs one structured line per request (method, path, status, duration, model, request
+# id); gunicorn's own access log would repeat it, so it is off unless asked for.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
+# X-Forwarded-Proto is trusted from these addresses (gunicorn's default: loopback, where the
+# shipped nginx runs); gunicorn reads FORWARDED_ALLOW_IPS itself.
 loglevel = os.environ.get("LOG_LEVEL", "info")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from . import chat, images, tasks, wire
 from .errors import APIError, invalid_request
@@ -42,6 +42,22 @@ def index():
     )
 
 
+@bp.get("/healthz")
+def healthz():
+    """For load balancers and monitors: 200 while images can be stored, else 503. No secrets."""
+    settings, store = services().settings, services().store
+    writable = store.writable()
+    body = {
+        "status": "ok" if writable else "unavailable",
+        "store": "writable" if writable else "not writable",
+        "cloudflare": "configured" if settings.cloudflare_configured else "missing",
+        "prompt_optimization": "on" if settings.prompt_optimization else "off",
+        "default_model": settings.flux_model,
+        "images_stored": len(store) if writable else None,
+    }
+    return jsonify(body), 200 if writable else 503
+
+
 @bp.get("/v1/models")
 def list_models():
     models = services().settings.models
@@ -70,6 +86,7 @@ def chat_completions():
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     if settings.skip_task_prompts and tasks.is_task_prompt(prompt):
         model = pipeline.resolve_model(body.get("model")).id
+        g.model = "task"
         answer = tasks.task_reply(prompt)
         if streamed:
             return event_stream(
@@ -77,6 +94,7 @@ def chat_completions():
             )
         return jsonify(chat.text_completion(model, prompt, answer))
     plan = pipeline.plan(prompt, body.get("model"), public_base_url())
+    g.model = plan.model.short_name
     if not streamed:
         return jsonify(chat.complete(pipeline, plan))
     return event_stream(
@@ -97,6 +115,7 @@ def event_stream(frames) -> Response:
 @bp.post("/v1/images/generations")
 def images_generations():
     request_ = images.parse_request(json_body(), services().settings.images_max_n)
+    g.model = services().pipeline.resolve_model(request_.model).short_name
     return jsonify(images.generate(services().pipeline, request_, public_base_url()))
 
 

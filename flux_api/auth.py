@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, g, request
 
 from .errors import APIError
 from .settings import SettingsError
@@ -84,11 +84,13 @@ def init_app(app: Flask, keys: tuple[str, ...]) -> None:
                 code="invalid_api_key",
                 should_retry=False,
             )
-        if not key_matches(token.strip(), keys):
+        token = token.strip()
+        if not key_matches(token, keys):
             raise APIError(
                 401,
                 "Incorrect API key: check the key your client sends against the service's API_KEY.",
                 code="invalid_api_key",
                 should_retry=False,
             )
+        g.api_key = token
         return None

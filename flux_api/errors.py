@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from . import workers_ai_errors as wai
+from .store import StoreUnavailable
 
 _log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class APIError(Exception):
     param: str | None = None
     # False tells the openai SDK (header x-should-retry) that repeating the call cannot help.
     should_retry: bool | None = None
+    extra_headers: dict | None = None  # e.g. Retry-After
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
@@ -38,9 +40,10 @@ class APIError(Exception):
         }
 
     def headers(self) -> dict[str, str]:
-        if self.should_retry is None:
-            return {}
-        return {"x-should-retry": "true" if self.should_retry else "false"}
+        headers = dict(self.extra_headers or {})
+        if self.should_retry is not None:
+            headers["x-should-retry"] = "true" if self.should_retry else "false"
+        return headers
 
 
 def invalid_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
@@ -59,6 +62,13 @@ class _Rule:
 # The one table from Workers AI failures to what a client sees; the message says what to do.
 _UPSTREAM_RULES: dict[type, _Rule] = {
     wai.NotConfigured: _Rule(503, "api_error", "cloudflare_not_configured", "{detail}"),
+    StoreUnavailable: _Rule(
+        503,
+        "api_error",
+        "store_unavailable",
+        "The image could not be stored ({detail}); the operator should check DATA_DIR.",
+        None,
+    ),
     wai.QuotaExceeded: _Rule(
         429,
         "insufficient_quota",
@@ -136,7 +146,8 @@ def api_error_for(exc: BaseException) -> APIError:
     for cls in type(exc).__mro__:
         rule = _UPSTREAM_RULES.get(cls)
         if rule is not None:
-            message = rule.message.format(detail=exc.detail, setting=getattr(exc, "setting", ""))
+            detail = getattr(exc, "detail", str(exc))
+            message = rule.message.format(detail=detail, setting=getattr(exc, "setting", ""))
             return APIError(
                 rule.status, message, rule.type, rule.code, should_retry=rule.should_retry
             )

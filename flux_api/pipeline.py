@@ -7,6 +7,7 @@ is what lets the chat stream report progress as it happens.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import time
@@ -79,6 +80,10 @@ class Pipeline:
         # (threads made on demand, then reused) keeps each thread's upstream sessions warm.
         # The default pool size (cores + 4) would queue streams, so allow many more.
         self._background = ThreadPoolExecutor(max_workers=256, thread_name_prefix="generation")
+
+    def _submit(self, fn, *args):
+        """Run `fn` on the pool with this thread's context (the request id goes along)."""
+        return self._background.submit(contextvars.copy_context().run, fn, *args)
 
     def resolve_model(self, name: object) -> ModelProfile:
         """A listed model by id or short name; anything else (gpt-4o, dall-e-3…) is the default."""
@@ -155,7 +160,7 @@ class Pipeline:
         """Start `run` on a pool thread; its events, or the exception that ended it, arrive on
         the returned queue."""
         events: queue.Queue = queue.Queue()
-        self._background.submit(self._run_into, plan, events)
+        self._submit(self._run_into, plan, events)
         return events
 
     def _run_into(self, plan: Plan, events: queue.Queue) -> None:
@@ -215,7 +220,7 @@ class Pipeline:
         """`count` images from concurrent upstream calls; the first failure fails them all."""
         if count == 1:
             return [self.render(plan, prompt)]
-        futures = [self._background.submit(self.render, plan, prompt) for _ in range(count)]
+        futures = [self._submit(self.render, plan, prompt) for _ in range(count)]
         return [future.result() for future in futures]
 
     def store_image(self, plan: Plan, data: bytes) -> GeneratedImage:

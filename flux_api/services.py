@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .optimizer import OptimizerClient
 from .pipeline import Pipeline
+from .ratelimit import RateLimiter
 from .settings import Settings, SettingsError
 from .store import ImageStore
 from .workers_ai import WorkersAIClient
@@ -18,6 +19,7 @@ class Services:
     api_keys: tuple[str, ...]
     store: ImageStore
     pipeline: Pipeline
+    rate_limiter: RateLimiter | None = None
 
 
 def open_store(settings: Settings) -> ImageStore:
@@ -41,6 +43,7 @@ def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
         settings.cf_api_token,
         timeout=settings.upstream_timeout,
         backoff=settings.upstream_retry_backoff,
+        concurrency=settings.upstream_concurrency,
     )
     optimizer = None
     if settings.prompt_optimization:
@@ -52,4 +55,7 @@ def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
             system_message=settings.system_message,
         )
     pipeline = Pipeline(settings, workers_ai, store, optimizer)
-    return Services(settings, api_keys, store, pipeline)
+    limiter = None
+    if settings.rate_limit is not None:
+        limiter = RateLimiter(settings.data_dir / "ratelimit", settings.rate_limit)
+    return Services(settings, api_keys, store, pipeline, limiter)

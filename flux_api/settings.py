@@ -23,6 +23,33 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    period: int  # seconds
+
+    def __str__(self) -> str:
+        unit = next(name for name, seconds in _PERIODS.items() if seconds == self.period)
+        return f"{self.requests}/{unit}"
+
+
+def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit | None:
+    raw = _text(env, name).lower()
+    if raw in ("", "off", "0", "none"):
+        return None
+    count, _, unit = raw.partition("/")
+    unit = unit.strip().removesuffix("s")
+    if not count.strip().isdigit() or int(count) < 1 or unit not in _PERIODS:
+        raise SettingsError(
+            f"{name} must look like 30/minute (a count per second, minute, hour or day), "
+            f"not {raw!r}."
+        )
+    return RateLimit(int(count), _PERIODS[unit])
+
+
 @dataclass(frozen=True)
 class Settings:
     api_keys: tuple[str, ...] = ()
@@ -48,6 +75,9 @@ class Settings:
     upstream_retry_backoff: float = 0.5
     images_max_n: int = 4
     skip_task_prompts: bool = True
+    max_body_kb: int = 64
+    rate_limit: RateLimit | None = None
+    upstream_concurrency: int = 0  # 0: no cap
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -163,4 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upstream_retry_backoff=_number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
         images_max_n=_number(env, "IMAGES_MAX_N", 4),
         skip_task_prompts=_bool(env, "SKIP_TASK_PROMPTS", True),
+        max_body_kb=_number(env, "MAX_BODY_KB", 64),
+        rate_limit=_rate_limit(env, "RATE_LIMIT"),
+        upstream_concurrency=_number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,16 @@ import diskcache
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
 _KEY_BYTES = 24
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_PROBE_KEY = "health-probe"  # never matches _KEY_PATTERN, so never served
+# Larger than diskcache's inline limit (32 KiB), so the probe is written as a file, like images.
+_PROBE = bytes(40_000)
+
+
+_STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
+
+
+class StoreUnavailable(Exception):
+    """The image store cannot be written (disk full, directory gone, database locked…)."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +57,12 @@ class ImageStore:
     def put(self, data: bytes) -> str:
         """Store image bytes for `ttl` seconds under a new unguessable key."""
         key = secrets.token_urlsafe(_KEY_BYTES)
-        self._cache.expire()
-        self._make_room(len(data))
-        self._cache.set(key, data, expire=self.ttl)
+        try:
+            self._cache.expire()
+            self._make_room(len(data))
+            self._cache.set(key, data, expire=self.ttl)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
         return key
 
     def _make_room(self, incoming: int) -> None:
@@ -63,10 +77,22 @@ class ImageStore:
         """The image under `key`, or None when it is unknown, expired or the key is malformed."""
         if not _KEY_PATTERN.fullmatch(key):
             return None
-        data, expires_at = self._cache.get(key, default=None, expire_time=True)
+        try:
+            data, expires_at = self._cache.get(key, default=None, expire_time=True)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
         if data is None or expires_at is None or expires_at <= time.time():
             return None
         return StoredImage(data=data, expires_at=expires_at)
+
+    def writable(self) -> bool:
+        """Whether an image could be stored now: writes and removes a tiny probe entry."""
+        try:
+            self._cache.set(_PROBE_KEY, _PROBE, expire=60)
+            self._cache.delete(_PROBE_KEY)
+        except _STORE_ERRORS:
+            return False
+        return True
 
     def __len__(self) -> int:
         """How many images are stored (expired ones not yet removed included)."""

@@ -52,6 +52,7 @@ class WorkersAIClient:
         connect_timeout: float = 10.0,
         max_tries: int = 3,
         backoff: float = 0.5,
+        concurrency: int = 0,
     ):
         self.base_url = base_url.rstrip("/")
         self._token = token
@@ -59,6 +60,8 @@ class WorkersAIClient:
         self._max_tries = max_tries
         self._backoff = backoff
         self._local = threading.local()  # requests advises one Session per thread
+        # UPSTREAM_CONCURRENCY: calls in flight at once from this process (0: no cap).
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
 
     @property
     def configured(self) -> bool:
@@ -88,7 +91,10 @@ class WorkersAIClient:
         attempt = 1
         while True:
             try:
-                return self._call_once(model, fields)
+                if self._slots is None:
+                    return self._call_once(model, fields)
+                with self._slots:
+                    return self._call_once(model, fields)
             except WorkersAIError as exc:
                 if not exc.retryable or attempt >= self._max_tries:
                     raise

@@ -38,12 +38,15 @@ class Service:
         headers = _auth(key, kwargs.pop("headers", {}))
         return requests.post(self.url + path, json=body, headers=headers, timeout=30, **kwargs)
 
-    def chat(self, content, key: str | None = API_KEY, **body) -> requests.Response:
+    def chat(
+        self, content, key: str | None = API_KEY, headers: dict | None = None, **body
+    ) -> requests.Response:
         messages = [{"role": "user", "content": content}]
         return self.post(
             "/v1/chat/completions",
             {"messages": messages, **body},
             key=key,
+            headers=headers or {},
             stream=body.get("stream", False),
         )
 

@@ -99,6 +99,8 @@ class FakeWorkersAI:
     latency: float = 0.0
     jitter: float = 0.0
     calls: list = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0  # the highest number of calls seen at once
     _script: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,6 +109,16 @@ class FakeWorkersAI:
             self.latency, self.jitter = 0.0, 0.0
             self.calls.clear()
             self._script.clear()
+            self.most_in_flight = self.in_flight
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def script(self, *answers: Scripted) -> None:
         """Queue answers for the next calls; once used up, calls succeed again."""
@@ -122,7 +134,11 @@ class FakeWorkersAI:
 
         @app.post("/client/v4/accounts/<account>/ai/run/<path:model>")
         def run(account: str, model: str):
-            return self.handle(account, model)
+            self._enter()
+            try:
+                return self.handle(account, model)
+            finally:
+                self._leave()
 
         return app
 

@@ -1,0 +1,70 @@
+"""Logging: one structured line per request, and a request id on every line.
+
+The id comes from the client's X-Request-ID (when it is a plain token) or is made here, is
+echoed in the response, and follows the request into background threads (contextvars), so the
+generation timings logged by the pipeline can be matched to their request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from contextvars import ContextVar
+
+from flask import Flask, g, request
+
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+access_log = logging.getLogger("flux_api.access")
+FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure() -> None:
+    """Stamp every log record with the current request id; give our loggers a handler unless
+    the host (pytest, a custom logging setup) already set one up."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "adds_request_id", False):
+
+        def record_with_id(*args, **kwargs):
+            record = factory(*args, **kwargs)
+            record.request_id = request_id.get()
+            return record
+
+        record_with_id.adds_request_id = True
+        logging.setLogRecordFactory(record_with_id)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format=FORMAT)
+    logging.getLogger("flux_api").setLevel(logging.INFO)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def start_request():
+        offered = request.headers.get("X-Request-ID", "")
+        g.request_id = offered if _CLIENT_ID.fullmatch(offered) else secrets.token_hex(8)
+        g.started = time.monotonic()
+        request_id.set(g.request_id)
+
+    @app.after_request
+    def finish_request(response):
+        rid = g.get("request_id") or secrets.token_hex(8)
+        response.headers["X-Request-ID"] = rid
+        started, model = g.get("started", time.monotonic()), g.get("model", "-")
+        method, path, status = request.method, request.path[:200], response.status_code
+
+        # Logged when the body has been sent, so a stream's line has its full duration.
+        def log_line():
+            access_log.info(
+                "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
+                method,
+                path,
+                status,
+                (time.monotonic() - started) * 1000,
+                model,
+                rid,
+            )
+
+        response.call_on_close(log_line)
+        return response
