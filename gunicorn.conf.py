@@ -17,6 +17,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", 180))
 # On restart (SIGHUP/SIGTERM) in-flight generations get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 150))
 keepalive = 75
+# gunicorn 27's control socket is not used, and would be written under $HOME.
+control_socket_disable = True
 # The app logs one structured line per request (method, path, status, duration, model, request
 # id); gunicorn's own access log would repeat it, so it is off unless asked for.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None

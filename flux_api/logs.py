@@ -18,7 +18,7 @@ from flask import Flask, g, request
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("flux_api.access")
-FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+FORMAT = "%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s] %(message)s"
 
 
 def configure() -> None:
