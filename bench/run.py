@@ -1,0 +1,222 @@
+"""Benchmark flux-api on this machine against an ideal proxy, and print a table for the README.
+
+    python bench/run.py [--duration 60] [--connections 256] [--latency 3] [--jitter 0.6]
+
+It starts the fake Workers AI (realistic 190 KiB JPEGs, latency uniform in latency ± jitter),
+then, under the shipped gunicorn.conf.py, first the ideal proxy (bench/ideal.py: it only
+sleeps), then the app; wrk holds C connections of back-to-back non-streamed chat generations
+against each. Then it fetches one image with wrk at 64 connections from the app, through the
+shipped nginx site, and from nginx serving the same bytes as a static file. Needs wrk and nginx
+(apt-get install wrk nginx). Everything runs on loopback and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import Gunicorn  # noqa: E402
+from tests.fakes.server import BackgroundServer  # noqa: E402
+from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN, FakeWorkersAI  # noqa: E402
+from tests.nginx import Nginx  # noqa: E402
+
+API_KEY = "sk-bench-key"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    rps: float
+    p50: float  # seconds
+    p99: float
+    failures: int
+
+
+def parse_wrk(output: str) -> Load:
+    def seconds(text: str) -> float:
+        match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+        if match is None:
+            raise ValueError(f"cannot read wrk's output:\n{output}")
+        value, unit = match.groups()
+        return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+    done = re.search(r"(\d+) requests in ([\d.]+)(\w+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    failures = int(non_2xx.group(1)) if non_2xx else 0
+    failures += sum(int(n) for n in socket.groups()) if socket else 0
+    return Load(
+        requests=int(done.group(1)),
+        seconds=seconds(done.group(2) + done.group(3)),
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50=seconds(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),
+        p99=seconds(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),
+        failures=failures,
+    )
+
+
+def wrk(url: str, seconds: int, connections: int, body: str | None = None) -> Load:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency"]
+    env = dict(os.environ)
+    if body is not None:
+        command += ["-s", str(ROOT / "bench" / "chat.lua")]
+        env.update(BENCH_BODY=body, BENCH_KEY=API_KEY)
+    result = subprocess.run(command + [url], capture_output=True, text=True, env=env, check=True)
+    return parse_wrk(result.stdout)
+
+
+def process_group(master: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            children.append(int(stat.parent.name))
+    return [master, *children]
+
+
+def cpu_seconds(master: int) -> float:
+    total = 0
+    for pid in process_group(master):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+def chat_body(prompt: str) -> str:
+    return json.dumps({"model": "flux-1-schnell", "messages": [{"role": "user", "content": prompt}]})
+
+
+def measured(server: Gunicorn, url: str, args, body: str) -> tuple[Load, float]:
+    """Warm up, then run the load and return it with CPU ms per completed request."""
+    wrk(url, min(10, args.duration), args.connections, body)
+    time.sleep(args.latency + args.jitter + 1)  # let the warm-up's requests finish
+    before = cpu_seconds(server.process.pid)
+    load = wrk(url, args.duration, args.connections, body)
+    cpu = cpu_seconds(server.process.pid) - before
+    time.sleep(args.latency + args.jitter + 1)
+    return load, cpu * 1000 / max(1, load.requests)
+
+
+def fetch_runs(app: Gunicorn, workdir: Path, key: str, seconds: int) -> dict[str, Load]:
+    static = workdir / "static"
+    static.mkdir()
+    data = subprocess.run(
+        ["curl", "-s", f"{app.url}/image/{key}"], capture_output=True, check=True
+    ).stdout
+    (static / "copy.jpg").write_bytes(data)
+    extra = f"    location = /copy.jpg {{\n        root {static};\n    }}\n"
+    nginx = Nginx(app.port, workdir / "nginx", tls=False, extra=extra).start()
+    try:
+        runs = {
+            "app direct": wrk(f"{app.url}/image/{key}", seconds, 64),
+            "through nginx": wrk(f"{nginx.url}/image/{key}", seconds, 64),
+            "nginx static": wrk(f"{nginx.url}/copy.jpg", seconds, 64),
+        }
+    finally:
+        nginx.stop()
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="flux-api benchmark")
+    parser.add_argument("--duration", type=int, default=60, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--latency", type=float, default=3.0)
+    parser.add_argument("--jitter", type=float, default=0.6)
+    parser.add_argument("--fetch-seconds", type=int, default=15)
+    args = parser.parse_args()
+    for program in ("wrk", "nginx"):
+        if not (shutil.which(program) or Path(f"/usr/sbin/{program}").exists()):
+            sys.exit(f"bench needs {program}: apt-get install {program}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="flux-bench-"))
+    fake = FakeWorkersAI(latency=args.latency, jitter=args.jitter, realistic=True)
+    results: dict[str, tuple[Load, float]] = {}
+    with BackgroundServer(fake.app()) as upstream:
+        ideal_env = {"BENCH_LATENCY": str(args.latency), "BENCH_JITTER": str(args.jitter)}
+        ideal = Gunicorn(ideal_env, workdir, workers=_workers()).start("bench.ideal:app")
+        try:
+            url = f"{ideal.url}/v1/chat/completions"
+            results["ideal"] = measured(ideal, url, args, chat_body("a lighthouse at dawn"))
+        finally:
+            ideal.stop()
+        env = {
+            "API_KEY": API_KEY,
+            "CF_ACCOUNT_ID": ACCOUNT_ID,
+            "CF_API_TOKEN": TOKEN,
+            "CF_API_BASE": f"{upstream.url}/client/v4/accounts/{{account_id}}/ai/run",
+            "DATA_DIR": str(workdir / "data"),
+        }
+        app = Gunicorn(env, workdir, workers=_workers()).start()
+        try:
+            url = f"{app.url}/v1/chat/completions"
+            results["app 1:1"] = measured(app, url, args, chat_body("a lighthouse at dawn"))
+            results["app 16:9"] = measured(app, url, args, chat_body("a lighthouse at dawn 16:9"))
+            workers = process_group(app.process.pid)[1:]
+            memory = sum(rss_mib(pid) for pid in workers) / len(workers)
+            reply = subprocess.run(
+                ["curl", "-s", url, "-H", f"Authorization: Bearer {API_KEY}", "-d",
+                 chat_body("a lighthouse at dawn")],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            key = re.search(r"/image/([A-Za-z0-9_-]+)", reply).group(1)
+            fetches = fetch_runs(app, workdir, key, args.fetch_seconds)
+        finally:
+            app.stop()
+    print_table(results, memory, fetches, args)
+
+
+def _workers() -> int:
+    """What the shipped gunicorn.conf.py would choose."""
+    return int(os.environ.get("WEB_CONCURRENCY", min(4, (os.cpu_count() or 1) * 2)))
+
+
+def print_table(results, memory, fetches, args) -> None:
+    ideal, ideal_cpu = results["ideal"]
+    print(
+        f"\n{args.connections} connections, {args.duration} s per run, upstream "
+        f"{args.latency:g} s ± {args.jitter:g} s, {os.cpu_count()} cores\n"
+    )
+    print("| run | req/s | × ideal | p50 | p99 | p50 over ideal | p99 over ideal | CPU ms/gen | failed |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, (load, cpu) in results.items():
+        print(
+            f"| {name} | {load.rps:.1f} | {load.rps / ideal.rps:.3f} | {load.p50 * 1000:.0f} ms "
+            f"| {load.p99 * 1000:.0f} ms | {(load.p50 - ideal.p50) * 1000:+.0f} ms "
+            f"| {(load.p99 - ideal.p99) * 1000:+.0f} ms | {cpu:.2f} | {load.failures} |"
+        )
+    print(f"\nMemory per app worker (RSS after the runs): {memory:.0f} MiB\n")
+    static = fetches["nginx static"].rps
+    print("| image fetch, 64 connections | req/s | × nginx static | p99 | failed |")
+    print("|---|---|---|---|---|")
+    for name, load in fetches.items():
+        print(
+            f"| {name} | {load.rps:.0f} | {load.rps / static:.2f} | {load.p99 * 1000:.1f} ms "
+            f"| {load.failures} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
