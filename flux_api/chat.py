@@ -8,7 +8,7 @@ from typing import Iterator
 
 from . import wire
 from .errors import api_error_for, invalid_request
-from .pipeline import GeneratedImage, Pipeline, Plan, PromptChoice
+from .pipeline import Generated, Pipeline, Plan, PromptChoice
 
 
 def prompt_from_messages(messages: object) -> str:
@@ -54,7 +54,7 @@ class Reply:
     def start(self) -> list[str]:
         return self._add(f"🎨 Original Prompt: {self.plan.original_prompt}\n")
 
-    def on(self, event: PromptChoice | GeneratedImage) -> list[str]:
+    def on(self, event: PromptChoice | Generated) -> list[str]:
         if isinstance(event, PromptChoice):
             width, height = self.plan.size
             return self._add(
@@ -62,7 +62,8 @@ class Reply:
                 f"🌐 Prompt Used: {event.prompt}\n",
                 f"📐 Image Specifications: {width}x{height}\n",
             )
-        return self._add("🌟 Image generation successful!\n\n", f"![Generated image]({event.url})")
+        url = event.stored[0].url
+        return self._add("🌟 Image generation successful!\n\n", f"![Generated image]({url})")
 
     @property
     def content(self) -> str:
@@ -106,7 +107,7 @@ def stream(
             return
         for piece in reply.on(event):
             yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
-        if isinstance(event, GeneratedImage):
+        if isinstance(event, Generated):
             break
     yield from _closing(cid, model, wire.usage(plan.prompt, reply.content), include_usage)
 

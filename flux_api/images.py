@@ -87,14 +87,15 @@ def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str) -> dict:
         extras=request.extras,
         param="prompt",
     )
-    prompt = pipeline.choose_prompt(plan).prompt
-    images = pipeline.render_many(plan, prompt, request.n)
-    if request.response_format == "b64_json":
+    as_base64 = request.response_format == "b64_json"
+    choice, generated = pipeline.run(plan, request.n, keep=not as_base64)
+    images = generated.images
+    if as_base64:
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
     else:
-        data = [{"url": pipeline.store_image(plan, image).url} for image in images]
+        data = [{"url": stored.url} for stored in generated.stored]
     for item in data:
-        item["revised_prompt"] = prompt
+        item["revised_prompt"] = choice.prompt
     width, height = plan.size
     image_type = sniff_type(images[0]) or "image/png"
     return {

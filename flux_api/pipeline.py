@@ -58,10 +58,15 @@ class PromptChoice:
 
 
 @dataclass(frozen=True)
-class GeneratedImage:
+class StoredImageRef:
     key: str
     url: str
-    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Generated:
+    images: list[bytes]  # at exactly the plan's size
+    stored: list[StoredImageRef]  # empty unless kept
 
 
 class Pipeline:
@@ -140,21 +145,30 @@ class Pipeline:
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
             )
 
-    def run(self, plan: Plan) -> Iterator[PromptChoice | GeneratedImage]:
-        """Yield the prompt choice, then the stored image. Upstream errors propagate."""
+    def run(
+        self, plan: Plan, count: int = 1, keep: bool = True
+    ) -> Iterator[PromptChoice | Generated]:
+        """Yield the prompt choice, then the `count` images (stored when `keep`). Upstream
+        errors propagate; if one image fails, none is stored."""
         started = time.monotonic()
         choice = self.choose_prompt(plan)
-        optimized_at = time.monotonic()
+        optimized = time.monotonic()
         yield choice
-        image = self.store_image(plan, self.render(plan, choice.prompt))
+        images = self.render_many(plan, choice.prompt, count)
+        rendered = time.monotonic()
+        stored = [self.store_image(plan, image) for image in images] if keep else []
         log.info(
-            "generation model=%s size=%dx%d optimizer_s=%.2f total_s=%.2f",
+            "generation model=%s size=%dx%d n=%d optimizer_s=%.2f upstream_s=%.2f store_s=%.3f "
+            "total_s=%.2f",
             plan.model.short_name,
             *plan.size,
-            optimized_at - started,
+            count,
+            optimized - started,
+            rendered - optimized,
+            time.monotonic() - rendered,
             time.monotonic() - started,
         )
-        yield image
+        yield Generated(images, stored)
 
     def run_in_background(self, plan: Plan) -> queue.Queue:
         """Start `run` on a pool thread; its events, or the exception that ended it, arrive on
@@ -207,7 +221,7 @@ class Pipeline:
                 data = fit(data, plan.size)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise BadResponse("the image could not be decoded") from exc
-        log.info(
+        log.debug(
             "render model=%s upstream_s=%.2f fit_s=%.3f bytes=%d",
             model.short_name,
             generated_at - started,
@@ -223,8 +237,6 @@ class Pipeline:
         futures = [self._submit(self.render, plan, prompt) for _ in range(count)]
         return [future.result() for future in futures]
 
-    def store_image(self, plan: Plan, data: bytes) -> GeneratedImage:
-        started = time.monotonic()
+    def store_image(self, plan: Plan, data: bytes) -> StoredImageRef:
         key = self.store.put(data)
-        log.info("stored key=%s… store_s=%.3f", key[:6], time.monotonic() - started)
-        return GeneratedImage(key, f"{plan.base_url}/image/{key}", plan.size)
+        return StoredImageRef(key, f"{plan.base_url}/image/{key}")

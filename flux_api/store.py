@@ -6,6 +6,7 @@ open the same directory, and what is stored survives restarts.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 import sqlite3
@@ -18,6 +19,7 @@ import diskcache
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
 _KEY_BYTES = 24
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_SWEEP_SECONDS = 10  # how often expired images are removed from disk (reads never see them)
 _PROBE_KEY = "health-probe"  # never matches _KEY_PATTERN, so never served
 # Larger than diskcache's inline limit (32 KiB), so the probe is written as a file, like images.
 _PROBE = bytes(40_000)
@@ -45,6 +47,7 @@ class ImageStore:
         self.directory = Path(directory)
         self.ttl = ttl
         self.size_limit = size_limit_bytes
+        self._next_sweep = 0.0
         # diskcache's own culling evicts ten entries at a time and may take the entry just
         # written; eviction is done here instead (cull_limit=0), oldest first, to the byte.
         self._cache = diskcache.Cache(
@@ -58,9 +61,13 @@ class ImageStore:
         """Store image bytes for `ttl` seconds under a new unguessable key."""
         key = secrets.token_urlsafe(_KEY_BYTES)
         try:
-            self._cache.expire()
+            now = time.monotonic()
+            if now >= self._next_sweep:  # a sweep is a write transaction: not on every put
+                self._next_sweep = now + _SWEEP_SECONDS
+                self._cache.expire()
             self._make_room(len(data))
-            self._cache.set(key, data, expire=self.ttl)
+            # As a file object diskcache writes it in one piece (bytes are written line by line).
+            self._cache.set(key, io.BytesIO(data), read=True, expire=self.ttl)
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
         return key
