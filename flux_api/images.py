@@ -6,9 +6,10 @@ fields this service has no use for are accepted and ignored, so they work unmodi
 
 from __future__ import annotations
 
-import base64
 import time
 from dataclasses import dataclass
+
+import pybase64
 
 from .errors import invalid_request
 from .imaging import sniff_type
@@ -91,7 +92,7 @@ def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str) -> dict:
     choice, generated = pipeline.run(plan, request.n, keep=not as_base64)
     images = generated.images
     if as_base64:
-        data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
+        data = [{"b64_json": pybase64.b64encode(image).decode()} for image in images]
     else:
         data = [{"url": stored.url} for stored in generated.stored]
     for item in data:

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 
+import pybase64
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
@@ -154,8 +155,7 @@ class WorkersAIClient:
         if not isinstance(image_b64, str):
             raise BadResponse("the answer holds no image")
         try:
-            # Not strict (strict decoding costs 5x); a corrupt image fails the checks below.
-            image = binascii.a2b_base64(image_b64)
+            image = pybase64.b64decode(image_b64, validate=True)  # SIMD: ~50x the stdlib's speed
         except (binascii.Error, ValueError) as exc:
             raise BadResponse("the image is not valid base64") from exc
         if not sniff_type(image):

@@ -267,6 +267,18 @@ def envelope(image: bytes) -> bytes:
     return _ENVELOPES[image]
 
 
+def bench_app() -> Flask:
+    """For `gunicorn 'tests.fakes.workers_ai:bench_app()'`: settings from FAKE_LATENCY,
+    FAKE_JITTER and FAKE_REALISTIC, in a process of its own (keep-alive, no shared GIL)."""
+    import os
+
+    return FakeWorkersAI(
+        latency=float(os.environ.get("FAKE_LATENCY", "0")),
+        jitter=float(os.environ.get("FAKE_JITTER", "0")),
+        realistic=os.environ.get("FAKE_REALISTIC") == "1",
+    ).app()
+
+
 def main() -> None:
     """Run the fake on its own, for trying the service by hand or benchmarking it."""
     import argparse
