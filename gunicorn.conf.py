@@ -10,7 +10,11 @@ import os
 bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
-threads = int(os.environ.get("GUNICORN_THREADS", 64))
+threads = int(os.environ.get("GUNICORN_THREADS", 128))
+# A gthread worker accepts connections until it holds worker_connections, whether or not a
+# thread is free; close to `threads`, a busy worker leaves new connections to idle ones instead
+# of queueing them behind its own (the rest is room for idle keep-alive connections).
+worker_connections = threads + 32
 # A worker silent this long is killed; generations wait on the network, not the CPU, so the
 # heartbeat keeps going, but keep this above UPSTREAM_TIMEOUT (default 120 s) all the same.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 180))

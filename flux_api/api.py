@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from werkzeug.wsgi import wrap_file
 
 from . import chat, images, tasks, wire
 from .errors import APIError, invalid_request
@@ -121,17 +123,29 @@ def images_generations():
 
 @bp.get("/image/<path:key>")
 def image(key: str):
-    stored = services().store.get(key)
-    if stored is None:
+    """Serve a stored image straight from its file (gunicorn hands it to sendfile)."""
+    opened = services().store.open(key)
+    if opened is None:
         raise APIError(
             404,
             "Image not found: it never existed or has expired "
             f"(images are kept {services().settings.image_expiration} seconds).",
             code="image_not_found",
         )
-    response = Response(stored.data, mimetype=sniff_type(stored.data) or "application/octet-stream")
-    response.set_etag(key)
+    etag = f'"{key}"'
+    if request.if_none_match.contains(key):
+        opened.file.close()
+        return Response(status=304, headers={"ETag": etag})
+    # pread leaves the file position alone: gunicorn's sendfile starts from it.
+    head = os.pread(opened.file.fileno(), 16, 0)
+    response = Response(
+        wrap_file(request.environ, opened.file),
+        mimetype=sniff_type(head) or "application/octet-stream",
+        direct_passthrough=True,
+    )
+    response.content_length = opened.size
+    response.headers["ETag"] = etag
     response.cache_control.public = True
-    response.cache_control.max_age = stored.seconds_left
+    response.cache_control.max_age = opened.seconds_left
     response.headers["X-Content-Type-Options"] = "nosniff"
-    return response.make_conditional(request)
+    return response

@@ -66,5 +66,8 @@ def init_app(app: Flask) -> None:
                 rid,
             )
 
-        response.call_on_close(log_line)
+        if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
+            log_line()
+        else:
+            response.call_on_close(log_line)
         return response

@@ -7,12 +7,14 @@ open the same directory, and what is stored survives restarts.
 from __future__ import annotations
 
 import io
+import os
 import re
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import diskcache
 
@@ -30,6 +32,19 @@ _STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
 
 class StoreUnavailable(Exception):
     """The image store cannot be written (disk full, directory gone, database locked…)."""
+
+
+@dataclass(frozen=True)
+class OpenedImage:
+    """A stored image as an open file, for serving with sendfile; the caller closes `file`."""
+
+    file: BinaryIO
+    size: int
+    expires_at: float
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, int(self.expires_at - time.time()))
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,22 @@ class ImageStore:
         if data is None or expires_at is None or expires_at <= time.time():
             return None
         return StoredImage(data=data, expires_at=expires_at)
+
+    def open(self, key: str) -> OpenedImage | None:
+        """Like `get`, but an open file instead of the bytes (images are always kept as files)."""
+        if not _KEY_PATTERN.fullmatch(key):
+            return None
+        try:
+            handle, expires_at = self._cache.get(key, default=None, read=True, expire_time=True)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+        if handle is None:
+            return None
+        if expires_at is None or expires_at <= time.time() or isinstance(handle, bytes):
+            if not isinstance(handle, bytes):
+                handle.close()
+            return None
+        return OpenedImage(handle, os.fstat(handle.fileno()).st_size, expires_at)
 
     def writable(self) -> bool:
         """Whether an image could be stored now: writes and removes a tiny probe entry."""
