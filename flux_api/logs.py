@@ -7,7 +7,11 @@ generation timings logged by the pipeline can be matched to their request.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import os
+import queue
 import re
 import secrets
 import time
@@ -34,9 +38,30 @@ def configure() -> None:
 
         record_with_id.adds_request_id = True
         logging.setLogRecordFactory(record_with_id)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format=FORMAT)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(_QueuedStderr())
+        root.setLevel(logging.INFO)
     logging.getLogger("flux_api").setLevel(logging.INFO)
+
+
+class _QueuedStderr(logging.handlers.QueueHandler):
+    """Request threads only queue their records; one thread per process writes them to stderr,
+    so a hundred busy threads do not queue on the stream's lock and its writes."""
+
+    def __init__(self):
+        super().__init__(queue.SimpleQueue())
+        self._start_writer()
+        # After a fork (gunicorn's workers) the writer thread is gone: start one in the child.
+        os.register_at_fork(after_in_child=self._start_writer)
+
+    def _start_writer(self) -> None:
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter(FORMAT))
+        self.queue = queue.SimpleQueue()
+        self.listener = logging.handlers.QueueListener(self.queue, stream)
+        self.listener.start()
+        atexit.register(self.listener.stop)  # flush what is queued when the process exits
 
 
 def init_app(app: Flask) -> None:

@@ -14,6 +14,7 @@ import diskcache
 from flask import Flask, g, request
 
 from .errors import APIError
+from .locks import WriteLock
 from .settings import RateLimit
 
 
@@ -21,6 +22,7 @@ class RateLimiter:
     def __init__(self, directory: Path, limit: RateLimit):
         self.limit = limit
         self._counts = diskcache.Cache(str(directory))
+        self._write_lock = WriteLock(Path(directory) / "write.lock")
 
     def hit(self, api_key: str) -> None:
         """Count one request for `api_key`; raise a 429 with Retry-After once over the limit."""
@@ -29,9 +31,10 @@ class RateLimiter:
         # Keys are stored hashed: the counter file never holds an API key.
         digest = hashlib.sha256(api_key.encode()).hexdigest()[:24]
         counter = f"{digest}:{window}"
-        count = self._counts.incr(counter, 1, default=0)
-        if count == 1:
-            self._counts.touch(counter, expire=self.limit.period * 2)
+        with self._write_lock:
+            count = self._counts.incr(counter, 1, default=0)
+            if count == 1:
+                self._counts.touch(counter, expire=self.limit.period * 2)
         if count > self.limit.requests:
             retry_after = max(1, int((window + 1) * self.limit.period - now) + 1)
             raise APIError(
@@ -45,6 +48,7 @@ class RateLimiter:
 
     def close(self) -> None:
         self._counts.close()
+        self._write_lock.close()
 
 
 # Only the endpoints that spend Workers AI quota are limited.

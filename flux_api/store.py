@@ -18,6 +18,8 @@ from typing import BinaryIO
 
 import diskcache
 
+from .locks import WriteLock
+
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
 _KEY_BYTES = 24
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -63,6 +65,7 @@ class ImageStore:
         self.ttl = ttl
         self.size_limit = size_limit_bytes
         self._next_sweep = 0.0
+        self._write_lock = WriteLock(self.directory / "write.lock")
         # diskcache's own culling evicts ten entries at a time and may take the entry just
         # written; eviction is done here instead (cull_limit=0), oldest first, to the byte.
         self._cache = diskcache.Cache(
@@ -76,13 +79,14 @@ class ImageStore:
         """Store image bytes for `ttl` seconds under a new unguessable key."""
         key = secrets.token_urlsafe(_KEY_BYTES)
         try:
-            now = time.monotonic()
-            if now >= self._next_sweep:  # a sweep is a write transaction: not on every put
-                self._next_sweep = now + _SWEEP_SECONDS
-                self._cache.expire()
-            self._make_room(len(data))
-            # As a file object diskcache writes it in one piece (bytes are written line by line).
-            self._cache.set(key, io.BytesIO(data), read=True, expire=self.ttl)
+            with self._write_lock:
+                now = time.monotonic()
+                if now >= self._next_sweep:  # a sweep is a write transaction: not every put
+                    self._next_sweep = now + _SWEEP_SECONDS
+                    self._cache.expire()
+                self._make_room(len(data))
+                # As a file object diskcache writes it in one piece (bytes go line by line).
+                self._cache.set(key, io.BytesIO(data), read=True, expire=self.ttl)
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
         return key
@@ -126,8 +130,9 @@ class ImageStore:
     def writable(self) -> bool:
         """Whether an image could be stored now: writes and removes a tiny probe entry."""
         try:
-            self._cache.set(_PROBE_KEY, _PROBE, expire=60)
-            self._cache.delete(_PROBE_KEY)
+            with self._write_lock:
+                self._cache.set(_PROBE_KEY, _PROBE, expire=60)
+                self._cache.delete(_PROBE_KEY)
         except _STORE_ERRORS:
             return False
         return True
@@ -138,3 +143,4 @@ class ImageStore:
 
     def close(self) -> None:
         self._cache.close()
+        self._write_lock.close()
