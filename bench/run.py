@@ -228,6 +228,10 @@ def fake_upstream(workdir: Path, args):
         "--log-level",
         "warning",
         "--no-control-socket",
+        "--keep-alive",  # like a real API: idle connections stay open (gunicorn's default is 2 s)
+        "75",
+        "--worker-connections",
+        "2000",
         "tests.fakes.workers_ai:bench_app()",
     ]
     process = subprocess.Popen(command, cwd=workdir, env=env)
