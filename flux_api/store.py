@@ -49,16 +49,6 @@ class OpenedImage:
         return max(0, int(self.expires_at - time.time()))
 
 
-@dataclass(frozen=True)
-class StoredImage:
-    data: bytes
-    expires_at: float
-
-    @property
-    def seconds_left(self) -> int:
-        return max(0, int(self.expires_at - time.time()))
-
-
 class ImageStore:
     def __init__(self, directory: Path, *, ttl: int, size_limit_bytes: int):
         self.directory = Path(directory)
@@ -99,20 +89,17 @@ class ImageStore:
                 return
             self._cache.delete(oldest)
 
-    def get(self, key: str) -> StoredImage | None:
-        """The image under `key`, or None when it is unknown, expired or the key is malformed."""
-        if not _KEY_PATTERN.fullmatch(key):
+    def get(self, key: str) -> bytes | None:
+        """The image's bytes, or None when it is unknown, expired or the key is malformed."""
+        opened = self.open(key)
+        if opened is None:
             return None
-        try:
-            data, expires_at = self._cache.get(key, default=None, expire_time=True)
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
-        if data is None or expires_at is None or expires_at <= time.time():
-            return None
-        return StoredImage(data=data, expires_at=expires_at)
+        with opened.file:
+            return opened.file.read()
 
     def open(self, key: str) -> OpenedImage | None:
-        """Like `get`, but an open file instead of the bytes (images are always kept as files)."""
+        """The image as an open file (images are always kept as files), or None when it is
+        unknown, expired or the key is malformed."""
         if not _KEY_PATTERN.fullmatch(key):
             return None
         try:
