@@ -10,6 +10,7 @@ from flask_cors import CORS
 
 from . import api, auth, handlers, logs, ratelimit
 from .auth import load_or_create_key
+from .image_files import ImageFiles
 from .services import build_services
 from .settings import SettingsError, load_settings
 
@@ -31,6 +32,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     ratelimit.init_app(app, services.rate_limiter)
     handlers.init_app(app)
     app.register_blueprint(api.bp)
+    # Stored images are answered before Flask's request machinery (see image_files).
+    app.wsgi_app = ImageFiles(app.wsgi_app, services.store, settings.cors_origins)
     return app
 
 

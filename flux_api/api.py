@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
@@ -10,7 +9,7 @@ from werkzeug.wsgi import wrap_file
 
 from . import chat, images, tasks, wire
 from .errors import APIError, invalid_request
-from .imaging import sniff_type
+from .image_files import image_headers
 from .services import Services
 
 bp = Blueprint("api", __name__)
@@ -123,7 +122,9 @@ def images_generations():
 
 @bp.get("/image/<path:key>")
 def image(key: str):
-    """Serve a stored image straight from its file (gunicorn hands it to sendfile)."""
+    """What image_files.ImageFiles did not serve: an unknown or expired key (404), or a store
+    that could not be read (StoreUnavailable: 503). Should the store answer this time, the
+    image is served all the same."""
     opened = services().store.open(key)
     if opened is None:
         raise APIError(
@@ -132,20 +133,8 @@ def image(key: str):
             f"(images are kept {services().settings.image_expiration} seconds).",
             code="image_not_found",
         )
-    etag = f'"{key}"'
-    if request.if_none_match.contains(key):
-        opened.file.close()
-        return Response(status=304, headers={"ETag": etag})
-    # pread leaves the file position alone: gunicorn's sendfile starts from it.
-    head = os.pread(opened.file.fileno(), 16, 0)
-    response = Response(
+    return Response(
         wrap_file(request.environ, opened.file),
-        mimetype=sniff_type(head) or "application/octet-stream",
+        headers=image_headers(key, opened),
         direct_passthrough=True,
     )
-    response.content_length = opened.size
-    response.headers["ETag"] = etag
-    response.cache_control.public = True
-    response.cache_control.max_age = opened.seconds_left
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response

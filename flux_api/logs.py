@@ -64,11 +64,27 @@ class _QueuedStderr(logging.handlers.QueueHandler):
         atexit.register(self.listener.stop)  # flush what is queued when the process exits
 
 
+def request_id_from(offered: str) -> str:
+    """The client's X-Request-ID when it is a plain token, else a new id."""
+    return offered if _CLIENT_ID.fullmatch(offered) else secrets.token_hex(8)
+
+
+def access_line(method: str, path: str, status: int, started: float, model: str, rid: str):
+    access_log.info(
+        "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
+        method,
+        path[:200],
+        status,
+        (time.monotonic() - started) * 1000,
+        model,
+        rid,
+    )
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def start_request():
-        offered = request.headers.get("X-Request-ID", "")
-        g.request_id = offered if _CLIENT_ID.fullmatch(offered) else secrets.token_hex(8)
+        g.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
         g.started = time.monotonic()
         request_id.set(g.request_id)
 
@@ -77,19 +93,11 @@ def init_app(app: Flask) -> None:
         rid = g.get("request_id") or secrets.token_hex(8)
         response.headers["X-Request-ID"] = rid
         started, model = g.get("started", time.monotonic()), g.get("model", "-")
-        method, path, status = request.method, request.path[:200], response.status_code
+        method, path, status = request.method, request.path, response.status_code
 
         # Logged when the body has been sent, so a stream's line has its full duration.
         def log_line():
-            access_log.info(
-                "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
-                method,
-                path,
-                status,
-                (time.monotonic() - started) * 1000,
-                model,
-                rid,
-            )
+            access_line(method, path, status, started, model, rid)
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
             log_line()

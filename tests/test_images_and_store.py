@@ -89,3 +89,37 @@ def test_store_evicts_the_oldest_images_beyond_its_size_cap(tmp_path):
     kept = [key for key in keys if store.get(key) is not None]
     assert kept == keys[-len(kept) :] and 5 <= len(kept) <= 10  # the newest, in order
     assert keys[-1] in kept and keys[0] not in kept
+
+
+def test_images_are_readable_from_any_origin_by_default_without_vary(service, fake_ai):
+    key = generate(service)
+    response = service.get(f"/image/{key}", key=None, headers={"Origin": "https://x.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Vary" not in response.headers  # one cached copy serves every origin
+
+
+def test_images_follow_restricted_cors_origins(start_service, fake_ai):
+    service = start_service(CORS_ORIGINS="https://mine.example")
+    key = generate(service)
+    mine = service.get(f"/image/{key}", key=None, headers={"Origin": "https://mine.example"})
+    theirs = service.get(f"/image/{key}", key=None, headers={"Origin": "https://their.example"})
+    assert mine.headers["Access-Control-Allow-Origin"] == "https://mine.example"
+    assert "X-Request-ID" in mine.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Origin" not in theirs.headers
+    assert theirs.status_code == mine.status_code == 200
+    assert mine.headers["Vary"] == theirs.headers["Vary"] == "Origin"
+
+
+def test_image_fetches_are_logged_with_their_request_id(service, fake_ai, caplog):
+    key = generate(service)
+    response = service.get(f"/image/{key}", key=None, headers={"X-Request-ID": "fetch-42"})
+    assert response.headers["X-Request-ID"] == "fetch-42"
+    lines = [r.getMessage() for r in caplog.records if r.name == "flux_api.access"]
+    assert any(f"path=/image/{key} status=200" in line and "id=fetch-42" in line for line in lines)
+
+
+def test_other_methods_on_an_image_are_a_json_405(service, fake_ai):
+    key = generate(service)
+    response = requests.post(f"{service.url}/image/{key}")
+    assert response.status_code == 405
+    assert response.json()["error"]["message"]
