@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from werkzeug.wsgi import wrap_file
 
-from . import chat, images, tasks, wire
+from . import chat, images, openapi, tasks, wire
 from .errors import APIError, invalid_request
 from .image_files import image_headers
 from .services import Services
@@ -59,6 +59,11 @@ def healthz():
     return jsonify(body), 200 if writable else 503
 
 
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.document(services().settings))
+
+
 @bp.get("/v1/models")
 def list_models():
     models = services().settings.models
@@ -79,24 +84,21 @@ def get_model(model_id: str):
 
 @bp.post("/v1/chat/completions")
 def chat_completions():
-    body = json_body()
-    prompt = chat.prompt_from_messages(body.get("messages"))
+    request_ = chat.parse_request(json_body())
     pipeline, settings = services().pipeline, services().settings
-    streamed = body.get("stream") is True
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    prompt, include_usage = request_.prompt, request_.include_usage
     if settings.skip_task_prompts and tasks.is_task_prompt(prompt):
-        model = pipeline.resolve_model(body.get("model")).id
+        model = pipeline.resolve_model(request_.model).id
         g.model = "task"
         answer = tasks.task_reply(prompt)
-        if streamed:
+        if request_.stream:
             return event_stream(
                 chat.stream_text(model, prompt, answer, include_usage=include_usage)
             )
         return jsonify(chat.text_completion(model, prompt, answer))
-    plan = pipeline.plan(prompt, body.get("model"), public_base_url())
+    plan = pipeline.plan(prompt, request_.model, public_base_url())
     g.model = plan.model.short_name
-    if not streamed:
+    if not request_.stream:
         return jsonify(chat.complete(pipeline, plan))
     return event_stream(
         chat.stream(

@@ -4,11 +4,31 @@ its two deliveries (one JSON object, or an SSE stream fed stage by stage)."""
 from __future__ import annotations
 
 import queue
+from dataclasses import dataclass
 from typing import Iterator
 
 from . import wire
 from .errors import api_error_for, invalid_request
+from .fields import optional
 from .pipeline import Generated, Pipeline, Plan, PromptChoice
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    prompt: str
+    model: str | None
+    stream: bool
+    include_usage: bool
+
+
+def parse_request(body: dict) -> ChatRequest:
+    """The fields this service reads; the others OpenAI clients send are ignored."""
+    prompt = prompt_from_messages(body.get("messages"))
+    model = optional(body, "model", str, "a string")
+    stream = optional(body, "stream", bool, "true or false")
+    options = optional(body, "stream_options", dict, "an object")
+    include_usage = optional(options or {}, "include_usage", bool, "true or false")
+    return ChatRequest(prompt, model, stream is True, include_usage is True)
 
 
 def prompt_from_messages(messages: object) -> str:

@@ -24,6 +24,7 @@ def _from_http(exc: HTTPException) -> APIError:
             f"{request.method} is not allowed on {request.path[:200]}"
             + (f"; use {allowed}." if allowed else "."),
             code="method_not_allowed",
+            extra_headers={"Allow": allowed} if allowed else None,  # required by RFC 9110
         )
     if code == 413:
         return APIError(

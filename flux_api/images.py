@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pybase64
 
 from .errors import invalid_request
+from .fields import optional, whole_number
 from .imaging import sniff_type
 from .pipeline import Pipeline
 from .sizes import parse_size
@@ -24,7 +25,7 @@ RESPONSE_FORMATS = ("url", "b64_json")
 @dataclass(frozen=True)
 class ImagesRequest:
     prompt: str
-    model: object
+    model: str | None
     n: int
     size: tuple[int, int] | None
     response_format: str
@@ -32,27 +33,12 @@ class ImagesRequest:
     extras: dict
 
 
-def _int_field(body: dict, name: str, minimum: int, maximum: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
-        raise invalid_request(f"`{name}` must be a whole number {bounds}.", param=name)
-    return value
-
-
 def parse_request(body: dict, max_n: int) -> ImagesRequest:
     """Check every field a client may get wrong, naming it in `param`."""
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise invalid_request("`prompt` is required: describe the image you want.", param="prompt")
-    model = body.get("model")
+    model = optional(body, "model", str, "a string")
     response_format = body.get("response_format")
     if response_format is None:
         # gpt-image models only ever answer base64, and the clients that use them expect it.
@@ -62,17 +48,15 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
         raise invalid_request(
             '`response_format` must be "url" or "b64_json".', param="response_format"
         )
-    negative = body.get("negative_prompt")
-    if negative is not None and not isinstance(negative, str):
-        raise invalid_request("`negative_prompt` must be a string.", param="negative_prompt")
-    extras = {"seed": _int_field(body, "seed", 0, 2**32 - 1), "negative_prompt": negative}
+    negative = optional(body, "negative_prompt", str, "a string")
+    extras = {"seed": whole_number(body, "seed", 0, 2**32 - 1), "negative_prompt": negative}
     return ImagesRequest(
         prompt=prompt,
         model=model,
-        n=_int_field(body, "n", 1, max_n) or 1,
+        n=whole_number(body, "n", 1, max_n) or 1,
         size=parse_size(body.get("size")),
         response_format=response_format,
-        steps=_int_field(body, "steps", 1),
+        steps=whole_number(body, "steps", 1),
         extras={k: v for k, v in extras.items() if v is not None},
     )
 

@@ -16,12 +16,14 @@ import re
 import secrets
 import time
 from contextvars import ContextVar
+from urllib.parse import quote
 
 from flask import Flask, g, request
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("flux_api.access")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 FORMAT = "%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s] %(message)s"
 
 
@@ -73,7 +75,7 @@ def access_line(method: str, path: str, status: int, started: float, model: str,
     access_log.info(
         "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
         method,
-        path[:200],
+        quote(path[:200], safe=_PATH_SAFE),  # no control characters or forged lines in logs
         status,
         (time.monotonic() - started) * 1000,
         model,

@@ -85,7 +85,7 @@ def parse_size(text: object) -> tuple[int, int] | None:
     if text is None or text == "auto":
         return None
     match = (
-        re.fullmatch(r"\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*", text)
+        re.fullmatch(r"\s*([0-9]{1,5})\s*[xX×]\s*([0-9]{1,5})\s*", text)
         if isinstance(text, str)
         else None
     )

@@ -84,12 +84,22 @@ def test_request_model_picks_a_listed_model(service, fake_ai, name):
     assert fake_ai.calls[-1]["model"] == "@cf/black-forest-labs/flux-2-klein-4b"
 
 
-@pytest.mark.parametrize("name", ["gpt-4o", "dall-e-3", "", None, 42])
+@pytest.mark.parametrize("name", ["gpt-4o", "dall-e-3", "", None])
 def test_unknown_model_names_mean_the_default(start_service, fake_ai, name):
     service = start_service(FLUX_MODEL="@cf/black-forest-labs/flux-2-dev")
     response = service.chat("a boat", model=name)
     assert response.status_code == 200
     assert fake_ai.calls[-1]["model"] == "@cf/black-forest-labs/flux-2-dev"
+
+
+@pytest.mark.parametrize(
+    "field, value", [("model", 42), ("stream", "yes"), ("stream_options", [1])]
+)
+def test_fields_of_the_wrong_type_are_a_400_naming_them(service, fake_ai, field, value):
+    response = service.chat("a boat", **{field: value})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == field
+    assert fake_ai.calls == []
 
 
 def test_a_model_left_out_of_image_models_is_not_used(start_service, fake_ai):
