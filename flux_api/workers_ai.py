@@ -18,7 +18,13 @@ import pybase64
 import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from .imaging import sniff_type
 from .models import Encoding, ModelProfile, ResponseForm
@@ -147,6 +153,8 @@ class WorkersAIClient:
             if _never_sent(exc):
                 raise Unavailable("could not connect to Workers AI") from exc
             raise UpstreamFailed("the connection broke while waiting for the answer") from exc
+        except ProtocolError as exc:  # reset or closed part-way through the answer
+            raise UpstreamFailed("the connection broke while the answer was arriving") from exc
         except (requests.RequestException, HTTPError) as exc:
             raise UpstreamFailed(f"the answer could not be read ({type(exc).__name__})") from exc
         if response.status_code != 200:

@@ -12,6 +12,8 @@ import base64
 import io
 import json
 import random
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -91,7 +93,8 @@ class Scripted:
     status: int = 200
     code: int | None = None
     message: str = ""
-    mode: str | None = None  # "hang", "html", "truncated", "not_image", "raw_text"
+    # "hang", "html", "truncated", "not_image", "raw_text", "reset" (cut off mid-answer)
+    mode: str | None = None
 
 
 @dataclass
@@ -222,9 +225,26 @@ class FakeWorkersAI:
                 "messages": [],
             }
             return Response(json.dumps(body), mimetype="application/json")
+        if scripted.mode == "reset":
+            return _reset_midway(envelope(render_image(1024, 1024)))
         if scripted.mode == "raw_text":
             return Response("plain text", status=scripted.status, mimetype="text/plain")
         return envelope_error(scripted.status, scripted.code, scripted.message)
+
+
+def _reset_midway(body: bytes) -> Response:
+    """The headers and first bytes of a good answer, then a TCP reset (RST, not a clean close)."""
+    connection = request.environ["werkzeug.socket"]
+
+    def cut_off():
+        yield body[:1000]
+        # With a zero linger time, closing sends RST; werkzeug closes once the body fails.
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raise ConnectionResetError("the fake cut the answer off")
+
+    return Response(
+        cut_off(), mimetype="application/json", headers={"Content-Length": str(len(body))}
+    )
 
 
 _RENDERED: dict = {}
