@@ -24,6 +24,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_kb * 1024
     app.json.ensure_ascii = False
+    app.debug = False  # whatever FLASK_DEBUG says: a debug page would show code and tracebacks
+    # `//` in a path is an answer (a JSON 404), not a redirect to a path with one slash.
+    app.url_map.merge_slashes = False
     services = app.extensions["flux_api"] = build_services(settings, api_keys)
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
@@ -26,7 +27,11 @@ def public_base_url() -> str:
 
 
 def json_body() -> dict:
-    body = request.get_json(force=True, silent=True)
+    """The body as a JSON object, whatever its Content-Type says (clients differ)."""
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
+        body = None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
     return body
