@@ -57,26 +57,29 @@ def served(url: str, paths: list[str]) -> bool:
     return all(requests.get(url + path, timeout=10).status_code == 200 for path in paths)
 
 
+KILL_ROUNDS = 3
+
+
 def test_kill_9_of_a_worker_loses_nothing_stored(gunicorn, service_env, fake_ai):
     server = gunicorn(service_env, workers=2)
-    before = [generate(server.url, f"stored before {i}") for i in range(6)]
-    fake_ai.latency = 1.5
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        inflight = [pool.submit(try_generate, server.url, f"in flight {i}") for i in range(8)]
-        wait_for(lambda: fake_ai.in_flight >= 8)
-        victim = workers(server.process.pid)[0]
-        os.kill(victim, signal.SIGKILL)
-        results = [future.result() for future in inflight]
-    fake_ai.latency = 0
-    completed = [r for r in results if isinstance(r, str)]
-    # Requests on the killed worker break; those on the other one complete.
-    assert 0 < len(completed) < 8
-    assert all(isinstance(r, (str, requests.ConnectionError)) for r in results), results
-    wait_for(
-        lambda: len(workers(server.process.pid)) == 2 and victim not in workers(server.process.pid)
-    )
-    assert served(server.url, before + completed)
-    assert served(server.url, [generate(server.url, "after the kill")])
+    stored = [generate(server.url, f"stored before {i}") for i in range(6)]
+    for round_ in range(KILL_ROUNDS):
+        fake_ai.latency = 1.5
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            inflight = [pool.submit(try_generate, server.url, f"{round_}/{i}") for i in range(8)]
+            wait_for(lambda: fake_ai.in_flight >= 8)
+            victim = workers(server.process.pid)[round_ % 2]
+            os.kill(victim, signal.SIGKILL)
+            results = [future.result() for future in inflight]
+        fake_ai.latency = 0
+        completed = [r for r in results if isinstance(r, str)]
+        # Requests on the killed worker break; those on the other one complete.
+        assert 0 < len(completed) < 8, results
+        assert all(isinstance(r, (str, requests.ConnectionError)) for r in results), results
+        wait_for(lambda: len(workers(server.process.pid)) == 2)
+        assert victim not in workers(server.process.pid)
+        stored += completed + [generate(server.url, f"after kill {round_}")]
+        assert served(server.url, stored)  # every image stored so far, none lost
     assert "Traceback" not in server.log
 
 
@@ -150,6 +153,30 @@ def test_a_damaged_store_stops_the_start_with_one_clear_line(tmp_path, service_e
         (images / "cache.db").write_bytes(b"this is not a SQLite database" * 100)
     else:
         images.write_text("not a directory")
+    process = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
+        cwd=tmp_path,
+        env=Gunicorn(service_env, tmp_path).env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = process.stdout + process.stderr
+    assert process.returncode != 0
+    assert "flux-api cannot start: DATA_DIR: the image store" in output
+    assert "Traceback" not in output
+
+
+def test_a_database_damaged_while_running_stops_the_next_start(
+    tmp_path, gunicorn, service_env, fake_ai
+):
+    """SQLite keeps working from its write-ahead log after the file under it is overwritten, so
+    the damage shows at the next start: a clear line, never a silently empty store."""
+    server = gunicorn(service_env)
+    generate(server.url, "before the damage")
+    database = Path(service_env["DATA_DIR"]) / "images" / "cache.db"
+    database.write_bytes(b"this is not a SQLite database" * 1000)
+    server.stop()
     process = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
         cwd=tmp_path,
