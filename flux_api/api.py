@@ -12,6 +12,7 @@ from . import chat, images, openapi, tasks, wire
 from .errors import APIError, invalid_request
 from .image_files import image_headers
 from .services import Services
+from .sizes import COMMON_RATIOS
 
 bp = Blueprint("api", __name__)
 _STARTED = int(time.time())
@@ -45,6 +46,7 @@ def index():
         settings=settings,
         base_url=public_base_url(),
         optimizer_on=services().pipeline.optimizer is not None,
+        ratios=COMMON_RATIOS,
     )
 
 

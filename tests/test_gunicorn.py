@@ -104,6 +104,10 @@ def test_no_secret_reaches_gunicorns_log(gunicorn, service_env, fake_ai):
     requests.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
     bad_token = gunicorn({**service_env, "CF_API_TOKEN": "cf-other-SECRET-token"})
     assert chat(bad_token.url, API_KEY).status_code == 502
+    # Each process writes its log lines from a thread of its own: wait for them to land.
+    deadline = time.monotonic() + 10
+    while "workers_ai" not in bad_token.log and time.monotonic() < deadline:
+        time.sleep(0.1)
     logs = server.log + bad_token.log
     assert "workers_ai" in logs  # the log is not empty: upstream calls are logged
     for secret in (*SECRETS, "cf-other-SECRET-token"):

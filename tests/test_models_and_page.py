@@ -1,4 +1,6 @@
-"""GET /v1/models and the welcome page."""
+"""GET /v1/models and the welcome page (its playground is driven in tests/test_playground.py)."""
+
+import re
 
 from tests.fakes.workers_ai import ACCOUNT_ID
 
@@ -46,4 +48,13 @@ def test_page_says_up_default_model_and_configuration(start_service, optimizer_e
 def test_page_names_missing_credentials(start_service):
     page = start_service(CF_ACCOUNT_ID=None, CF_API_TOKEN=None).get("/", key=None).text
     assert "CF_ACCOUNT_ID" in page and "CF_API_TOKEN" in page
-    assert "Prompt optimisation</dt>\n    <dd>off" in page
+    assert re.search(r"Prompt optimisation</dt>\s*<dd>off</dd>", page)
+
+
+def test_page_uses_relative_urls_and_embeds_no_key(start_service):
+    page = start_service().get("/", key=None).text
+    assert 'href="static/playground.css"' in page and 'src="static/playground.js"' in page
+    assert 'fetch("/' not in page and "sk-test" not in page
+    script = start_service().get("/static/playground.js", key=None)
+    assert script.status_code == 200
+    assert 'fetch("v1/chat/completions"' in script.text and 'fetch("/' not in script.text
