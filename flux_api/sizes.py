@@ -23,8 +23,8 @@ PRESETS: dict[tuple[int, int], tuple[int, int]] = {
     (16, 9): (1024, 576),
     (9, 16): (576, 1024),
 }
-# Offered by the playground's ratio menu (any W:H from 1:4 to 4:1 works).
-COMMON_RATIOS = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "2:1", "1:2")
+# Offered by the playground's ratio menu after its default, 1:1 (any W:H from 1:4 to 4:1 works).
+COMMON_RATIOS = ("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "2:1", "1:2")
 MAX_RATIO = 4  # from 1:4 to 4:1
 LONG_SIDE = 1024
 STEP = 64

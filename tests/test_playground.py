@@ -222,6 +222,17 @@ def test_the_keyboard_alone_reaches_every_control_in_order(open_page):
     assert positions == sorted(positions), order
 
 
+def test_a_ratio_typed_in_the_prompt_is_kept_by_the_default_choice(open_page, fake_ai):
+    page = open_page()
+    save_key(page)
+    fake_ai.latency = 0
+    page.get_by_label("Prompt").fill("a wide valley 16:9")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("img", name="a wide valley 16:9").first.wait_for()
+    assert page.locator("#image-size").inner_text() == "1024x576"
+    assert "Original Prompt: a wide valley 16:9" in page.locator("#progress").inner_text()
+
+
 def test_forget_removes_the_key(open_page):
     page = open_page()
     save_key(page)

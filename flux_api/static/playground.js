@@ -90,7 +90,8 @@ async function loadModels() {
 
 // ---- generating -------------------------------------------------------------------------
 
-/** The ratio to append to the prompt, "" for none, or null when the custom one is malformed. */
+/** The ratio to append to the prompt: "" for none (1:1, or a ratio the prompt ends with), or
+ * null when the custom one is malformed. */
 function chosenRatio() {
   const preset = $("ratio").value;
   if (preset !== "custom") return preset;
