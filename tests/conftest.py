@@ -211,6 +211,17 @@ class Gunicorn:
         self.stop()
         raise RuntimeError(f"gunicorn did not start:\n{self.log_path.read_text()}")
 
+    def run_until_exit(self, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run gunicorn in the foreground, for starts that must fail: its exit and output."""
+        return subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

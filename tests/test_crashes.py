@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 import requests
 
 from flux_api.store import ImageStore
-from tests.conftest import API_KEY, ROOT, Gunicorn
+from tests.conftest import API_KEY, Gunicorn
 
 
 def generate(url: str, prompt: str = "a fox", timeout: float = 30) -> str:
@@ -144,6 +142,14 @@ def test_the_store_stays_under_its_size_cap_across_restarts(gunicorn, service_en
     assert kept == paths[-len(kept) :], "the oldest went first"
 
 
+def assert_refuses_to_start(server: Gunicorn) -> None:
+    process = server.run_until_exit()
+    output = process.stdout + process.stderr
+    assert process.returncode != 0
+    assert "flux-api cannot start: DATA_DIR: the image store" in output
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize("damage", ["corrupt database", "directory is a file"])
 def test_a_damaged_store_stops_the_start_with_one_clear_line(tmp_path, service_env, damage):
     images = Path(service_env["DATA_DIR"]) / "images"
@@ -153,18 +159,7 @@ def test_a_damaged_store_stops_the_start_with_one_clear_line(tmp_path, service_e
         (images / "cache.db").write_bytes(b"this is not a SQLite database" * 100)
     else:
         images.write_text("not a directory")
-    process = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
-        cwd=tmp_path,
-        env=Gunicorn(service_env, tmp_path).env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = process.stdout + process.stderr
-    assert process.returncode != 0
-    assert "flux-api cannot start: DATA_DIR: the image store" in output
-    assert "Traceback" not in output
+    assert_refuses_to_start(Gunicorn(service_env, tmp_path))
 
 
 def test_a_database_damaged_while_running_stops_the_next_start(
@@ -177,15 +172,4 @@ def test_a_database_damaged_while_running_stops_the_next_start(
     database = Path(service_env["DATA_DIR"]) / "images" / "cache.db"
     database.write_bytes(b"this is not a SQLite database" * 1000)
     server.stop()
-    process = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
-        cwd=tmp_path,
-        env=Gunicorn(service_env, tmp_path).env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = process.stdout + process.stderr
-    assert process.returncode != 0
-    assert "flux-api cannot start: DATA_DIR: the image store" in output
-    assert "Traceback" not in output
+    assert_refuses_to_start(Gunicorn(service_env, tmp_path))

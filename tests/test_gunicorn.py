@@ -1,14 +1,12 @@
-"""The real gunicorn with the shipped gunicorn.conf.py: workers, key file, restarts, start-up errors."""
+"""The real gunicorn with the shipped gunicorn.conf.py: workers, key file, restarts, bad starts."""
 
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from tests.conftest import API_KEY, ROOT, SECRETS, Gunicorn, content_of, read_sse
+from tests.conftest import API_KEY, SECRETS, Gunicorn, content_of, read_sse
 
 
 def chat(url: str, key: str, content: str = "a fox 16:9", **body) -> requests.Response:
@@ -82,15 +80,7 @@ def test_a_bad_setting_stops_gunicorn_with_one_clear_line(tmp_path, service_env,
     not_a_directory.write_text("")
     env = {**service_env, **{k: v.format(file=not_a_directory) for k, v in setting.items() if v}}
     env = {k: v for k, v in env.items() if setting.get(k, "") is not None}
-    server = Gunicorn(env, tmp_path)
-    process = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"],
-        cwd=tmp_path,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    process = Gunicorn(env, tmp_path).run_until_exit()
     assert process.returncode != 0
     output = process.stdout + process.stderr
     assert f"flux-api cannot start: {message}" in output
