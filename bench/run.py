@@ -157,53 +157,56 @@ def main() -> None:
             sys.exit(f"bench needs {program}: apt-get install {program}")
 
     workdir = Path(tempfile.mkdtemp(prefix="flux-bench-"))
-    results: dict[str, tuple[Load, float]] = {}
     try:
-        with fake_upstream(workdir, args) as upstream:
-            ideal_env = {"BENCH_LATENCY": str(args.latency), "BENCH_JITTER": str(args.jitter)}
-            ideal = Gunicorn(ideal_env, workdir, workers=_workers()).start("bench.ideal:app")
-            try:
-                url = f"{ideal.url}/v1/chat/completions"
-                results["ideal"] = measured(ideal, url, args, chat_body("a lighthouse at dawn"))
-            finally:
-                ideal.stop()
-            env = {
-                "API_KEY": API_KEY,
-                "CF_ACCOUNT_ID": ACCOUNT_ID,
-                "CF_API_TOKEN": TOKEN,
-                "CF_API_BASE": f"{upstream.url}/client/v4/accounts/{{account_id}}/ai/run",
-                "DATA_DIR": str(workdir / "data"),
-            }
-            app = Gunicorn(env, workdir, workers=_workers()).start()
-            try:
-                url = f"{app.url}/v1/chat/completions"
-                results["app 1:1"] = measured(app, url, args, chat_body("a lighthouse at dawn"))
-                results["app 16:9"] = measured(
-                    app, url, args, chat_body("a lighthouse at dawn 16:9")
-                )
-                workers = process_group(app.process.pid)[1:]
-                memory = sum(rss_mib(pid) for pid in workers) / len(workers)
-                reply = subprocess.run(
-                    [
-                        "curl",
-                        "-s",
-                        url,
-                        "-H",
-                        f"Authorization: Bearer {API_KEY}",
-                        "-d",
-                        chat_body("a lighthouse at dawn"),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                key = re.search(r"/image/([A-Za-z0-9_-]+)", reply).group(1)
-                fetches = fetch_runs(app, workdir, key, args.fetch_seconds)
-            finally:
-                app.stop()
+        print_table(*run_all(workdir, args), args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # the store alone grows to about 1 GB
-    print_table(results, memory, fetches, args)
+
+
+def run_all(workdir: Path, args) -> tuple[dict, float, dict]:
+    """The generation runs (ideal, app 1:1, app 16:9), memory per worker, and the fetch runs."""
+    results: dict[str, tuple[Load, float]] = {}
+    with fake_upstream(workdir, args) as upstream:
+        ideal_env = {"BENCH_LATENCY": str(args.latency), "BENCH_JITTER": str(args.jitter)}
+        ideal = Gunicorn(ideal_env, workdir, workers=_workers()).start("bench.ideal:app")
+        try:
+            url = f"{ideal.url}/v1/chat/completions"
+            results["ideal"] = measured(ideal, url, args, chat_body("a lighthouse at dawn"))
+        finally:
+            ideal.stop()
+        env = {
+            "API_KEY": API_KEY,
+            "CF_ACCOUNT_ID": ACCOUNT_ID,
+            "CF_API_TOKEN": TOKEN,
+            "CF_API_BASE": f"{upstream.url}/client/v4/accounts/{{account_id}}/ai/run",
+            "DATA_DIR": str(workdir / "data"),
+        }
+        app = Gunicorn(env, workdir, workers=_workers()).start()
+        try:
+            url = f"{app.url}/v1/chat/completions"
+            results["app 1:1"] = measured(app, url, args, chat_body("a lighthouse at dawn"))
+            results["app 16:9"] = measured(app, url, args, chat_body("a lighthouse at dawn 16:9"))
+            workers = process_group(app.process.pid)[1:]
+            memory = sum(rss_mib(pid) for pid in workers) / len(workers)
+            reply = subprocess.run(
+                [
+                    "curl",
+                    "-s",
+                    url,
+                    "-H",
+                    f"Authorization: Bearer {API_KEY}",
+                    "-d",
+                    chat_body("a lighthouse at dawn"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            key = re.search(r"/image/([A-Za-z0-9_-]+)", reply).group(1)
+            fetches = fetch_runs(app, workdir, key, args.fetch_seconds)
+        finally:
+            app.stop()
+    return results, memory, fetches
 
 
 @contextmanager

@@ -8,6 +8,7 @@ as the service reads them (unknown fields are accepted and ignored, as OpenAI cl
 from __future__ import annotations
 
 import copy
+import functools
 
 from .settings import Settings
 
@@ -435,8 +436,10 @@ for _operations in _PATHS.values():
 VERSION = "1.0.0"
 
 
+@functools.lru_cache(maxsize=4)
 def document(settings: Settings) -> dict:
-    """The document for this configuration: its models and its IMAGES_MAX_N."""
+    """The document for this configuration: its models and its IMAGES_MAX_N. Built once per
+    configuration and shared, so callers must not change it."""
     schemas = copy.deepcopy(_SCHEMAS)
     schemas["Model"]["properties"]["id"]["enum"] = [model.id for model in settings.models]
     schemas["ImagesRequest"]["properties"]["n"]["anyOf"][0]["maximum"] = settings.images_max_n
