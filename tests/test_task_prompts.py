@@ -61,3 +61,39 @@ def test_task_prompts_can_be_generated_when_skipping_is_off(start_service, fake_
     service = start_service(SKIP_TASK_PROMPTS="false")
     assert service.chat(FOLLOW_UP_TASK).status_code == 200
     assert len(fake_ai.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "prompt, title",
+    [
+        ("### Task: title\nUSER:   \n  USER: a fox in the snow at dusk\n", "a fox in the snow"),
+        ("### Task: title\n\tUSER:\ta\tfox\n", "a fox"),
+        ("### Task: title\nASSISTANT: USER: no\n", "Image generation"),
+    ],
+)
+def test_title_takes_the_first_user_line_with_words(prompt, title):
+    assert json.loads(task_reply(prompt)) == {"title": "🎨 " + title}
+
+
+# The largest prompt a 64 KB body can carry, in shapes that made a regex rescan the rest of it.
+_ROOM = 62_000
+_TITLE = "### Task: Generate a concise title for the chat.\n"
+
+
+@pytest.mark.parametrize(
+    "filler",
+    [
+        "\n" * _ROOM,
+        " \n" * (_ROOM // 2),
+        " " * _ROOM,
+        "USER:" * (_ROOM // 5),
+        "USER:\n" * (_ROOM // 6),
+        "USER: " + " " * _ROOM,
+        "\tUSER: \t\n" * (_ROOM // 9),
+    ],
+    ids=["newlines", "blank-lines", "spaces", "prefixes", "empty-users", "user-spaces", "blanks"],
+)
+def test_a_title_of_the_largest_worst_prompt_takes_linear_time(filler):
+    started = time.process_time()
+    task_reply(_TITLE + filler)
+    assert time.process_time() - started < 0.05  # was 0.7–3.7 s for newlines: quadratic
