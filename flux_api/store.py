@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ from .locks import WriteLock
 _KEY_BYTES = 24
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SWEEP_SECONDS = 10  # how often expired images are removed from disk (reads never see them)
-_PROBE_KEY = "health-probe"  # never matches _KEY_PATTERN, so never served
-# Larger than diskcache's inline limit (32 KiB), so the probe is written as a file, like images.
-_PROBE = bytes(40_000)
+_PROBE_NAME = ".health-probe"  # a file beside diskcache's own, never a key
+# How long a health answer is reused: /healthz is unauthenticated and may be called a thousand
+# times a second, and each probe queues on the write lock that every generation needs.
+_HEALTH_SECONDS = 5.0
 
 
 _STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
@@ -55,6 +57,8 @@ class ImageStore:
         self.ttl = ttl
         self.size_limit = size_limit_bytes
         self._next_sweep = 0.0
+        self._health_lock = threading.Lock()
+        self._health = (0.0, False)  # (good until, in time.monotonic(); answer)
         self._write_lock = WriteLock(self.directory / "write.lock")
         # diskcache's own culling evicts ten entries at a time and may take the entry just
         # written; eviction is done here instead (cull_limit=0), oldest first, to the byte.
@@ -115,18 +119,45 @@ class ImageStore:
         return OpenedImage(handle, os.fstat(handle.fileno()).st_size, expires_at)
 
     def writable(self) -> bool:
-        """Whether an image could be stored now: writes and removes a tiny probe entry."""
+        """Whether an image could be stored now: probed at most every _HEALTH_SECONDS per
+        process, so health checks, however many, do not write to disk or wait on writers."""
+        with self._health_lock:  # one thread probes; the others wait for its answer
+            good_until, answer = self._health
+            now = time.monotonic()
+            if now >= good_until:
+                answer = self._probe()
+                self._health = (now + _HEALTH_SECONDS, answer)
+            return answer
+
+    def _probe(self) -> bool:
+        """A one-byte file where images go (the directory is there, writable, not full), and a
+        write transaction on the index that writes nothing (the database is not read-only or
+        stuck). The probe was an 81 KiB entry: a 40 KB file and two 5-page WAL commits."""
+        path = self.directory / _PROBE_NAME
         try:
             with self._write_lock:
-                self._cache.set(_PROBE_KEY, _PROBE, expire=60)
-                self._cache.delete(_PROBE_KEY)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, b"1")
+                finally:
+                    os.close(fd)
+                os.unlink(path)
+                with self._cache.transact(retry=False):
+                    pass
         except _STORE_ERRORS:
             return False
         return True
 
     def __len__(self) -> int:
         """How many images are stored (expired ones not yet removed included)."""
-        return len(self._cache)
+        try:
+            return len(self._cache)
+        except _STORE_ERRORS as exc:
+            # Each thread opens its own connection: a new one fails while a cached health
+            # answer still says writable. Say so at once rather than at the next probe.
+            with self._health_lock:
+                self._health = (time.monotonic() + _HEALTH_SECONDS, False)
+            raise StoreUnavailable(type(exc).__name__) from exc
 
     def close(self) -> None:
         self._cache.close()

@@ -1,0 +1,60 @@
+"""/healthz: its answer is probed at most every few seconds, so health checks write nothing."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from flux_api import store
+
+
+def _disk_state(directory: Path) -> dict:
+    """Size and modification time of everything under `directory`, itself included."""
+    paths = [directory, *directory.rglob("*")]
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in paths}
+
+
+def _write_bytes() -> int:
+    """Bytes this process (the in-process server among it) has caused to be written to disk."""
+    with open(f"/proc/{os.getpid()}/io") as counters:
+        fields = dict(line.split(": ") for line in counters.read().splitlines())
+    return int(fields["write_bytes"])
+
+
+def test_health_checks_write_nothing_to_the_data_directory(service, service_env):
+    data = Path(service_env["DATA_DIR"])
+    assert service.get("/healthz", key=None).status_code == 200  # the one probe
+    before = _disk_state(data)
+    written = _write_bytes()
+    statuses = {service.get("/healthz", key=None).status_code for _ in range(200)}
+    assert statuses == {200}
+    assert _disk_state(data) == before  # was an 81 KiB entry set and deleted per check
+    assert _write_bytes() - written < 200 * 4096  # the whole process: not even a page each
+
+
+def test_a_store_that_breaks_is_reported_within_the_cache_period(service, service_env):
+    assert service.get("/healthz", key=None).status_code == 200
+    images = Path(service_env["DATA_DIR"]) / "images"
+    shutil.rmtree(images)
+    images.write_text("not a directory any more")
+    broken = time.monotonic()
+    while service.get("/healthz", key=None).status_code == 200:
+        assert time.monotonic() - broken < store._HEALTH_SECONDS + 1
+        time.sleep(0.1)
+    body = service.get("/healthz", key=None).json()
+    assert body["store"] == "not writable"
+
+
+def test_the_probe_finds_a_broken_directory_within_the_cache_period(tmp_path):
+    images = tmp_path / "images"
+    image_store = store.ImageStore(images, ttl=600, size_limit_bytes=1_000_000)
+    assert image_store.writable()
+    shutil.rmtree(images)
+    images.write_text("not a directory any more")
+    broken = time.monotonic()
+    assert image_store.writable()  # the cached answer: no probe yet
+    while image_store.writable():  # this thread's open connection still reads the index
+        assert time.monotonic() - broken < store._HEALTH_SECONDS + 1
+        time.sleep(0.1)
+    assert time.monotonic() - broken > store._HEALTH_SECONDS - 1
+    image_store.close()
