@@ -58,7 +58,7 @@ class ImageStore:
         self.size_limit = size_limit_bytes
         self._next_sweep = 0.0
         self._health_lock = threading.Lock()
-        self._health = (0.0, False)  # (good until, in time.monotonic(); answer)
+        self._health: tuple[float, bool] | None = None  # (good until, in monotonic time; answer)
         self._write_lock = WriteLock(self.directory / "write.lock")
         # diskcache's own culling evicts ten entries at a time and may take the entry just
         # written; eviction is done here instead (cull_limit=0), oldest first, to the byte.
@@ -121,13 +121,21 @@ class ImageStore:
     def writable(self) -> bool:
         """Whether an image could be stored now: probed at most every _HEALTH_SECONDS per
         process, so health checks, however many, do not write to disk or wait on writers."""
-        with self._health_lock:  # one thread probes; the others wait for its answer
-            good_until, answer = self._health
-            now = time.monotonic()
-            if now >= good_until:
+        health = self._health
+        if health and time.monotonic() < health[0]:
+            return health[1]
+        # One thread probes. Meanwhile the others give its last answer rather than each hold a
+        # request thread while the probe waits for the write lock; only the very first ones wait.
+        if not self._health_lock.acquire(blocking=health is None):
+            return health[1]
+        try:
+            health = self._health  # another thread may have probed while this one waited
+            if health is None or time.monotonic() >= health[0]:
                 answer = self._probe()
-                self._health = (now + _HEALTH_SECONDS, answer)
-            return answer
+                health = self._health = (time.monotonic() + _HEALTH_SECONDS, answer)
+            return health[1]
+        finally:
+            self._health_lock.release()
 
     def _probe(self) -> bool:
         """A one-byte file where images go (the directory is there, writable, not full), and a
@@ -155,8 +163,7 @@ class ImageStore:
         except _STORE_ERRORS as exc:
             # Each thread opens its own connection: a new one fails while a cached health
             # answer still says writable. Say so at once rather than at the next probe.
-            with self._health_lock:
-                self._health = (time.monotonic() + _HEALTH_SECONDS, False)
+            self._health = (time.monotonic() + _HEALTH_SECONDS, False)
             raise StoreUnavailable(type(exc).__name__) from exc
 
     def close(self) -> None:
