@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from werkzeug.wsgi import wrap_file
 
 from . import chat, images, openapi, tasks, wire
+from .budget import Budget, peer_closed
 from .errors import APIError, invalid_request
 from .image_files import image_headers
 from .services import Services
@@ -25,6 +26,16 @@ def services() -> Services:
 def public_base_url() -> str:
     """PUBLIC_BASE_URL when set; otherwise the URL this request came in on."""
     return services().settings.public_base_url or request.url_root.rstrip("/")
+
+
+def request_budget() -> Budget:
+    """This request's deadline (UPSTREAM_TIMEOUT from its start) and a check that its client
+    is still connected (the server's socket: gunicorn's, or werkzeug's in tests)."""
+    environ = request.environ
+    client = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    deadline = g.started + services().settings.upstream_timeout
+    g.budget = Budget(deadline, client_closed=lambda: peer_closed(client))
+    return g.budget
 
 
 def json_body() -> dict:
@@ -105,11 +116,16 @@ def chat_completions():
         return jsonify(chat.text_completion(model, prompt, answer))
     plan = pipeline.plan(prompt, request_.model, public_base_url())
     g.model = plan.model.short_name
+    budget = request_budget()
     if not request_.stream:
-        return jsonify(chat.complete(pipeline, plan))
+        return jsonify(chat.complete(pipeline, plan, budget))
     return event_stream(
         chat.stream(
-            pipeline, plan, include_usage=include_usage, heartbeat=settings.stream_heartbeat
+            pipeline,
+            plan,
+            budget,
+            include_usage=include_usage,
+            heartbeat=settings.stream_heartbeat,
         )
     )
 
@@ -126,7 +142,9 @@ def event_stream(frames) -> Response:
 def images_generations():
     request_ = images.parse_request(json_body(), services().settings.images_max_n)
     g.model = services().pipeline.resolve_model(request_.model).short_name
-    return jsonify(images.generate(services().pipeline, request_, public_base_url()))
+    return jsonify(
+        images.generate(services().pipeline, request_, public_base_url(), request_budget())
+    )
 
 
 @bp.get("/image/<path:key>")

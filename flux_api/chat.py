@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from . import wire
+from .budget import Budget
 from .errors import api_error_for, invalid_request
 from .fields import optional
 from .pipeline import Generated, Pipeline, Plan, PromptChoice
@@ -90,10 +91,10 @@ class Reply:
         return "".join(self.pieces)
 
 
-def complete(pipeline: Pipeline, plan: Plan) -> dict:
+def complete(pipeline: Pipeline, plan: Plan, budget: Budget) -> dict:
     reply = Reply(plan)
     reply.start()
-    for event in pipeline.run(plan):
+    for event in pipeline.run(plan, budget=budget):
         reply.on(event)
     return wire.completion(
         wire.completion_id(), plan.model.id, reply.content, wire.usage(plan.prompt, reply.content)
@@ -101,35 +102,46 @@ def complete(pipeline: Pipeline, plan: Plan) -> dict:
 
 
 def stream(
-    pipeline: Pipeline, plan: Plan, *, include_usage: bool, heartbeat: float
+    pipeline: Pipeline, plan: Plan, budget: Budget, *, include_usage: bool, heartbeat: float
 ) -> Iterator[str]:
     """SSE frames: role, each stage's lines as they are ready, keep-alives while waiting,
-    then finish (or an in-band error), optional usage, and [DONE]."""
+    then finish (or an in-band error), optional usage, and [DONE].
+
+    A client that leaves is noticed at the next keep-alive at the latest (the write fails, or
+    its socket shows it closed); the generation then stops before its next paid step."""
     cid, model = wire.completion_id(), plan.model.id
     reply = Reply(plan)
-    events = pipeline.run_in_background(plan)
-
-    yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))
-    for piece in reply.start():
-        yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
-    while True:
-        try:
-            event = events.get(timeout=heartbeat)
-        except queue.Empty:
-            yield wire.keep_alive()
-            continue
-        if isinstance(event, BaseException):
-            error = api_error_for(event)
-            line = f"\n\n❌ Image generation failed: {error.message}"
-            yield wire.sse_json(wire.chunk(cid, model, {"content": line}))
-            yield wire.sse_json(error.body())
-            yield wire.DONE
-            return
-        for piece in reply.on(event):
+    events = pipeline.run_in_background(plan, budget)
+    finished = False
+    try:
+        yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))
+        for piece in reply.start():
             yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
-        if isinstance(event, Generated):
-            break
-    yield from _closing(cid, model, wire.usage(plan.prompt, reply.content), include_usage)
+        while True:
+            try:
+                event = events.get(timeout=heartbeat)
+            except queue.Empty:
+                if budget.client_left:
+                    return
+                yield wire.keep_alive()
+                continue
+            if isinstance(event, BaseException):
+                error = api_error_for(event)
+                line = f"\n\n❌ Image generation failed: {error.message}"
+                yield wire.sse_json(wire.chunk(cid, model, {"content": line}))
+                yield wire.sse_json(error.body())
+                yield wire.DONE
+                finished = True
+                return
+            for piece in reply.on(event):
+                yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
+            if isinstance(event, Generated):
+                break
+        yield from _closing(cid, model, wire.usage(plan.prompt, reply.content), include_usage)
+        finished = True
+    finally:
+        if not finished:  # closed by the server because the client went away
+            budget.leave()
 
 
 def text_completion(model: str, prompt: str, text: str) -> dict:

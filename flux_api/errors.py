@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from . import workers_ai_errors as wai
+from .budget import ClientLeft, DeadlineExceeded
 from .store import StoreUnavailable
 
 _log = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ class _Rule:
     type: str
     code: str
     message: str  # formatted with the exception's `detail` (and `setting`, where it has one)
-    should_retry: bool | None = False
 
 
-# The one table from Workers AI failures to what a client sees; the message says what to do.
+# The one table from failures of a generation to what a client sees; the message says what to
+# do. Every one of these answers says `x-should-retry: false`: either the service has already
+# retried what a retry can fix, or a repeat could bill the operator twice (the call may have
+# run), or it cannot help. Without it the openai SDK repeats each failed call twice more.
 _UPSTREAM_RULES: dict[type, _Rule] = {
     wai.NotConfigured: _Rule(503, "api_error", "cloudflare_not_configured", "{detail}"),
     StoreUnavailable: _Rule(
@@ -67,7 +70,16 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         "api_error",
         "store_unavailable",
         "The image could not be stored ({detail}); the operator should check DATA_DIR.",
-        None,
+    ),
+    ClientLeft: _Rule(
+        499, "invalid_request_error", "client_closed_request", "The client closed the request."
+    ),
+    DeadlineExceeded: _Rule(
+        504,
+        "api_error",
+        "upstream_timeout",
+        "The image was not ready within the service's deadline ({detail}; UPSTREAM_TIMEOUT "
+        "sets it). Try again in a moment.",
     ),
     wai.QuotaExceeded: _Rule(
         429,
@@ -108,33 +120,36 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         "upstream_timeout",
         "Workers AI did not answer within {detail}. Try again in a moment.",
     ),
+    wai.TLSFailed: _Rule(
+        502,
+        "api_error",
+        "upstream_tls_error",
+        "The TLS connection to Workers AI failed ({detail}). The operator should check "
+        "CF_API_BASE and the CA certificates (REQUESTS_CA_BUNDLE).",
+    ),
     wai.RateLimited: _Rule(
         429,
         "rate_limit_exceeded",
         "rate_limit_exceeded",
         "Workers AI is rate limiting this account ({detail}). Wait a little and try again.",
-        None,
     ),
     wai.Unavailable: _Rule(
         503,
         "api_error",
         "upstream_unavailable",
         "Workers AI is unavailable ({detail}). Try again in a moment.",
-        None,
     ),
     wai.BadResponse: _Rule(
         502,
         "api_error",
         "upstream_bad_response",
         "Workers AI answered with something that is not an image ({detail}). Try again.",
-        None,
     ),
     wai.WorkersAIError: _Rule(
         502,
         "api_error",
         "upstream_error",
         "Workers AI failed ({detail}). Try again.",
-        None,
     ),
 }
 
@@ -148,10 +163,23 @@ def api_error_for(exc: BaseException) -> APIError:
         if rule is not None:
             detail = getattr(exc, "detail", str(exc))
             message = rule.message.format(detail=detail, setting=getattr(exc, "setting", ""))
+            retry_after = getattr(exc, "retry_after", None)
             return APIError(
-                rule.status, message, rule.type, rule.code, should_retry=rule.should_retry
+                rule.status,
+                message,
+                rule.type,
+                rule.code,
+                should_retry=False,
+                extra_headers={"Retry-After": str(retry_after)} if retry_after else None,
             )
-    return APIError(500, "Internal server error.", type="server_error", code="internal_error")
+    # A bug may strike after Workers AI has run (and billed): a repeat could bill again.
+    return APIError(
+        500,
+        "Internal server error.",
+        type="server_error",
+        code="internal_error",
+        should_retry=False,
+    )
 
 
 def log_unexpected(exc: BaseException) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pybase64
 
+from .budget import Budget
 from .errors import invalid_request
 from .fields import optional, whole_number
 from .imaging import sniff_type
@@ -61,7 +62,7 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
     )
 
 
-def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str) -> dict:
+def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str, budget: Budget) -> dict:
     """Generate all `n` images, then store them: if any fails, nothing is stored."""
     plan = pipeline.plan(
         request.prompt,
@@ -73,7 +74,7 @@ def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str) -> dict:
         param="prompt",
     )
     as_base64 = request.response_format == "b64_json"
-    choice, generated = pipeline.run(plan, request.n, keep=not as_base64)
+    choice, generated = pipeline.run(plan, request.n, keep=not as_base64, budget=budget)
     images = generated.images
     if as_base64:
         data = [{"b64_json": pybase64.b64encode(image).decode()} for image in images]

@@ -96,10 +96,13 @@ def init_app(app: Flask) -> None:
         response.headers["X-Request-ID"] = rid
         started, model = g.get("started", time.monotonic()), g.get("model", "-")
         method, path, status = request.method, request.path, response.status_code
+        budget = g.get("budget")
 
-        # Logged when the body has been sent, so a stream's line has its full duration.
+        # Logged when the body has been sent, so a stream's line has its full duration, and
+        # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
-            access_line(method, path, status, started, model, rid)
+            left = budget is not None and budget.client_left
+            access_line(method, path, 499 if left else status, started, model, rid)
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
             log_line()

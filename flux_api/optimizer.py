@@ -5,12 +5,16 @@ Its failures are never fatal: the pipeline falls back to the user's own prompt.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import time
 
 import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+from .http_body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +90,15 @@ class OptimizerClient:
             "stream": False,
         }
         started = time.monotonic()
+        deadline = started + self._timeout[1]  # OPTIMIZER_TIMEOUT bounds the whole call
         try:
-            response = self._session().post(self.url, json=body, timeout=self._timeout)
-        except requests.Timeout as exc:
+            response = self._session().post(
+                self.url, json=body, timeout=self._timeout, stream=True
+            )
+            content = read_body(response, deadline)
+        except (requests.Timeout, ReadTimeoutError, TimeoutError) as exc:
             raise OptimizerError("timed out") from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, HTTPError) as exc:
             raise OptimizerError("could not be reached") from exc
         log.info(
             "optimizer model=%s status=%d seconds=%.2f",
@@ -101,8 +109,8 @@ class OptimizerClient:
         if response.status_code != 200:
             raise OptimizerError(f"answered HTTP {response.status_code}")
         try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            content = json.loads(content)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
             raise OptimizerError("gave an answer that is not a chat completion") from exc
         cleaned = clean_prompt(content if isinstance(content, str) else "", limit)
         if not cleaned:

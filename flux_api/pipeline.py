@@ -18,6 +18,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from .budget import Budget, ClientLeft
 from .errors import api_error_for, invalid_request, log_unexpected
 from .imaging import fit, image_size
 from .models import ModelProfile, find_model
@@ -146,16 +147,21 @@ class Pipeline:
             )
 
     def run(
-        self, plan: Plan, count: int = 1, keep: bool = True
+        self, plan: Plan, count: int = 1, keep: bool = True, budget: Budget | None = None
     ) -> Iterator[PromptChoice | Generated]:
         """Yield the prompt choice, then the `count` images (stored when `keep`). Upstream
-        errors propagate; if one image fails, none is stored."""
+        errors propagate; if one image fails, none is stored. `budget` stops the work before
+        each paid step once the client has left or the deadline has passed."""
+        budget = budget or Budget.unlimited()
         started = time.monotonic()
-        choice = self.choose_prompt(plan)
+        choice = self.choose_prompt(plan, budget)
         optimized = time.monotonic()
+        budget.extend(optimized - started)  # the optimizer has its own OPTIMIZER_TIMEOUT
         yield choice
-        images = self.render_many(plan, choice.prompt, count)
+        images = self.render_many(plan, choice.prompt, count, budget)
         rendered = time.monotonic()
+        if budget.client_left:  # paid for, but nobody will fetch it: do not keep it
+            raise ClientLeft("after the images were made")
         stored = [self.store_image(plan, image) for image in images] if keep else []
         log.info(
             "generation model=%s size=%dx%d n=%d optimizer_s=%.2f upstream_s=%.2f store_s=%.3f "
@@ -170,25 +176,26 @@ class Pipeline:
         )
         yield Generated(images, stored)
 
-    def run_in_background(self, plan: Plan) -> queue.Queue:
+    def run_in_background(self, plan: Plan, budget: Budget) -> queue.Queue:
         """Start `run` on a pool thread; its events, or the exception that ended it, arrive on
         the returned queue."""
         events: queue.Queue = queue.Queue()
-        self._submit(self._run_into, plan, events)
+        self._submit(self._run_into, plan, budget, events)
         return events
 
-    def _run_into(self, plan: Plan, events: queue.Queue) -> None:
+    def _run_into(self, plan: Plan, budget: Budget, events: queue.Queue) -> None:
         try:
-            for event in self.run(plan):
+            for event in self.run(plan, budget=budget):
                 events.put(event)
         except Exception as exc:  # reported in-band by the stream; bugs are logged here
             if api_error_for(exc).status == 500:
                 log_unexpected(exc)
             events.put(exc)
 
-    def choose_prompt(self, plan: Plan) -> PromptChoice:
+    def choose_prompt(self, plan: Plan, budget: Budget) -> PromptChoice:
         if self.optimizer is None:
             return PromptChoice(plan.prompt, ORIGINAL_PROMPT)
+        budget.check("before the prompt optimizer")
         try:
             better = self.optimizer.optimize(
                 plan.prompt, plan.aspect_ratio, plan.model.prompt_limit
@@ -201,7 +208,7 @@ class Pipeline:
             )
         return PromptChoice(better, self.optimizer.model)
 
-    def render(self, plan: Plan, prompt: str) -> bytes:
+    def render(self, plan: Plan, prompt: str, budget: Budget) -> bytes:
         """One image at exactly `plan.size`: generated, then cropped and resized if need be."""
         model = plan.model
         steps = plan.steps
@@ -214,6 +221,7 @@ class Pipeline:
             size=upstream_size(plan.size, model.size_range),
             steps=steps,
             extras=plan.extras,
+            budget=budget,
         )
         generated_at = time.monotonic()
         try:
@@ -230,11 +238,11 @@ class Pipeline:
         )
         return data
 
-    def render_many(self, plan: Plan, prompt: str, count: int) -> list[bytes]:
+    def render_many(self, plan: Plan, prompt: str, count: int, budget: Budget) -> list[bytes]:
         """`count` images from concurrent upstream calls; the first failure fails them all."""
         if count == 1:
-            return [self.render(plan, prompt)]
-        futures = [self._submit(self.render, plan, prompt) for _ in range(count)]
+            return [self.render(plan, prompt, budget)]
+        futures = [self._submit(self.render, plan, prompt, budget) for _ in range(count)]
         return [future.result() for future in futures]
 
     def store_image(self, plan: Plan, data: bytes) -> StoredImageRef:

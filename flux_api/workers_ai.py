@@ -11,6 +11,7 @@ import binascii
 import json
 import logging
 import os
+import ssl
 import threading
 import time
 
@@ -26,16 +27,20 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from .budget import Budget
+from .http_body import read_body
 from .imaging import sniff_type
 from .models import Encoding, ModelProfile, ResponseForm
 from .workers_ai_errors import (
     BadResponse,
     NotConfigured,
+    TLSFailed,
     Unavailable,
     UpstreamFailed,
     UpstreamTimeout,
     WorkersAIError,
     classify,
+    parse_retry_after,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,9 @@ class WorkersAIClient:
         )
         # UPSTREAM_CONCURRENCY: calls in flight at once from this process (0: no cap).
         self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        # Seconds a successful call of each model took lately: a retry that could not finish
+        # before the request's deadline is not started (it would be billed, then abandoned).
+        self._typical_seconds: dict[str, float] = {}
 
     @property
     def configured(self) -> bool:
@@ -87,13 +95,15 @@ class WorkersAIClient:
 
         Requests go straight to requests' HTTPAdapter: a Session would add cookie jars, hooks,
         redirects and settings merging that a single-endpoint API client never uses, and cost
-        0.6 ms of CPU per call here (bench/README figures)."""
+        0.6 ms of CPU per call here (measured with bench/run.py)."""
         adapter = getattr(self._local, "adapter", None)
         if adapter is None:
             adapter = self._local.adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1)
         return adapter
 
-    def _post(self, url: str, fields: dict, multipart: bool) -> requests.Response:
+    def _post(
+        self, url: str, fields: dict, multipart: bool, read_timeout: float
+    ) -> requests.Response:
         request = PreparedRequest()
         request.prepare_method("POST")
         request.prepare_url(url, None)
@@ -103,7 +113,11 @@ class WorkersAIClient:
         else:
             request.prepare_body(None, None, json=fields)
         return self._adapter().send(
-            request, stream=True, timeout=self._timeout, verify=self._verify, proxies=self._proxies
+            request,
+            stream=True,
+            timeout=(min(self._timeout[0], read_timeout), read_timeout),
+            verify=self._verify,
+            proxies=self._proxies,
         )
 
     def generate(
@@ -113,24 +127,32 @@ class WorkersAIClient:
         size: tuple[int, int] | None = None,
         steps: int | None = None,
         extras: dict | None = None,
+        budget: Budget | None = None,
     ) -> bytes:
-        """Run one text-to-image call and return the image bytes (type checked from the bytes)."""
+        """Run one text-to-image call and return the image bytes (type checked from the bytes).
+
+        `budget` bounds the whole call, queueing and retries included, and stops it before any
+        try once the client has left."""
         if not self.configured:
             raise NotConfigured(
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
             )
+        budget = budget or Budget.unlimited()
         fields = build_fields(model, prompt, size, steps, extras)
         attempt = 1
         while True:
             try:
                 if self._slots is None:
-                    return self._call_once(model, fields)
-                with self._slots:
-                    return self._call_once(model, fields)
+                    return self._try(model, fields, budget)
+                budget.wait_for(self._slots, "waiting for a free upstream slot")
+                try:
+                    return self._try(model, fields, budget)
+                finally:
+                    self._slots.release()
             except WorkersAIError as exc:
-                if not exc.retryable or attempt >= self._max_tries:
-                    raise
                 delay = self._backoff * 2 ** (attempt - 1)
+                if not self._worth_retrying(exc, attempt, model, budget, delay):
+                    raise
                 log.warning(
                     "workers_ai retry model=%s attempt=%d reason=%r wait=%.1fs",
                     model.short_name,
@@ -141,14 +163,43 @@ class WorkersAIClient:
                 time.sleep(delay)
                 attempt += 1
 
-    def _call_once(self, model: ModelProfile, fields: dict) -> bytes:
+    def _worth_retrying(
+        self, exc: WorkersAIError, attempt: int, model: ModelProfile, budget: Budget, delay: float
+    ) -> bool:
+        if not exc.retryable or attempt >= self._max_tries:
+            return False
+        needed = delay + self._typical_seconds.get(model.id, 0.0)
+        if budget.remaining() < needed:
+            log.info(
+                "workers_ai no retry model=%s: %.1f s left, a try takes about %.1f s",
+                model.short_name,
+                budget.remaining(),
+                needed,
+            )
+            return False
+        return True
+
+    def _try(self, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
+        budget.check("before calling Workers AI")
+        started = time.monotonic()
+        image = self._call_once(model, fields, budget)
+        took = time.monotonic() - started
+        previous = self._typical_seconds.get(model.id, took)
+        self._typical_seconds[model.id] = 0.7 * previous + 0.3 * took  # recent calls weigh most
+        return image
+
+    def _call_once(self, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
         url = f"{self.base_url}/{model.id}"
+        read_timeout = max(0.001, min(self._timeout[1], budget.remaining()))
+        deadline = time.monotonic() + read_timeout
         try:
-            response = self._post(url, fields, model.encoding is Encoding.MULTIPART)
-            # One read of the whole answer (~250 KiB): requests' own chunked reading costs more.
-            content = response.raw.read(decode_content=True)
-        except (requests.ReadTimeout, ReadTimeoutError) as exc:
-            raise UpstreamTimeout(f"{self._timeout[1]:g} s") from exc
+            response = self._post(url, fields, model.encoding is Encoding.MULTIPART, read_timeout)
+            content = read_body(response, deadline)
+        except (requests.ReadTimeout, ReadTimeoutError, TimeoutError) as exc:
+            raise UpstreamTimeout(f"{read_timeout:.1f} s (UPSTREAM_TIMEOUT)") from exc
+        except requests.exceptions.SSLError as exc:
+            log.warning("workers_ai tls_failed host=%s", requests.utils.urlparse(url).hostname)
+            raise TLSFailed(f"TLS handshake failed: {_tls_reason(exc)}") from exc
         except requests.ConnectionError as exc:
             if _never_sent(exc):
                 raise Unavailable("could not connect to Workers AI") from exc
@@ -159,14 +210,17 @@ class WorkersAIClient:
             raise UpstreamFailed(f"the answer could not be read ({type(exc).__name__})") from exc
         if response.status_code != 200:
             log.info("workers_ai model=%s status=%d", model.short_name, response.status_code)
-        return self._decode(model, response.status_code, content)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return self._decode(model, response.status_code, content, retry_after)
 
-    def _decode(self, model: ModelProfile, status: int, content: bytes) -> bytes:
+    def _decode(
+        self, model: ModelProfile, status: int, content: bytes, retry_after: int | None = None
+    ) -> bytes:
         if status == 200 and model.response is ResponseForm.RAW and sniff_type(content):
             return content
         envelope = _json_or_none(content)
         if status != 200 or (envelope is not None and envelope.get("success") is False):
-            raise self._error_from(status, envelope)
+            raise self._error_from(status, envelope, retry_after)
         if envelope is None:
             raise BadResponse(f"HTTP 200 with an unreadable {len(content)}-byte body")
         image_b64 = (envelope.get("result") or {}).get("image")
@@ -180,12 +234,14 @@ class WorkersAIClient:
             raise BadResponse("the decoded bytes are not a JPEG, PNG or WebP image")
         return image
 
-    def _error_from(self, status: int, envelope: dict | None) -> WorkersAIError:
+    def _error_from(
+        self, status: int, envelope: dict | None, retry_after: int | None
+    ) -> WorkersAIError:
         errors = (envelope or {}).get("errors") or []
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
         code = first.get("code") if isinstance(first.get("code"), int) else None
         message = self._scrub(str(first.get("message") or "no error message"))
-        return classify(status, code, message)
+        return classify(status, code, message, retry_after)
 
     def _scrub(self, text: str) -> str:
         """Upstream text goes to clients and logs: cut it short and make sure no token is in it."""
@@ -213,9 +269,20 @@ def build_fields(
     return fields
 
 
+def _tls_reason(exc: BaseException) -> str:
+    """The ssl module's short reason inside requests' wrappers (CERTIFICATE_VERIFY_FAILED…)."""
+    inner: object = exc
+    for _ in range(6):  # requests' SSLError → MaxRetryError → urllib3's SSLError → ssl's
+        if isinstance(inner, ssl.SSLError):
+            return str(inner.reason or type(inner).__name__)[:80]
+        args = getattr(inner, "args", ())
+        inner = getattr(inner, "reason", None) or (args[0] if args else None)
+    return "no reason given"
+
+
 def _json_or_none(content: bytes) -> dict | None:
     try:
         data = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an envelope nested absurdly deep
         return None
     return data if isinstance(data, dict) else None

@@ -1,7 +1,10 @@
 """What can go wrong with a Workers AI call: one exception per failure class, and `classify`,
-which reads Cloudflare's error envelope (DESIGN §3). errors.py maps these to HTTP."""
+which reads Cloudflare's error envelope (`{"success": false, "errors": [{"code": …, "message": …}]}`
+with an HTTP status). errors.py maps these to HTTP."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 
 class WorkersAIError(Exception):
@@ -9,9 +12,10 @@ class WorkersAIError(Exception):
 
     retryable = False
 
-    def __init__(self, detail: str):
+    def __init__(self, detail: str, retry_after: int | None = None):
         super().__init__(detail)
         self.detail = detail
+        self.retry_after = retry_after  # seconds, when Cloudflare or the quota's reset says
 
 
 class NotConfigured(WorkersAIError):
@@ -43,7 +47,13 @@ class RequestTooLarge(WorkersAIError):
 
 
 class UpstreamTimeout(WorkersAIError):
-    """No answer in time; never retried, as the generation may still run and be billed."""
+    """No answer in time (ours, 3007, 408, or a bare 504 from a proxy on the way); never
+    retried, as the generation may still run and be billed."""
+
+
+class TLSFailed(WorkersAIError):
+    """The TLS handshake with CF_API_BASE failed: a certificate or proxy problem, not a
+    transient one, and nothing was sent."""
 
 
 class RateLimited(WorkersAIError):
@@ -53,7 +63,7 @@ class RateLimited(WorkersAIError):
 
 
 class Unavailable(WorkersAIError):
-    """Out of capacity (3040), 502/503/504, or no connection: worth another try."""
+    """Out of capacity (3040), 502/503, or no connection: worth another try."""
 
     retryable = True
 
@@ -73,12 +83,38 @@ _SETTING_FOR_CODE = {
 }
 
 
-def classify(status: int, code: int | None, message: str) -> WorkersAIError:
-    """Turn one error answer (HTTP status, Cloudflare error code, message) into an exception."""
+def seconds_until_quota_reset(now: datetime | None = None) -> int:
+    """Seconds to the next 00:00 UTC, when Cloudflare resets the daily free allocation."""
+    now = now or datetime.now(timezone.utc)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((midnight - now).total_seconds() + 0.999))
+
+
+def parse_retry_after(value: str | None) -> int | None:
+    """Cloudflare's Retry-After in whole seconds; a date or junk is ignored (never echoed)."""
+    if value and value.strip().isdigit():
+        return min(int(value.strip()), 86400)
+    return None
+
+
+def classify(
+    status: int, code: int | None, message: str, retry_after: int | None = None
+) -> WorkersAIError:
+    """Turn one error answer (HTTP status, Cloudflare error code, message, Retry-After) into
+    an exception."""
+    error = _classify(status, code, message)
+    if isinstance(error, QuotaExceeded):
+        error.retry_after = retry_after or seconds_until_quota_reset()
+    elif retry_after is not None:
+        error.retry_after = retry_after
+    return error
+
+
+def _classify(status: int, code: int | None, message: str) -> WorkersAIError:
     detail = f"code {code}: {message}" if code is not None else f"HTTP {status}: {message}"
     if "flagged" in message.lower():
         return ContentFlagged(detail)
-    if code in (4006, 3036):
+    if code in (4006, 3036) or (status == 429 and "daily free allocation" in message.lower()):
         return QuotaExceeded(detail)
     if code == 3040:
         return Unavailable(f"out of capacity, {detail}")
@@ -88,11 +124,13 @@ def classify(status: int, code: int | None, message: str) -> WorkersAIError:
         return InputRejected(detail)
     if code == 3006 or status == 413:
         return RequestTooLarge(detail)
-    if code == 3007 or status == 408:
+    # 504 (and Cloudflare's 524) come from a proxy that gave up waiting: like 3007, the
+    # generation may still be running and billed, so it is not retried.
+    if code == 3007 or status in (408, 504, 524):
         return UpstreamTimeout(detail)
     if status == 429:
         return RateLimited(detail)
-    if status in (502, 503, 504):
+    if status in (502, 503):
         return Unavailable(detail)
     if status in (401, 403):
         return Misconfigured(detail, "CF_API_TOKEN")

@@ -1,13 +1,14 @@
 """Every Workers AI failure class becomes a precise OpenAI error; retries only where they help."""
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 from tests.fakes.workers_ai import Scripted
 
 CASES = [
-    # scripted answer, status, code, words the message must contain, x-should-retry
+    # scripted answer, status, code, words the message must contain
     (
         Scripted(
             429, 4006, "AiError: you have used up your daily free allocation of 10,000 neurons"
@@ -15,14 +16,12 @@ CASES = [
         429,
         "insufficient_quota",
         "daily free allocation",
-        "false",
     ),
     (
         Scripted(429, 3036, "AiError: Account limited"),
         429,
         "insufficient_quota",
         "paid plan",
-        "false",
     ),
     (
         Scripted(
@@ -31,48 +30,45 @@ CASES = [
         400,
         "content_policy_violation",
         "Rephrase",
-        "false",
     ),
     (
         Scripted(400, 7000, "No route for that URI"),
         502,
         "upstream_configuration",
         "CF_ACCOUNT_ID",
-        "false",
     ),
-    (Scripted(400, 5007, "No such model"), 502, "upstream_configuration", "FLUX_MODEL", "false"),
+    (Scripted(400, 5007, "No such model"), 502, "upstream_configuration", "FLUX_MODEL"),
     (
         Scripted(400, 5006, "AiError: Bad input: must NOT have additional properties (xyz)"),
         502,
         "upstream_rejected_input",
         "must NOT have additional properties",
-        "false",
     ),
-    (Scripted(413, 3006, "Request is too large"), 400, "request_too_large", "too large", "false"),
+    (Scripted(413, 3006, "Request is too large"), 400, "request_too_large", "too large"),
     (
         Scripted(400, 3030, "AiError: Inference failed (r-1)"),
         502,
         "upstream_error",
         "Inference failed",
-        None,
     ),
-    (Scripted(500, 9999, "something new"), 502, "upstream_error", "something new", None),
-    (Scripted(408, 3007, "timeout"), 504, "upstream_timeout", "did not answer", "false"),
-    (Scripted(mode="html"), 502, "upstream_bad_response", "not an image", None),
-    (Scripted(mode="truncated"), 502, "upstream_bad_response", "not an image", None),
-    (Scripted(mode="not_image"), 502, "upstream_bad_response", "not an image", None),
+    (Scripted(500, 9999, "something new"), 502, "upstream_error", "something new"),
+    (Scripted(408, 3007, "timeout"), 504, "upstream_timeout", "did not answer"),
+    (Scripted(mode="html"), 502, "upstream_bad_response", "not an image"),
+    (Scripted(mode="truncated"), 502, "upstream_bad_response", "not an image"),
+    (Scripted(mode="not_image"), 502, "upstream_bad_response", "not an image"),
 ]
 
 
-@pytest.mark.parametrize("scripted, status, code, words, should_retry", CASES)
-def test_upstream_error_classes(service, fake_ai, scripted, status, code, words, should_retry):
+@pytest.mark.parametrize("scripted, status, code, words", CASES)
+def test_upstream_error_classes(service, fake_ai, scripted, status, code, words):
     fake_ai.script(scripted)
     response = service.chat("a fox")
     assert response.status_code == status
     error = response.json()["error"]
     assert error["code"] == code
     assert words in error["message"]
-    assert response.headers.get("x-should-retry") == should_retry
+    # Not retried by the service, and a repeat could bill again: the SDK must not repeat it.
+    assert response.headers.get("x-should-retry") == "false"
     assert len(fake_ai.calls) == 1  # none of these is retried
 
 
@@ -112,7 +108,7 @@ def test_capacity_errors_give_up_after_three_tries(service, fake_ai):
     response = service.chat("a fox")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "upstream_unavailable"
-    assert "x-should-retry" not in response.headers
+    assert response.headers["x-should-retry"] == "false"  # already retried here
     assert len(fake_ai.calls) == 3
 
 
@@ -148,3 +144,50 @@ def test_service_is_healthy_after_an_upstream_failure(service, fake_ai):
     fake_ai.script(Scripted(mode="html"))
     assert service.chat("a fox").status_code == 502
     assert service.chat("a fox").status_code == 200
+
+
+def test_bare_504_is_a_timeout_and_not_retried(service, fake_ai):
+    """A proxy's 504 means it gave up waiting: the generation may still run and be billed."""
+    fake_ai.script(Scripted(504, mode="raw_text"), Scripted(504, mode="raw_text"))
+    response = service.chat("a fox")
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert response.headers["x-should-retry"] == "false"
+    assert len(fake_ai.calls) == 1
+
+
+def test_cloudflare_retry_after_is_passed_on(service, fake_ai):
+    limited = Scripted(429, 0, "Too many requests", headers={"Retry-After": "17"})
+    fake_ai.script(limited, limited, limited)
+    response = service.chat("a fox")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "17"
+    assert response.headers["x-should-retry"] == "false"
+
+
+def test_daily_quota_says_when_it_resets(service, fake_ai):
+    fake_ai.script(Scripted(429, 4006, "AiError: you have used up your daily free allocation"))
+    response = service.chat("a fox")
+    now = datetime.now(timezone.utc)
+    to_midnight = 86400 - (now.hour * 3600 + now.minute * 60 + now.second)
+    assert response.status_code == 429
+    assert abs(int(response.headers["Retry-After"]) - to_midnight) <= 2
+
+
+def test_a_quota_message_without_the_code_is_still_the_quota(service, fake_ai):
+    fake_ai.script(Scripted(429, 0, "you have used up your daily free allocation of neurons"))
+    response = service.chat("a fox")
+    assert response.json()["error"]["code"] == "insufficient_quota"
+    assert len(fake_ai.calls) == 1  # not retried like a plain rate limit
+
+
+def test_tls_failure_says_tls(start_service, fake_ai, caplog):
+    """An https:// CF_API_BASE whose server does not speak TLS (here: plain HTTP)."""
+    https_base = fake_ai.url.replace("http://", "https://")
+    service = start_service(CF_API_BASE=f"{https_base}/client/v4/accounts/{{account_id}}/ai/run")
+    response = service.chat("a fox")
+    error = response.json()["error"]
+    assert response.status_code == 502 and error["code"] == "upstream_tls_error"
+    assert "TLS" in error["message"] and "CF_API_BASE" in error["message"]
+    assert response.headers["x-should-retry"] == "false"
+    assert any("tls_failed" in record.getMessage() for record in caplog.records)

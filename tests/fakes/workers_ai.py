@@ -93,8 +93,12 @@ class Scripted:
     status: int = 200
     code: int | None = None
     message: str = ""
-    # "hang", "html", "truncated", "not_image", "raw_text", "reset" (cut off mid-answer)
+    # "hang", "html", "truncated", "not_image", "raw_text", "reset" (cut off mid-answer),
+    # "drop" (connection closed once the request is read, no answer), "trickle" (a good
+    # answer's headers, then its body one byte every `trickle_every` seconds)
     mode: str | None = None
+    headers: dict = field(default_factory=dict)
+    trickle_every: float = 0.5
 
 
 @dataclass
@@ -229,7 +233,27 @@ class FakeWorkersAI:
             return _reset_midway(envelope(render_image(1024, 1024)))
         if scripted.mode == "raw_text":
             return Response("plain text", status=scripted.status, mimetype="text/plain")
-        return envelope_error(scripted.status, scripted.code, scripted.message)
+        if scripted.mode == "drop":
+            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            return Response("", status=204)  # never arrives: the connection is closed
+        if scripted.mode == "trickle":
+            return _trickle(envelope(render_image(1024, 1024)), scripted.trickle_every)
+        response = envelope_error(scripted.status, scripted.code, scripted.message)
+        response.headers.update(scripted.headers)
+        return response
+
+
+def _trickle(body: bytes, every: float) -> Response:
+    def one_byte_at_a_time():
+        for i in range(len(body)):
+            yield body[i : i + 1]
+            time.sleep(every)
+
+    return Response(
+        one_byte_at_a_time(),
+        mimetype="application/json",
+        headers={"Content-Length": str(len(body))},
+    )
 
 
 def _reset_midway(body: bytes) -> Response:
