@@ -15,6 +15,9 @@ _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
 )
 _PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+_JPEG_END = b"\xff\xd9"  # EOI; in entropy-coded data an 0xFF is followed by 0x00 or RSTn
+_JPEG_PADDING = b"\x00\r\n"  # left after EOI by some cameras and text-mode transfers
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, then its CRC
 
 
 def sniff_type(data: bytes) -> str | None:
@@ -25,6 +28,21 @@ def sniff_type(data: bytes) -> str | None:
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def is_complete(data: bytes) -> bool:
+    """Whether `data` is a whole JPEG, PNG or WebP rather than the start of one (a cut-off
+    download decodes lazily, so it would otherwise pass as an image). Reads only its ends: a
+    JPEG ends with EOI (after it up to 4 KiB of NULs, CRs and LFs is allowed), a PNG with its
+    IEND chunk, a WebP's length is what its RIFF header says. Any other type: False."""
+    mime = sniff_type(data)
+    if mime == "image/jpeg":
+        return len(data) > 4 and data[-4096:].rstrip(_JPEG_PADDING).endswith(_JPEG_END)
+    if mime == "image/png":
+        return data.endswith(_PNG_END)
+    if mime == "image/webp":
+        return int.from_bytes(data[4:8], "little") + 8 == len(data)
+    return False
 
 
 def image_size(data: bytes) -> tuple[int, int]:
