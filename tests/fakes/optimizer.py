@@ -14,12 +14,15 @@ OPTIMIZER_MODEL = "gpt-4o-mini"
 
 @dataclass
 class FakeOptimizer:
-    # "ok", "error" (HTTP 500), "hang", "empty", "garbage" (not a completion), "enormous"
+    # "ok", "error" (HTTP 500), "hang", "empty", "garbage" (not a completion), "enormous",
+    # "trickle" (a good answer, one byte every 0.3 s after its headers)
     mode: str = "ok"
+    latency: float = 0.0  # seconds before answering
     calls: list = field(default_factory=list)
 
     def reset(self) -> None:
         self.mode = "ok"
+        self.latency = 0.0
         self.calls.clear()
 
     def app(self) -> Flask:
@@ -49,6 +52,7 @@ class FakeOptimizer:
                 status=500,
                 mimetype="application/json",
             )
+        time.sleep(self.latency)
         if self.mode == "hang":
             time.sleep(3600)
         if self.mode == "garbage":
@@ -56,6 +60,7 @@ class FakeOptimizer:
         idea = body["messages"][-1]["content"].split("Idea: ", 1)[-1]
         content = {
             "ok": f'Prompt: "A cinematic, detailed rendering of {idea}, soft golden light, calm mood"',
+            "trickle": f"A rendering of {idea}",
             "empty": "   ",
             "enormous": "word " * 5000,
         }[self.mode]
@@ -73,4 +78,13 @@ class FakeOptimizer:
             ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         }
-        return Response(json.dumps(answer), mimetype="application/json")
+        body = json.dumps(answer).encode()
+        if self.mode == "trickle":
+            return Response(_one_byte_at_a_time(body, 0.3), mimetype="application/json")
+        return Response(body, mimetype="application/json")
+
+
+def _one_byte_at_a_time(body: bytes, every: float):
+    for i in range(len(body)):
+        yield body[i : i + 1]
+        time.sleep(every)

@@ -1,0 +1,169 @@
+"""Never spend the operator's quota for nothing, through the real gunicorn and the openai SDK
+with its default retries: no call billed twice, none for a client that has left, and deadlines
+that bound the whole request."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import openai
+import pytest
+import requests
+
+from tests.conftest import API_KEY, read_sse
+from tests.fakes.workers_ai import Scripted
+
+CAPACITY = Scripted(429, 3040, "AiError: Capacity temporarily exceeded, please try again.")
+
+# fault, Workers AI requests one default SDK call may cause (the SDK itself would try 3 times)
+FAULTS = [
+    pytest.param(Scripted(mode="drop"), 1, id="dropped-after-request-sent"),
+    pytest.param(Scripted(mode="hang"), 1, id="read-timeout"),
+    pytest.param(Scripted(504, mode="raw_text"), 1, id="bare-504"),
+    pytest.param(Scripted(408, 3007, "AiError: timeout"), 1, id="3007-timeout"),
+    pytest.param(Scripted(mode="html"), 1, id="html-instead-of-image"),
+    pytest.param(CAPACITY, 3, id="3040-capacity"),
+    pytest.param(Scripted(429, 0, "Too many requests"), 3, id="plain-429"),
+    pytest.param(Scripted(503, mode="raw_text"), 3, id="bare-503"),
+    pytest.param(Scripted(500, 9999, "something new"), 1, id="500"),
+]
+
+
+@pytest.fixture
+def served(gunicorn, service_env):
+    def start(**overrides):
+        return gunicorn({**service_env, **overrides}, workers=1)
+
+    return start
+
+
+@pytest.mark.parametrize("fault, expected_calls", FAULTS)
+def test_one_sdk_call_makes_only_the_upstream_calls_the_service_decided(
+    served, fake_ai, fault, expected_calls
+):
+    server = served(UPSTREAM_TIMEOUT="1")
+    fake_ai.script(*[fault] * 10)
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY)  # max_retries=2
+    with pytest.raises(openai.APIError):
+        client.chat.completions.create(
+            model="flux", messages=[{"role": "user", "content": "a fox"}]
+        )
+    assert len(fake_ai.calls) == expected_calls
+
+
+def test_queued_requests_whose_clients_left_are_never_sent(served, fake_ai):
+    server = served(UPSTREAM_CONCURRENCY="1")
+    fake_ai.latency = 1.5
+    outcomes = []
+
+    def chat(timeout: float) -> None:
+        try:
+            response = requests.post(
+                server.url + "/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": "a fox"}]},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=timeout,
+            )
+            outcomes.append(response.status_code)
+        except requests.Timeout:
+            outcomes.append("gave up")
+
+    patient = threading.Thread(target=chat, args=(10,))
+    patient.start()
+    time.sleep(0.3)  # it holds the only upstream slot for 1.5 s
+    impatient = [threading.Thread(target=chat, args=(0.5,)) for _ in range(4)]
+    for thread in impatient:  # these queue behind it, then give up
+        thread.start()
+    for thread in (patient, *impatient):
+        thread.join()
+    time.sleep(2)  # long enough for a queued request to have been sent, had it been
+    assert sorted(map(str, outcomes)) == ["200"] + ["gave up"] * 4
+    assert len(fake_ai.calls) == 1
+    assert server.log.count("path=/v1/chat/completions status=499") == 4
+    assert server.log.count("path=/v1/chat/completions status=200") == 1
+
+
+def test_stream_closed_while_optimizing_never_calls_workers_ai(
+    served, fake_ai, fake_optimizer, optimizer_env
+):
+    server = served(**{**optimizer_env, "OPTIMIZER_TIMEOUT": "5", "STREAM_HEARTBEAT": "0.2"})
+    fake_optimizer.latency = 2
+    response = requests.post(
+        server.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "a fox"}], "stream": True},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        stream=True,
+        timeout=10,
+    )
+    lines = response.iter_lines()
+    assert next(lines).startswith(b"data: ")  # the stream has started
+    time.sleep(0.5)
+    response.close()  # the person closed the tab
+    time.sleep(2.5)  # the optimizer answers meanwhile
+    assert len(fake_optimizer.calls) == 1
+    assert fake_ai.calls == []
+    assert "path=/v1/chat/completions status=499" in server.log
+
+
+def test_trickling_upstream_answers_504_within_the_deadline(served, fake_ai):
+    server = served(UPSTREAM_TIMEOUT="2")
+    fake_ai.script(Scripted(mode="trickle", trickle_every=0.5))
+    started = time.monotonic()
+    response = requests.post(
+        server.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "a fox"}]},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert elapsed < 2 + 1
+    assert len(fake_ai.calls) == 1
+
+
+def test_trickling_optimizer_is_cut_at_optimizer_timeout(
+    start_service, fake_ai, fake_optimizer, optimizer_env
+):
+    fake_optimizer.mode = "trickle"
+    service = start_service(**optimizer_env)  # OPTIMIZER_TIMEOUT is 1 s
+    started = time.monotonic()
+    response = service.chat("a fox")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert "the optimizer timed out" in response.json()["choices"][0]["message"]["content"]
+    assert elapsed < 1 + 1
+
+
+def test_deadline_counts_queueing_and_retries(start_service, fake_ai):
+    """Three capacity errors of 0.8 s each would take 2.4 s plus backoff: the deadline is 1.5 s."""
+    service = start_service(UPSTREAM_TIMEOUT="1.5")
+    fake_ai.latency = 0.8
+    fake_ai.script(CAPACITY, CAPACITY, CAPACITY)
+    started = time.monotonic()
+    response = service.chat("a fox")
+    elapsed = time.monotonic() - started
+    assert response.status_code in (503, 504)
+    assert elapsed < 1.5 + 0.5
+
+
+def test_a_retry_that_cannot_finish_in_time_is_not_started(start_service, fake_ai):
+    service = start_service(UPSTREAM_TIMEOUT="1.5")
+    fake_ai.latency = 1.0
+    assert service.chat("a fox").status_code == 200  # a try takes ~1 s: the service learns it
+    fake_ai.script(CAPACITY)
+    response = service.chat("a fox")  # 0.5 s left after the 3040: a retry would be cut off
+    assert response.status_code == 503
+    assert response.headers["x-should-retry"] == "false"
+    assert len(fake_ai.calls) == 2
+
+
+def test_stream_deadline_error_arrives_in_band(start_service, fake_ai):
+    service = start_service(UPSTREAM_TIMEOUT="1")
+    fake_ai.script(Scripted(mode="trickle", trickle_every=0.5))
+    started = time.monotonic()
+    events = read_sse(service.chat("a fox", stream=True), started)
+    errors = [e.json["error"] for e in events if e.data and e.data != "[DONE]" and "error" in e.json]
+    assert errors and errors[0]["code"] == "upstream_timeout"
+    assert events[-1].data == "[DONE]" and events[-1].at < 1 + 1
