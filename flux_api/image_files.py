@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from typing import Callable, Iterable
 
 from werkzeug.http import parse_etags
-from werkzeug.wsgi import wrap_file
+from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from . import logs
 from .imaging import sniff_type
@@ -35,6 +36,16 @@ def image_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
         ("Cache-Control", f"public, max-age={opened.seconds_left}"),
         ("X-Content-Type-Options", "nosniff"),
     ]
+
+
+def _log_sent(method: str, path: str, status: int, started: float, rid: str) -> None:
+    """The fetch's access line, under its own id: the thread's context still holds the id of
+    whatever request Flask last served on this thread."""
+    token = logs.request_id.set(rid)
+    try:
+        logs.access_line(method, path, status, started, "-", rid)
+    finally:
+        logs.request_id.reset(token)
 
 
 class ImageFiles:
@@ -73,7 +84,21 @@ class ImageFiles:
             else:
                 body = wrap_file(environ, opened.file)  # sendfile under gunicorn
         start_response("200 OK" if status == 200 else "304 Not Modified", headers + extra)
-        logs.access_line(method, path, status, started, "-", rid)
+        log_line = partial(_log_sent, method, path, status, started, rid)
+        if isinstance(body, list):  # a 304 or a HEAD: nothing to send after the headers
+            return ClosingIterator(body, log_line)
+        # Servers call close() once the body is sent (or its client is gone). The body stays an
+        # instance of the server's own file wrapper, which is what makes gunicorn use sendfile,
+        # so the line is added to the wrapper's close rather than by wrapping the wrapper.
+        close_file = body.close
+
+        def close_and_log() -> None:
+            try:
+                close_file()
+            finally:
+                log_line()
+
+        body.close = close_and_log
         return body
 
     def _cors(self, origin: str | None) -> list[tuple[str, str]]:

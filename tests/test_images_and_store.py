@@ -114,8 +114,15 @@ def test_image_fetches_are_logged_with_their_request_id(service, fake_ai, caplog
     key = generate(service)
     response = service.get(f"/image/{key}", key=None, headers={"X-Request-ID": "fetch-42"})
     assert response.headers["X-Request-ID"] == "fetch-42"
-    lines = [r.getMessage() for r in caplog.records if r.name == "flux_api.access"]
-    assert any(f"path=/image/{key} status=200" in line and "id=fetch-42" in line for line in lines)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:  # the line is written once the body has been sent
+        fetches = [r for r in caplog.records if f"path=/image/{key} status=200" in r.getMessage()]
+        if fetches:
+            break
+        time.sleep(0.02)
+    assert len(fetches) == 1
+    assert "id=fetch-42" in fetches[0].getMessage()
+    assert fetches[0].request_id == "fetch-42"  # not the generation's, logged before on the thread
 
 
 def test_other_methods_on_an_image_are_a_json_405(service, fake_ai):
