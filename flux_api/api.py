@@ -8,7 +8,8 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from werkzeug.wsgi import wrap_file
 
-from . import chat, images, openapi, tasks, wire
+from . import chat, hosts, images, openapi, tasks, wire
+from .auth import presents_key
 from .budget import Budget, peer_closed
 from .errors import APIError, invalid_request
 from .image_files import image_headers
@@ -24,8 +25,13 @@ def services() -> Services:
 
 
 def public_base_url() -> str:
-    """PUBLIC_BASE_URL when set; otherwise the URL this request came in on."""
-    return services().settings.public_base_url or request.url_root.rstrip("/")
+    """PUBLIC_BASE_URL when set; otherwise the URL this request came in on, whose Host must be
+    a plain host[:port] (it goes into every image link of a billed reply)."""
+    configured = services().settings.public_base_url
+    if configured:
+        return configured
+    host = hosts.checked_host(request.host)
+    return f"{request.scheme}://{host}"
 
 
 def request_budget() -> Budget:
@@ -40,13 +46,34 @@ def request_budget() -> Budget:
 
 def json_body() -> dict:
     """The body as a JSON object, whatever its Content-Type says (clients differ)."""
+    data = request.get_data(cache=False)
+    if request.content_length is None and len(data) >= (request.max_content_length or 0):
+        # A chunked body is cut at the limit without a word: reading on raises the 413.
+        request.stream.read(1)
     try:
-        body = json.loads(request.get_data(cache=False))
+        body = json.loads(data)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
         body = None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
+    for name, value in body.items():
+        if not _encodable(value):
+            raise invalid_request(
+                f"`{name}` holds text that is not valid Unicode (a lone surrogate such as "
+                "\\ud800); send UTF-8 text.",
+                param=name,
+            )
     return body
+
+
+def _encodable(value: object) -> bool:
+    """JSON allows escapes of lone UTF-16 surrogates, which no answer or upstream body can
+    carry as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @bp.get("/")
@@ -72,8 +99,9 @@ def healthz():
         "cloudflare": "configured" if settings.cloudflare_configured else "missing",
         "prompt_optimization": "on" if settings.prompt_optimization else "off",
         "default_model": settings.flux_model,
-        "images_stored": len(store) if writable else None,
     }
+    if writable and presents_key(services().api_keys):  # how busy it is: for the operator only
+        body["images_stored"] = len(store)
     return jsonify(body), 200 if writable else 503
 
 

@@ -70,6 +70,12 @@ def key_matches(token: str, keys: tuple[str, ...]) -> bool:
     return matched
 
 
+def presents_key(keys: tuple[str, ...]) -> bool:
+    """Whether this request carries a valid key (for open paths that show more to the operator)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip()) and key_matches(token.strip(), keys)
+
+
 def init_app(app: Flask, keys: tuple[str, ...]) -> None:
     @app.before_request
     def require_api_key():

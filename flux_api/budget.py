@@ -76,8 +76,15 @@ class Budget:
 
     @property
     def client_left(self) -> bool:
+        """Whether the client has gone, asking its socket now."""
         if not self._left.is_set() and self._client_closed():
             self._left.set()
+        return self._left.is_set()
+
+    @property
+    def noticed_client_left(self) -> bool:
+        """Whether the client was seen leaving while the request ran (the socket is not asked:
+        once the answer is sent, a client closing its connection is normal)."""
         return self._left.is_set()
 
     def check(self, where: str) -> None:

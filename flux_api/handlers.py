@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import APIError, api_error_for, log_unexpected
@@ -27,8 +27,13 @@ def _from_http(exc: HTTPException) -> APIError:
             extra_headers={"Allow": allowed} if allowed else None,  # required by RFC 9110
         )
     if code == 413:
+        limit_kb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
         return APIError(
-            413, "The request body is too large.", code="request_too_large", should_retry=False
+            413,
+            f"The request body is larger than this service accepts ({limit_kb} KB, set by "
+            "MAX_BODY_KB). Send a shorter prompt.",
+            code="request_too_large",
+            should_retry=False,
         )
     error_type = "server_error" if code >= 500 else "invalid_request_error"
     return APIError(

@@ -101,7 +101,7 @@ def init_app(app: Flask) -> None:
         # Logged when the body has been sent, so a stream's line has its full duration, and
         # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
-            left = budget is not None and budget.client_left
+            left = budget is not None and budget.noticed_client_left
             access_line(method, path, 499 if left else status, started, model, rid)
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs

@@ -148,7 +148,10 @@ _SCHEMAS: dict = {
             "cloudflare": {"enum": ["configured", "missing"]},
             "prompt_optimization": {"enum": ["on", "off"]},
             "default_model": {"type": "string"},
-            "images_stored": {"type": ["integer", "null"]},
+            "images_stored": {
+                "type": "integer",
+                "description": "Only for a caller that sends a valid API key.",
+            },
         },
     },
     "ChatCompletionRequest": {

@@ -29,7 +29,7 @@ from urllib3.exceptions import (
 
 from .budget import Budget
 from .http_body import read_body
-from .imaging import sniff_type
+from .imaging import is_complete, sniff_type
 from .models import Encoding, ModelProfile, ResponseForm
 from .workers_ai_errors import (
     BadResponse,
@@ -217,7 +217,7 @@ class WorkersAIClient:
         self, model: ModelProfile, status: int, content: bytes, retry_after: int | None = None
     ) -> bytes:
         if status == 200 and model.response is ResponseForm.RAW and sniff_type(content):
-            return content
+            return _whole(content)
         envelope = _json_or_none(content)
         if status != 200 or (envelope is not None and envelope.get("success") is False):
             raise self._error_from(status, envelope, retry_after)
@@ -232,7 +232,7 @@ class WorkersAIClient:
             raise BadResponse("the image is not valid base64") from exc
         if not sniff_type(image):
             raise BadResponse("the decoded bytes are not a JPEG, PNG or WebP image")
-        return image
+        return _whole(image)
 
     def _error_from(
         self, status: int, envelope: dict | None, retry_after: int | None
@@ -267,6 +267,13 @@ def build_fields(
         if name in model.extras and value is not None:
             fields[name] = value
     return fields
+
+
+def _whole(image: bytes) -> bytes:
+    """The image, if it is complete: a cut-off one would be stored and served as a success."""
+    if not is_complete(image):
+        raise BadResponse(f"the image is cut off ({len(image)} bytes arrived)")
+    return image
 
 
 def _tls_reason(exc: BaseException) -> str:

@@ -56,6 +56,8 @@ CASES = [
     (Scripted(mode="html"), 502, "upstream_bad_response", "not an image"),
     (Scripted(mode="truncated"), 502, "upstream_bad_response", "not an image"),
     (Scripted(mode="not_image"), 502, "upstream_bad_response", "not an image"),
+    (Scripted(mode="half_image"), 502, "upstream_bad_response", "cut off"),
+    (Scripted(mode="deep_json"), 502, "upstream_bad_response", "unreadable"),
 ]
 
 
@@ -191,3 +193,14 @@ def test_tls_failure_says_tls(start_service, fake_ai, caplog):
     assert "TLS" in error["message"] and "CF_API_BASE" in error["message"]
     assert response.headers["x-should-retry"] == "false"
     assert any("tls_failed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_cut_off_raw_image_is_not_served(service, fake_ai):
+    """Raw-bytes models (SDXL here): the first half of a JPEG is not an image."""
+    fake_ai.script(Scripted(mode="half_image"))
+    response = service.post(
+        "/v1/images/generations",
+        {"prompt": "a fox", "model": "@cf/bytedance/stable-diffusion-xl-lightning"},
+    )
+    assert response.status_code == 502
+    assert "cut off" in response.json()["error"]["message"]

@@ -94,6 +94,8 @@ class Scripted:
     code: int | None = None
     message: str = ""
     # "hang", "html", "truncated", "not_image", "raw_text", "reset" (cut off mid-answer),
+    # "half_image" (a success holding the first half of the image, enveloped or raw),
+    # "deep_json" (an envelope nested 100,000 deep),
     # "drop" (connection closed once the request is read, no answer), "trickle" (a good
     # answer's headers, then its body one byte every `trickle_every` seconds)
     mode: str | None = None
@@ -174,7 +176,7 @@ class FakeWorkersAI:
         if delay > 0:
             time.sleep(delay)
         if scripted is not None:
-            return self._misbehave(scripted)
+            return self._misbehave(scripted, schema)
         width, height = (
             (fields.get("width", 1024), fields.get("height", 1024))
             if schema.size_range
@@ -214,7 +216,7 @@ class FakeWorkersAI:
             return fields, "'prompt' must be a string of 1 to 2048 characters"
         return fields, None
 
-    def _misbehave(self, scripted: Scripted) -> Response:
+    def _misbehave(self, scripted: Scripted, schema: Schema) -> Response:
         if scripted.mode == "hang":
             time.sleep(3600)
         if scripted.mode == "html":
@@ -233,6 +235,14 @@ class FakeWorkersAI:
             return _reset_midway(envelope(render_image(1024, 1024)))
         if scripted.mode == "raw_text":
             return Response("plain text", status=scripted.status, mimetype="text/plain")
+        if scripted.mode == "half_image":
+            image = render_image(1024, 1024)
+            half = image[: len(image) // 2]
+            if schema.envelope:
+                return Response(envelope(half), mimetype="application/json")
+            return Response(half, mimetype="image/jpeg")
+        if scripted.mode == "deep_json":
+            return Response("[" * 100_000 + "]" * 100_000, mimetype="application/json")
         if scripted.mode == "drop":
             request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
             return Response("", status=204)  # never arrives: the connection is closed
