@@ -1,0 +1,242 @@
+"""gunicorn's gthread worker with bounded sockets, so idle or slow clients cannot freeze the service.
+
+Stock gthread (gunicorn 27) parses a request on a thread with a blocking socket and no timeout,
+parks a silent connection for `keepalive` seconds, and counts parked connections against
+worker_connections, so a few hundred idle or half-sent sockets stop every worker accepting, and a
+client that never reads its image holds a thread in sendfile for ever. Here:
+
+- a request's headers are gathered without a thread: a thread reads what has arrived without
+  waiting and, while the header block is incomplete, hands the connection back to the poller;
+  headers not complete HEADER_TIMEOUT after the request began close the connection (a
+  whole-header deadline, so one byte every few seconds does not keep it alive);
+- every blocking read and write, sendfile included, fails after IO_TIMEOUT without progress;
+- parked connections (waiting for headers or kept alive) hold no thread, so they do not stop a
+  worker accepting: only connections a thread works on count against threads + BUSY_MARGIN,
+  and worker_connections caps them all (within the file-descriptor limit, raised to fit).
+
+Idle kept-alive connections still close after `keepalive`, as in gthread. TLS in gunicorn
+(`certfile`) keeps plain gthread behaviour: the shipped setup ends TLS in nginx.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+import select
+import socket
+import time
+from collections import deque
+
+from gunicorn.workers import gthread
+
+log = logging.getLogger("gunicorn.error")
+
+# A real client sends its headers in one packet right after connecting; 10 s is generous for a
+# slow mobile link and short enough that a flood of silent or dribbling sockets drains quickly.
+HEADER_TIMEOUT = 10.0
+# Longest wait for a client to take (or send) the next bytes of a body. Streams write a
+# heartbeat every STREAM_HEARTBEAT (10 s) and generations never touch the client socket while
+# they wait, so this only ends connections whose client stopped reading or sending.
+IO_TIMEOUT = 30.0
+# A worker takes new connections while fewer than threads + BUSY_MARGIN are being served: near
+# `threads`, a busy worker leaves new connections to idle workers instead of queueing them.
+BUSY_MARGIN = 32
+# Bytes gathered before the header block is handed to gunicorn's parser even if incomplete
+# (the parser then rejects it, or reads the rest by the header deadline).
+PREFETCH_LIMIT = 64 * 1024
+# Descriptors a worker needs besides client sockets, per thread (an upstream connection, an
+# image file) and in all (logs, the store, the listening sockets).
+FDS_PER_THREAD, FDS_SPARE = 4, 256
+
+
+class ClientTimeout(ConnectionResetError):
+    """The client made no progress within IO_TIMEOUT. A ConnectionResetError, so gthread closes
+    the connection quietly as for a reset; one log line says why."""
+
+
+class GuardedSocket(socket.socket):
+    """An accepted connection whose blocking calls end after io_timeout without progress, whose
+    reads end at header_deadline while one is set, and which can gather a header block without
+    blocking (prefetch_headers); recv() hands out the gathered bytes first."""
+
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):  # noqa: A002 (socket's names)
+        super().__init__(family, type, proto, fileno)
+        self.io_timeout = IO_TIMEOUT
+        self.header_deadline: float | None = None
+        self.early = b""
+
+    @classmethod
+    def adopt(cls, sock: socket.socket, io_timeout: float) -> "GuardedSocket":
+        guarded = cls(fileno=sock.detach())
+        guarded.io_timeout = io_timeout
+        guarded.setblocking(False)
+        return guarded
+
+    # gthread switches a socket between non-blocking (in the poller) and blocking (on a
+    # thread); "blocking" here means blocking for at most io_timeout.
+    def setblocking(self, flag: bool) -> None:
+        super().settimeout(self.io_timeout if flag else 0.0)
+
+    def settimeout(self, value: float | None) -> None:
+        super().settimeout(self.io_timeout if value is None else value)
+
+    def prefetch_headers(self) -> bool:
+        """Read what has arrived, without waiting: whether the header block is complete (or the
+        client closed, or sent more than PREFETCH_LIMIT), so that parsing will not wait."""
+        super().settimeout(0.0)
+        while len(self.early) < PREFETCH_LIMIT:
+            if b"\r\n\r\n" in self.early or b"\n\n" in self.early:
+                return True
+            try:
+                chunk = super().recv(PREFETCH_LIMIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return True  # the parser meets the error and closes
+            if not chunk:
+                return True  # end of stream: likewise
+            self.early += chunk
+        return True
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.early:
+            data, self.early = self.early[:bufsize], self.early[bufsize:]
+            return data
+        if self.header_deadline is not None and not self._readable_before_deadline():
+            # Headers still incomplete at the deadline: handled as the client leaving.
+            log.debug("Closing %s: no complete headers within %s s", self._peer(), HEADER_TIMEOUT)
+            return b""
+        try:
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            raise self._timed_out("sent nothing") from None
+
+    def _readable_before_deadline(self) -> bool:
+        timeout = self.gettimeout()
+        if timeout == 0:
+            return True  # a non-blocking caller handles EAGAIN itself
+        wait = min(timeout, self.header_deadline - time.monotonic())
+        if wait <= 0:
+            return False
+        poller = select.poll()
+        poller.register(self.fileno(), select.POLLIN)
+        return bool(poller.poll(wait * 1000))
+
+    def send(self, data, flags: int = 0) -> int:
+        try:
+            return super().send(data, flags)
+        except TimeoutError:
+            raise self._timed_out("read nothing") from None
+
+    def sendall(self, data, flags: int = 0) -> None:
+        # socket.sendall's timeout bounds the whole call, which would cut a slow but steady
+        # reader of a large body; here each step must make progress within io_timeout.
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view, flags) :]
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        # socket.sendfile waits at most gettimeout() for each step (os.sendfile path included).
+        try:
+            return super().sendfile(file, offset, count)
+        except TimeoutError:
+            raise self._timed_out("read nothing") from None
+
+    def _timed_out(self, what: str) -> ClientTimeout:
+        log.info("Closing %s: it %s for %s s", self._peer(), what, self.io_timeout)
+        return ClientTimeout(errno.ECONNRESET, f"client {what} for {self.io_timeout} s")
+
+    def _peer(self) -> str:
+        try:
+            host, port = self.getpeername()[:2]
+            return f"{host}:{port}"
+        except OSError:
+            return "a client"
+
+
+class GuardedThreadWorker(gthread.ThreadWorker):
+    """gthread with GuardedSocket connections, header deadlines, and an accept limit that only
+    counts connections a thread is working on (see the module docstring)."""
+
+    header_timeout = HEADER_TIMEOUT
+    io_timeout = IO_TIMEOUT
+
+    # run() stops accepting while nr_conns >= worker_connections. Parked connections cost a
+    # descriptor, not a thread, so they count only against the configured cap.
+    @property
+    def worker_connections(self) -> int:
+        parked = len(self.pending_conns) + len(self.keepalived_conns)
+        return min(self.most_connections, parked + self.cfg.threads + BUSY_MARGIN)
+
+    @worker_connections.setter
+    def worker_connections(self, value: int) -> None:
+        self.most_connections = value
+
+    def init_process(self):
+        self.most_connections = fit_fd_limit(self.most_connections, self.cfg.threads)
+        if self.cfg.is_ssl:
+            self.log.warning("TLS in gunicorn: slow-client guards are off (end TLS in nginx)")
+        super().init_process()
+
+    def enqueue_req(self, conn):
+        if not self.cfg.is_ssl:
+            if not isinstance(conn.sock, GuardedSocket):  # just accepted
+                conn.sock = GuardedSocket.adopt(conn.sock, self.io_timeout)
+            if conn.sock.header_deadline is None:  # a request begins (new, kept alive, pipelined)
+                conn.sock.header_deadline = time.monotonic() + self.header_timeout
+        super().enqueue_req(conn)
+
+    def handle(self, conn):
+        sock = conn.sock
+        if isinstance(sock, GuardedSocket) and not _read_ahead(conn):
+            if not sock.prefetch_headers():
+                return gthread._DEFER  # back to the poller until more arrives or the deadline
+            conn.data_ready = True  # no need for gthread's wait on this thread
+        return super().handle(conn)
+
+    def handle_request(self, req, conn):
+        if isinstance(conn.sock, GuardedSocket):
+            conn.sock.header_deadline = None  # the headers are in
+        return super().handle_request(req, conn)
+
+    def murder_pending(self):
+        """Close connections waiting for their headers past the deadline (gthread would keep
+        them `keepalive` seconds). Their deadlines are not in queue order: check them all."""
+        now = time.monotonic()
+        keep = deque()
+        for conn in self.pending_conns:
+            deadline = getattr(conn.sock, "header_deadline", None) or conn.timeout
+            if deadline > now:
+                keep.append(conn)
+                continue
+            try:
+                self.poller.unregister(conn.sock)
+            except (OSError, KeyError, ValueError):
+                pass
+            self.nr_conns -= 1
+            conn.close()
+        self.pending_conns = keep
+
+
+def _read_ahead(conn) -> bool:
+    """Whether gunicorn's parser already holds bytes of the next request (pipelining): then the
+    socket may stay silent, and the parser reads the rest by the header deadline instead."""
+    unreader = getattr(conn.parser, "unreader", None)
+    return bool(unreader is not None and unreader.buf.getvalue())
+
+
+def fit_fd_limit(connections: int, threads: int) -> int:
+    """Raise this process's soft descriptor limit to fit `connections` (up to the hard limit);
+    the number of connections that fit. Running out would make accept() fail and kill the
+    worker."""
+    need = connections + threads * FDS_PER_THREAD + FDS_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < need:
+        fit = max(threads + BUSY_MARGIN, soft - threads * FDS_PER_THREAD - FDS_SPARE)
+        log.warning("worker_connections %s lowered to %s: open files limit %s", connections, fit, soft)
+        return fit
+    return connections
