@@ -170,9 +170,16 @@ def event_stream(frames) -> Response:
 def images_generations():
     request_ = images.parse_request(json_body(), services().settings.images_max_n)
     g.model = services().pipeline.resolve_model(request_.model).short_name
-    return jsonify(
-        images.generate(services().pipeline, request_, public_base_url(), request_budget())
+    answer = images.generate(
+        services().pipeline,
+        request_,
+        public_base_url(),
+        request_budget(),
+        services().image_memory,
     )
+    if isinstance(answer, dict):
+        return jsonify(answer)
+    return Response(answer, mimetype="application/json")
 
 
 @bp.get("/image/<path:key>")

@@ -109,9 +109,16 @@ def stream(
 
     A client that leaves is noticed at the next keep-alive at the latest (the write fails, or
     its socket shows it closed); the generation then stops before its next paid step."""
+    # Started now, in the request's context (its id goes along), not at the first frame.
+    events = pipeline.run_in_background(plan, budget)
+    return _frames(plan, events, budget, include_usage, heartbeat)
+
+
+def _frames(
+    plan: Plan, events: queue.Queue, budget: Budget, include_usage: bool, heartbeat: float
+) -> Iterator[str]:
     cid, model = wire.completion_id(), plan.model.id
     reply = Reply(plan)
-    events = pipeline.run_in_background(plan, budget)
     finished = False
     try:
         yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))

@@ -6,8 +6,11 @@ fields this service has no use for are accepted and ignored, so they work unmodi
 
 from __future__ import annotations
 
+import json
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 import pybase64
 
@@ -15,6 +18,7 @@ from .budget import Budget
 from .errors import invalid_request
 from .fields import optional, whole_number
 from .imaging import sniff_type
+from .memory import ImageMemory, image_bytes
 from .pipeline import Pipeline
 from .sizes import parse_size
 
@@ -62,8 +66,16 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
     )
 
 
-def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str, budget: Budget) -> dict:
-    """Generate all `n` images, then store them: if any fails, nothing is stored."""
+def generate(
+    pipeline: Pipeline,
+    request: ImagesRequest,
+    base_url: str,
+    budget: Budget,
+    memory: ImageMemory,
+) -> dict | Iterable[bytes]:
+    """Generate all `n` images, then store them: if any fails, nothing is stored. A `url`
+    answer is a dict; a `b64_json` one is JSON streamed image by image, holding the request's
+    memory reservation until it has been sent."""
     plan = pipeline.plan(
         request.prompt,
         request.model,
@@ -74,19 +86,58 @@ def generate(pipeline: Pipeline, request: ImagesRequest, base_url: str, budget: 
         param="prompt",
     )
     as_base64 = request.response_format == "b64_json"
-    choice, generated = pipeline.run(plan, request.n, keep=not as_base64, budget=budget)
-    images = generated.images
-    if as_base64:
-        data = [{"b64_json": pybase64.b64encode(image).decode()} for image in images]
-    else:
-        data = [{"url": stored.url} for stored in generated.stored]
-    for item in data:
-        item["revised_prompt"] = choice.prompt
+    # Models that make 1024x1024 whatever is asked hold that much before a crop.
+    largest = max(plan.size, (1024, 1024), key=lambda size: size[0] * size[1])
+    held = ExitStack()
+    held.enter_context(memory.reserve(image_bytes(largest, request.n), budget))
+    try:
+        choice, generated = pipeline.run(plan, request.n, keep=not as_base64, budget=budget)
+    except BaseException:
+        held.close()
+        raise
     width, height = plan.size
-    image_type = sniff_type(images[0]) or "image/png"
-    return {
+    image_type = sniff_type(generated.images[0]) or "image/png"
+    head = {
         "created": int(time.time()),
-        "data": data,
         "size": f"{width}x{height}",
         "output_format": image_type.split("/")[1],
     }
+    if as_base64:
+        return StreamedBody(_b64_json(head, generated.images, choice.prompt), held.close)
+    held.close()
+    data = [{"url": stored.url, "revised_prompt": choice.prompt} for stored in generated.stored]
+    return {**head, "data": data}
+
+
+# Base64 turns every 3 bytes into 4 characters: pieces of a multiple of 3 join seamlessly.
+_B64_PIECE = 3 * 256 * 1024
+
+
+def _b64_json(head: dict, images: list[bytes], revised_prompt: str) -> Iterator[bytes]:
+    """The Images API answer with `b64_json` items, encoded a piece at a time (the answer of
+    four 2048x2048 PNGs is ~60 MB as one string)."""
+    yield json.dumps(head)[:-1].encode() + b', "data": ['
+    prompt = json.dumps(revised_prompt, ensure_ascii=False).encode()
+    for index in range(len(images)):
+        image, images[index] = images[index], b""  # sent: let it go
+        yield (b", " if index else b"") + b'{"revised_prompt": ' + prompt + b', "b64_json": "'
+        for start in range(0, len(image), _B64_PIECE):
+            yield pybase64.b64encode(image[start : start + _B64_PIECE])
+        yield b'"}'
+    yield b"]}"
+
+
+class StreamedBody:
+    """A response body that runs `on_close` when the server closes it, sent or not (a
+    generator that never started would skip its `finally`)."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], object]):
+        self._chunks = chunks
+        self._on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._chunks.close()
+        self._on_close()

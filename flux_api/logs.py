@@ -88,7 +88,14 @@ def init_app(app: Flask) -> None:
     def start_request():
         g.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
         g.started = time.monotonic()
-        request_id.set(g.request_id)
+        g.request_id_token = request_id.set(g.request_id)
+
+    @app.teardown_request
+    def forget_request_id(_exc):
+        # Threads are reused: a later line on this one (gunicorn's own) must not carry this id.
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id.reset(token)
 
     @app.after_request
     def finish_request(response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from .memory import ImageMemory
 from .optimizer import OptimizerClient
 from .pipeline import Pipeline
 from .ratelimit import RateLimiter
@@ -19,6 +20,7 @@ class Services:
     api_keys: tuple[str, ...]
     store: ImageStore
     pipeline: Pipeline
+    image_memory: ImageMemory
     rate_limiter: RateLimiter | None = None
 
 
@@ -58,4 +60,5 @@ def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
     limiter = None
     if settings.rate_limit is not None:
         limiter = RateLimiter(settings.data_dir / "ratelimit", settings.rate_limit)
-    return Services(settings, api_keys, store, pipeline, limiter)
+    memory = ImageMemory(settings.image_memory_mb * 1024 * 1024)
+    return Services(settings, api_keys, store, pipeline, memory, limiter)

@@ -78,6 +78,7 @@ class Settings:
     max_body_kb: int = 64
     rate_limit: RateLimit | None = None
     upstream_concurrency: int = 0  # 0: no cap
+    image_memory_mb: int = 256  # per worker, for Images API images in flight
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -196,4 +197,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_body_kb=_number(env, "MAX_BODY_KB", 64),
         rate_limit=_rate_limit(env, "RATE_LIMIT"),
         upstream_concurrency=_number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
+        image_memory_mb=_number(env, "IMAGE_MEMORY_MB", 256, int, 16),
     )

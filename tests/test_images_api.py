@@ -3,6 +3,7 @@
 import base64
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
@@ -213,3 +214,38 @@ def test_optimizer_rewrites_the_prompt_once_for_all_images(
     }
     assert len(fake_optimizer.calls) == 1
     assert fake_ai.calls[-1]["fields"]["prompt"] == revised.pop()
+
+
+def test_memory_bound_runs_large_requests_one_after_another(start_service, fake_ai):
+    """IMAGE_MEMORY_MB=16 holds one request of four 2048x2048 images (48 MB estimated, capped
+    at the whole bound): three such requests run in turn, never twelve upstream calls at once."""
+    service = start_service(IMAGE_MEMORY_MB="16")
+    fake_ai.latency = 0.3
+    body = {
+        "prompt": "a fox",
+        "model": "@cf/stabilityai/stable-diffusion-xl-base-1.0",
+        "n": 4,
+        "size": "2048x2048",
+        "response_format": "b64_json",
+    }
+    with ThreadPoolExecutor(3) as pool:
+        responses = list(pool.map(lambda _: service.post("/v1/images/generations", body), range(3)))
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert all(len(r.json()["data"]) == 4 for r in responses)
+    assert fake_ai.most_in_flight == 4
+    assert service.app.extensions["flux_api"].image_memory.in_use == 0
+
+
+def test_b64_answer_left_unread_gives_its_memory_back(service, fake_ai):
+    body = {"prompt": "a fox", "n": 2, "size": "1024x1024", "response_format": "b64_json"}
+    response = service.post("/v1/images/generations", body, stream=True)
+    assert response.status_code == 200
+    response.raw.read(100)
+    response.close()  # the client goes away with most of the answer unread
+    memory = service.app.extensions["flux_api"].image_memory
+    deadline = time.monotonic() + 5
+    while memory.in_use and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert memory.in_use == 0
+    whole = service.post("/v1/images/generations", body).json()  # and answers stay valid JSON
+    assert [base64.b64decode(item["b64_json"])[:2] for item in whole["data"]] == [b"\xff\xd8"] * 2

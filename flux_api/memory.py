@@ -1,0 +1,54 @@
+"""A worker's memory for images in flight: each Images API request reserves what its images may
+take before any upstream call, and waits for room when the worker is full.
+
+Without a bound, a hundred threads each holding four 2048x2048 images (decoded for a crop,
+encoded as base64) take gigabytes. The estimate is the decoded RGB size, the largest form an
+image takes here: the upstream's bytes, a crop's decode and re-encode, and the base64 streamed
+out in pieces all fit inside it.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from .budget import Budget
+
+BYTES_PER_PIXEL = 3
+
+
+def image_bytes(size: tuple[int, int], count: int) -> int:
+    """The most memory `count` images of `size` are expected to hold at once."""
+    width, height = size
+    return width * height * BYTES_PER_PIXEL * count
+
+
+class ImageMemory:
+    """A counting bound on the bytes of image data one worker process holds."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self._free = limit_bytes
+        self._room = threading.Condition()
+
+    @property
+    def in_use(self) -> int:
+        return self.limit - self._free
+
+    @contextmanager
+    def reserve(self, nbytes: int, budget: Budget) -> Iterator[None]:
+        """Hold `nbytes` (at most the whole limit, so one huge request still runs alone) while
+        the block runs; wait for room, giving up with the budget (deadline, client gone)."""
+        nbytes = min(nbytes, self.limit)
+        with self._room:
+            while self._free < nbytes:
+                budget.check("waiting for memory to hold the images")
+                self._room.wait(timeout=max(0.0, min(0.25, budget.remaining())))
+            self._free -= nbytes
+        try:
+            yield
+        finally:
+            with self._room:
+                self._free += nbytes
+                self._room.notify_all()
