@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from . import workers_ai_errors as wai
 from .budget import ClientLeft, DeadlineExceeded
-from .store import StoreUnavailable
+from .store import StoreFull, StoreUnavailable
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +70,13 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         "api_error",
         "store_unavailable",
         "The image could not be stored ({detail}); the operator should check DATA_DIR.",
+    ),
+    StoreFull: _Rule(
+        507,
+        "api_error",
+        "insufficient_storage",
+        "The images were made but cannot be kept: {detail} (STORE_SIZE_LIMIT_MB). Ask for "
+        "fewer or smaller images, or use response_format b64_json.",
     ),
     ClientLeft: _Rule(
         499, "invalid_request_error", "client_closed_request", "The client closed the request."

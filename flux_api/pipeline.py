@@ -162,7 +162,7 @@ class Pipeline:
         rendered = time.monotonic()
         if budget.client_left:  # paid for, but nobody will fetch it: do not keep it
             raise ClientLeft("after the images were made")
-        stored = [self.store_image(plan, image) for image in images] if keep else []
+        stored = self.store_images(plan, images) if keep else []
         log.info(
             "generation model=%s size=%dx%d n=%d optimizer_s=%.2f upstream_s=%.2f store_s=%.3f "
             "total_s=%.2f",
@@ -245,6 +245,6 @@ class Pipeline:
         futures = [self._submit(self.render, plan, prompt, budget) for _ in range(count)]
         return [future.result() for future in futures]
 
-    def store_image(self, plan: Plan, data: bytes) -> StoredImageRef:
-        key = self.store.put(data)
-        return StoredImageRef(key, f"{plan.base_url}/image/{key}")
+    def store_images(self, plan: Plan, images: list[bytes]) -> list[StoredImageRef]:
+        keys = self.store.put_many(images)
+        return [StoredImageRef(key, f"{plan.base_url}/image/{key}") for key in keys]

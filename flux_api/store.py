@@ -38,6 +38,14 @@ class StoreUnavailable(Exception):
     """The image store cannot be written (disk full, directory gone, database locked…)."""
 
 
+class StoreFull(Exception):
+    """One request's images are larger than the whole store (STORE_SIZE_LIMIT_MB)."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class OpenedImage:
     """A stored image as an open file, for serving with sendfile; the caller closes `file`."""
@@ -71,19 +79,31 @@ class ImageStore:
 
     def put(self, data: bytes) -> str:
         """Store image bytes for `ttl` seconds under a new unguessable key."""
-        key = secrets.token_urlsafe(_KEY_BYTES)
+        return self.put_many([data])[0]
+
+    def put_many(self, images: list[bytes]) -> list[str]:
+        """Store one request's images together: room is made for all of them first, so the
+        last never evicts the first (their links would 404 in the answer that gives them)."""
+        total = sum(len(data) for data in images)
+        if total > self.size_limit:
+            raise StoreFull(
+                f"{len(images)} image(s) of {total / 2**20:.1f} MiB do not fit in "
+                f"{self.size_limit / 2**20:.0f} MiB"
+            )
+        keys = [secrets.token_urlsafe(_KEY_BYTES) for _ in images]
         try:
             with self._write_lock:
                 now = time.monotonic()
                 if now >= self._next_sweep:  # a sweep is a write transaction: not every put
                     self._next_sweep = now + _SWEEP_SECONDS
                     self._cache.expire()
-                self._make_room(len(data))
-                # As a file object diskcache writes it in one piece (bytes go line by line).
-                self._cache.set(key, io.BytesIO(data), read=True, expire=self.ttl)
+                self._make_room(total)
+                for key, data in zip(keys, images):
+                    # As a file object diskcache writes it in one piece (bytes go line by line).
+                    self._cache.set(key, io.BytesIO(data), read=True, expire=self.ttl)
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
-        return key
+        return keys
 
     def _make_room(self, incoming: int) -> None:
         """Evict the oldest images until `incoming` more bytes fit under the size cap."""

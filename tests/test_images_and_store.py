@@ -91,6 +91,33 @@ def test_store_evicts_the_oldest_images_beyond_its_size_cap(tmp_path):
     assert keys[-1] in kept and keys[0] not in kept
 
 
+def test_one_requests_images_never_evict_each_other(tmp_path):
+    store = ImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
+    older = [store.put(os.urandom(100_000)) for _ in range(5)]
+    batch = store.put_many([os.urandom(150_000) for _ in range(4)])  # 600 KB of a 1 MB store
+    assert all(store.get(key) is not None for key in batch)
+    assert store.get(older[0]) is None and store.get(older[-1]) is not None  # oldest went
+
+
+def test_a_request_too_large_for_the_store_is_a_507_and_keeps_what_is_stored(
+    start_service, fake_ai
+):
+    service = start_service(STORE_SIZE_LIMIT_MB="1", IMAGES_MAX_N="8")
+    kept = generate(service)
+    fake_ai.realistic = True  # ~190 KiB JPEGs: eight of them are ~1.5 MiB
+    try:
+        response = service.post(
+            "/v1/images/generations", {"prompt": "a fox", "n": 8, "size": "1024x1024"}
+        )
+    finally:
+        fake_ai.realistic = False
+    error = response.json()["error"]
+    assert response.status_code == 507 and error["code"] == "insufficient_storage"
+    assert "STORE_SIZE_LIMIT_MB" in error["message"]
+    assert response.headers["x-should-retry"] == "false"
+    assert service.get(f"/image/{kept}", key=None).status_code == 200
+
+
 def test_images_are_readable_from_any_origin_by_default_without_vary(service, fake_ai):
     key = generate(service)
     response = service.get(f"/image/{key}", key=None, headers={"Origin": "https://x.example"})
