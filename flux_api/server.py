@@ -1,4 +1,4 @@
-"""gunicorn's gthread worker with bounded sockets, so idle or slow clients cannot freeze the service.
+"""gunicorn's gthread worker with bounded sockets, so idle or slow clients cannot freeze it.
 
 Stock gthread (gunicorn 27) parses a request on a thread with a blocking socket and no timeout,
 parks a silent connection for `keepalive` seconds, and counts parked connections against
@@ -35,16 +35,21 @@ log = logging.getLogger("gunicorn.error")
 # A real client sends its headers in one packet right after connecting; 10 s is generous for a
 # slow mobile link and short enough that a flood of silent or dribbling sockets drains quickly.
 HEADER_TIMEOUT = 10.0
-# Longest wait for a client to take (or send) the next bytes of a body. Streams write a
-# heartbeat every STREAM_HEARTBEAT (10 s) and generations never touch the client socket while
-# they wait, so this only ends connections whose client stopped reading or sending.
-IO_TIMEOUT = 30.0
+# Longest wait for a client to take (or send) the next bytes of a body: a thread is held that
+# long by a client that stopped reading, so the service answers again within 30 s of such a
+# flood (one per thread). The wait is only for a blocked write or read: gaps between writes
+# (a stream's heartbeat, a generation that writes nothing for minutes) do not count.
+IO_TIMEOUT = 20.0
 # A worker takes new connections while fewer than threads + BUSY_MARGIN are being served: near
 # `threads`, a busy worker leaves new connections to idle workers instead of queueing them.
 BUSY_MARGIN = 32
 # Bytes gathered before the header block is handed to gunicorn's parser even if incomplete
-# (the parser then rejects it, or reads the rest by the header deadline).
-PREFETCH_LIMIT = 64 * 1024
+# (the parser then rejects it, or reads the rest by the header deadline). Real headers are a
+# few hundred bytes; this bounds the memory a parked half-sent connection holds.
+PREFETCH_LIMIT = 16 * 1024
+# Parked connections past their header deadline are looked for at most this often: a scan is
+# O(parked), and every readable socket wakes the worker's loop.
+PENDING_SCAN_INTERVAL = 0.5
 # Descriptors a worker needs besides client sockets, per thread (an upstream connection, an
 # image file) and in all (logs, the store, the listening sockets).
 FDS_PER_THREAD, FDS_SPARE = 4, 256
@@ -161,6 +166,7 @@ class GuardedThreadWorker(gthread.ThreadWorker):
 
     header_timeout = HEADER_TIMEOUT
     io_timeout = IO_TIMEOUT
+    next_pending_scan = 0.0
 
     # run() stops accepting while nr_conns >= worker_connections. Parked connections cost a
     # descriptor, not a thread, so they count only against the configured cap.
@@ -200,10 +206,30 @@ class GuardedThreadWorker(gthread.ThreadWorker):
             conn.sock.header_deadline = None  # the headers are in
         return super().handle_request(req, conn)
 
+    def finish_request(self, conn, fs):
+        # Bytes read ahead with a header block may hold whole pipelined requests the parser has
+        # not taken yet: the socket will not turn readable for them, so serve them now (as
+        # gthread does for its parser's own read-ahead).
+        sock = conn.sock
+        if (
+            isinstance(sock, GuardedSocket)
+            and sock.early
+            and self.alive
+            and not fs.cancelled()
+            and fs.exception() is None
+            and fs.result() is True
+        ):
+            self.enqueue_req(conn)
+            return
+        super().finish_request(conn, fs)
+
     def murder_pending(self):
         """Close connections waiting for their headers past the deadline (gthread would keep
         them `keepalive` seconds). Their deadlines are not in queue order: check them all."""
         now = time.monotonic()
+        if now < self.next_pending_scan:
+            return
+        self.next_pending_scan = now + PENDING_SCAN_INTERVAL
         keep = deque()
         for conn in self.pending_conns:
             deadline = getattr(conn.sock, "header_deadline", None) or conn.timeout
@@ -237,6 +263,8 @@ def fit_fd_limit(connections: int, threads: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     if soft != resource.RLIM_INFINITY and soft < need:
         fit = max(threads + BUSY_MARGIN, soft - threads * FDS_PER_THREAD - FDS_SPARE)
-        log.warning("worker_connections %s lowered to %s: open files limit %s", connections, fit, soft)
+        log.warning(
+            "worker_connections %s lowered to %s: open files limit %s", connections, fit, soft
+        )
         return fit
     return connections

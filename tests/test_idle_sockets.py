@@ -245,3 +245,22 @@ def test_behind_nginx_a_flood_leaves_healthz_answering(tmp_path, service_env, fa
         if nginx:
             nginx.stop()
         bare.stop()
+
+
+def test_pipelined_requests_are_all_answered(gunicorn, service_env):
+    # More than one parser read (8 KiB) of requests at once: the worker's read-ahead of a
+    # header block must not leave any of them unanswered.
+    bare = gunicorn({**service_env, **SMALL}, workers=1)
+    request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: %s\r\n\r\n"
+    request %= b"p" * (64 - len(request % b""))  # 64 bytes: 8 KiB ends between two requests
+    count = 200  # 12.5 KiB, all read ahead with the first header block
+    with socket.create_connection(("127.0.0.1", bare.port), timeout=10) as sock:
+        sock.sendall(request * count)
+        received = b""
+        with contextlib.suppress(socket.timeout):
+            while received.count(b"HTTP/1.1 200 ") < count:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+    assert received.count(b"HTTP/1.1 200 ") == count
