@@ -150,11 +150,17 @@ def _model_id(name: str, value: str) -> str:
     return model.id
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from `environ` (default: .env in the working directory under os.environ)."""
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The one place settings come from, for the app and for gunicorn.conf.py alike: `environ`
+    if given, else .env in the working directory under the process environment (which wins)."""
     if environ is None:
         environ = {**dotenv_values(Path.cwd() / ".env"), **os.environ}
-    env = {k: v for k, v in environ.items() if v is not None}
+    return {k: v for k, v in environ.items() if v is not None}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (default: read_environment())."""
+    env = read_environment(environ)
 
     flux_model = _model_id("FLUX_MODEL", _text(env, "FLUX_MODEL", MODELS[0].id))
     listed = tuple(_model_id("IMAGE_MODELS", m) for m in _list(env, "IMAGE_MODELS"))

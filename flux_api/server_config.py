@@ -1,0 +1,65 @@
+"""gunicorn's settings, read from the same .env and environment as the app's (settings.py), and
+checked the same way: a bad value stops the start with one line naming the variable."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+from .settings import SettingsError, _number, _text, load_settings, read_environment
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    bind: str
+    workers: int
+    threads: int
+    timeout: int
+    graceful_timeout: int
+    loglevel: str
+    accesslog: str | None
+    forwarded_allow_ips: str
+
+
+def longest_request(environ: Mapping[str, str]) -> float:
+    """The most a generation may take: UPSTREAM_TIMEOUT, plus OPTIMIZER_TIMEOUT when the
+    optimizer is on (its call has its own limit, outside the images' deadline)."""
+    settings = load_settings(environ)
+    optimizer = settings.optimizer_timeout if settings.prompt_optimization else 0.0
+    return settings.upstream_timeout + optimizer
+
+
+def load_server_config(environ: Mapping[str, str] | None = None) -> ServerConfig:
+    env = read_environment(environ)
+    bind = _text(env, "BIND") or f"127.0.0.1:{_number(env, 'PORT', 8000, int, 1)}"
+    loglevel = _text(env, "LOG_LEVEL", "info").lower()
+    if loglevel not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {loglevel!r}.")
+    # In-flight generations may finish on a restart: never cut one the service would still wait
+    # for (a worker is killed after graceful_timeout).
+    graceful_floor = math.ceil(longest_request(env)) + 10
+    graceful = _number(env, "GUNICORN_GRACEFUL_TIMEOUT", graceful_floor)
+    return ServerConfig(
+        bind=bind,
+        workers=_number(env, "WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)),
+        threads=_number(env, "GUNICORN_THREADS", 128),
+        timeout=_number(env, "GUNICORN_TIMEOUT", max(180, graceful)),
+        graceful_timeout=graceful,
+        loglevel=loglevel,
+        accesslog=_text(env, "GUNICORN_ACCESS_LOG") or None,
+        forwarded_allow_ips=_text(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+    )
+
+
+def load_server_config_or_exit() -> ServerConfig:
+    """For gunicorn.conf.py: one line naming the bad variable, and exit code 1."""
+    try:
+        return load_server_config()
+    except SettingsError as exc:
+        print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

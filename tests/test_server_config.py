@@ -1,0 +1,100 @@
+"""gunicorn's settings come from the same .env and environment as the app's, checked the same
+way, and its timeouts follow the service's own deadline."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+GUNICORN_SETTINGS = {
+    # variable in .env: (value, gunicorn's setting, as --print-config shows it)
+    "BIND": ("127.0.0.1:9123", "bind", "['127.0.0.1:9123']"),
+    "WEB_CONCURRENCY": ("3", "workers", "3"),
+    "GUNICORN_THREADS": ("7", "threads", "7"),
+    "GUNICORN_TIMEOUT": ("200", "timeout", "200"),
+    "GUNICORN_GRACEFUL_TIMEOUT": ("77", "graceful_timeout", "77"),
+    "LOG_LEVEL": ("debug", "loglevel", "debug"),
+    "GUNICORN_ACCESS_LOG": ("-", "accesslog", "-"),
+    "FORWARDED_ALLOW_IPS": ("10.0.0.1", "forwarded_allow_ips", "['10.0.0.1']"),
+}
+
+
+def gunicorn_in(workdir, dotenv: str, *args: str, environ: dict | None = None):
+    """gunicorn with the shipped gunicorn.conf.py, started in `workdir` holding `dotenv` as
+    .env, and nothing of the test's own environment."""
+    (workdir / ".env").write_text(dotenv)
+    env = {"PATH": os.environ.get("PATH", ""), **(environ or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *args, "app:app"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def printed_config(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\w+)\s+= (.*)$", output, re.M))
+
+
+@pytest.mark.parametrize("variable", GUNICORN_SETTINGS)
+def test_each_gunicorn_setting_works_from_dotenv_alone(tmp_path, variable):
+    value, name, shown = GUNICORN_SETTINGS[variable]
+    result = gunicorn_in(tmp_path, f"{variable}={value}\n", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert printed_config(result.stdout)[name] == shown
+
+
+def test_the_process_environment_wins_over_dotenv(tmp_path):
+    result = gunicorn_in(
+        tmp_path, "WEB_CONCURRENCY=3\n", "--print-config", environ={"WEB_CONCURRENCY": "2"}
+    )
+    assert printed_config(result.stdout)["workers"] == "2"
+
+
+def test_bind_defaults_to_loopback(tmp_path):
+    result = gunicorn_in(tmp_path, "PORT=8123\n", "--print-config")
+    assert printed_config(result.stdout)["bind"] == "['127.0.0.1:8123']"
+
+
+@pytest.mark.parametrize(
+    "dotenv, named",
+    [
+        ("WEB_CONCURRENCY=abc\n", "WEB_CONCURRENCY must be a number, not 'abc'"),
+        ("GUNICORN_THREADS=0\n", "GUNICORN_THREADS must be at least 1"),
+        ("LOG_LEVEL=loud\n", "LOG_LEVEL must be one of"),
+        ("PORT=http\n", "PORT must be a number"),
+    ],
+)
+def test_a_bad_gunicorn_setting_is_one_line_naming_it(tmp_path, dotenv, named):
+    result = gunicorn_in(tmp_path, dotenv)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "dotenv, graceful",
+    [
+        ("", 130),  # UPSTREAM_TIMEOUT 120 + 10
+        ("UPSTREAM_TIMEOUT=60\n", 70),
+        (
+            "UPSTREAM_TIMEOUT=60\nOPTIMIZER_TIMEOUT=20\nPROMPT_OPTIMIZATION=true\n"
+            "EXTERNAL_API_BASE=http://127.0.0.1:9\nEXTERNAL_MODEL=m\n",
+            90,
+        ),
+    ],
+)
+def test_graceful_timeout_covers_the_longest_request(tmp_path, dotenv, graceful):
+    """A restart never cuts a generation the service would still wait for."""
+    config = printed_config(gunicorn_in(tmp_path, dotenv, "--print-config").stdout)
+    assert int(config["graceful_timeout"]) == graceful
+    assert int(config["timeout"]) >= graceful
