@@ -6,10 +6,16 @@ holds many at once. The values come from the same .env and environment as the ap
 """
 
 import os
+import subprocess
 import sys
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 # gunicorn reads this file before it puts the app's directory on the import path.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
+# A reload (SIGHUP) reads this file again in the master, whose forks become the new workers:
+# forget the code imported so far, so that they run the code now on disk.
+for _name in [name for name in sys.modules if name == "app" or name.split(".")[0] == "flux_api"]:
+    del sys.modules[_name]
 
 from flux_api.server_config import load_server_config_or_exit  # noqa: E402
 
@@ -52,7 +58,45 @@ loglevel = _config.loglevel
 def on_starting(server):
     """Build the app once in the master, before any worker starts, so a bad setting or an
     unusable DATA_DIR stops the start with one line naming it (a worker's boot error would
-    come wrapped in gunicorn's traceback)."""
+    come wrapped in gunicorn's traceback). Then guard reloads (see refuse_bad_reload)."""
     from flux_api import create_app_or_exit
 
-    create_app_or_exit().extensions["flux_api"].store.close()
+    services = create_app_or_exit().extensions["flux_api"]
+    services.store.close()
+    missing = services.settings.missing_cloudflare
+    if missing:
+        server.log.warning(
+            "%s not set: the service runs, but generation answers 503 until they are",
+            " and ".join(missing),
+        )
+    reload = server.reload
+
+    def checked_reload():
+        if not refuse_bad_reload(server):
+            reload()
+
+    server.reload = checked_reload
+
+
+def refuse_bad_reload(server) -> bool:
+    """Check the new code and settings in a fresh process before reloading: new workers that
+    cannot boot make gunicorn halt, old workers included. True (and one log line) if refused."""
+    paths = [HERE, os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+    try:
+        check = subprocess.run(
+            [sys.executable, "-m", "flux_api.preflight"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        server.log.error("Reload refused: the new code did not start within 120 s; still serving")
+        return True
+    if check.returncode == 0:
+        return False
+    lines = [line.strip() for line in check.stderr.splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"exit code {check.returncode}"
+    server.log.error("Reload refused, the running workers keep serving: %s", reason)
+    return True

@@ -9,7 +9,15 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
-from .settings import SettingsError, _number, _text, load_settings, read_environment
+from .settings import (
+    SettingsError,
+    _number,
+    _text,
+    load_settings,
+    overridden_in_file,
+    read_environment,
+    settings_file,
+)
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -59,7 +67,15 @@ def load_server_config(environ: Mapping[str, str] | None = None) -> ServerConfig
 def load_server_config_or_exit() -> ServerConfig:
     """For gunicorn.conf.py: one line naming the bad variable, and exit code 1."""
     try:
-        return load_server_config()
+        config = load_server_config()
     except SettingsError as exc:
         print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+    for name in overridden_in_file():
+        print(
+            f"flux-api: {name} in {settings_file()} is overridden by the process environment "
+            "(the systemd unit sets it); that line has no effect.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return config

@@ -82,9 +82,15 @@ class Settings:
 
     @property
     def cloudflare_configured(self) -> bool:
-        return bool(
-            self.cf_api_token and (self.cf_account_id or "{account_id}" not in self.cf_api_base)
-        )
+        return not self.missing_cloudflare
+
+    @property
+    def missing_cloudflare(self) -> list[str]:
+        """The Cloudflare settings still to set (the service starts without them)."""
+        missing = [] if self.cf_api_token else ["CF_API_TOKEN"]
+        if not self.cf_account_id and "{account_id}" in self.cf_api_base:
+            missing.insert(0, "CF_ACCOUNT_ID")
+        return missing
 
     @property
     def workers_ai_url(self) -> str:
@@ -150,12 +156,43 @@ def _model_id(name: str, value: str) -> str:
     return model.id
 
 
+def settings_file() -> Path:
+    """FLUX_API_ENV_FILE (the systemd unit's /etc/flux-api/flux-api.env), else ./.env."""
+    return Path(os.environ.get("FLUX_API_ENV_FILE") or Path.cwd() / ".env")
+
+
 def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The one place settings come from, for the app and for gunicorn.conf.py alike: `environ`
-    if given, else .env in the working directory under the process environment (which wins)."""
+    if given, else the settings file under the process environment (which wins). The file is
+    read at every start and reload, so `systemctl reload` applies an edit."""
     if environ is None:
-        environ = {**dotenv_values(Path.cwd() / ".env"), **os.environ}
+        environ = {**_file_values(), **os.environ}
     return {k: v for k, v in environ.items() if v is not None}
+
+
+def _file_values() -> dict[str, str | None]:
+    path = settings_file()
+    if not path.exists():
+        if os.environ.get("FLUX_API_ENV_FILE"):
+            raise SettingsError(f"FLUX_API_ENV_FILE names {path}, which does not exist.")
+        return {}  # ./.env is optional
+    try:
+        with path.open(encoding="utf-8") as stream:
+            return dotenv_values(stream=stream)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"the settings file {path} cannot be read ({exc}).") from None
+
+
+def overridden_in_file() -> list[str]:
+    """Names set in the settings file to a value the process environment replaces (such as
+    the systemd unit's BIND and DATA_DIR), so that the start can say so instead of ignoring
+    the file's line in silence."""
+    in_file = _file_values()
+    return sorted(
+        name
+        for name, value in in_file.items()
+        if value is not None and name in os.environ and os.environ[name] != value
+    )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -98,3 +99,76 @@ def test_graceful_timeout_covers_the_longest_request(tmp_path, dotenv, graceful)
     config = printed_config(gunicorn_in(tmp_path, dotenv, "--print-config").stdout)
     assert int(config["graceful_timeout"]) == graceful
     assert int(config["timeout"]) >= graceful
+
+
+EXAMPLE = ROOT / ".env.example"
+UNIT = ROOT / "deploy" / "systemd" / "flux-api.service"
+
+
+def uncommented_example() -> str:
+    """.env.example with every `# NAME=value` line uncommented (prose comments stay)."""
+    lines = EXAMPLE.read_text().splitlines()
+    return "\n".join(re.sub(r"^# ([A-Z_]+=)", r"\1", line) for line in lines) + "\n"
+
+
+def unit_environment() -> dict[str, str]:
+    return dict(re.findall(r"^Environment=([A-Z_]+)=(.*)$", UNIT.read_text(), re.M))
+
+
+def test_every_commented_line_of_the_example_is_valid_uncommented(tmp_path):
+    text = uncommented_example()
+    assert text.count("\n# ") < EXAMPLE.read_text().count("\n# ")  # something was uncommented
+    result = gunicorn_in(tmp_path, text, "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert "cannot start" not in result.stderr
+
+
+def test_the_unit_with_the_example_uncommented_keeps_loopback_and_its_state_directory(tmp_path):
+    """Under systemd the unit's own settings win over the file, and the start says so."""
+    settings_file = tmp_path / "flux-api.env"
+    settings_file.write_text(uncommented_example().replace("BIND=127.0.0.1", "BIND=0.0.0.0"))
+    environ = {**unit_environment(), "FLUX_API_ENV_FILE": str(settings_file)}
+    assert environ["DATA_DIR"] == "/var/lib/flux-api"
+    result = gunicorn_in(tmp_path, "", "--print-config", environ=environ)
+    assert result.returncode == 0, result.stderr
+    assert printed_config(result.stdout)["bind"] == "['127.0.0.1:8000']"
+    overridden = [line for line in result.stderr.splitlines() if "is overridden" in line]
+    assert {line.split()[1] for line in overridden} == {"BIND", "DATA_DIR"}
+
+
+def test_settings_file_is_read_again_on_reload_not_only_at_start(tmp_path):
+    """FLUX_API_ENV_FILE is read by the service itself (systemd's EnvironmentFile= would be
+    read once): a second read sees the edit."""
+    settings_file = tmp_path / "flux-api.env"
+    settings_file.write_text("WEB_CONCURRENCY=2\n")
+    environ = {"FLUX_API_ENV_FILE": str(settings_file)}
+    first = printed_config(gunicorn_in(tmp_path, "", "--print-config", environ=environ).stdout)
+    settings_file.write_text("WEB_CONCURRENCY=3\n")
+    second = printed_config(gunicorn_in(tmp_path, "", "--print-config", environ=environ).stdout)
+    assert (first["workers"], second["workers"]) == ("2", "3")
+
+
+@pytest.mark.parametrize(
+    "prepare, named",
+    [
+        (lambda path: None, "does not exist"),
+        (lambda path: path.write_bytes(b"API_KEY=\xff\xfe\n"), "cannot be read"),
+    ],
+)
+def test_an_unusable_settings_file_is_one_line(tmp_path, prepare, named):
+    settings_file = tmp_path / "missing.env"
+    prepare(settings_file)
+    result = gunicorn_in(tmp_path, "", environ={"FLUX_API_ENV_FILE": str(settings_file)})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and len(lines) == 1 and named in lines[0], result.stderr
+
+
+def test_missing_cloudflare_settings_are_one_warning_at_start(gunicorn, tmp_path):
+    server = gunicorn({"DATA_DIR": str(tmp_path / "data")}, workers=2)
+    time.sleep(0.5)
+    warnings = [line for line in server.log.splitlines() if "not set: the service runs" in line]
+    assert len(warnings) == 1 and "CF_ACCOUNT_ID and CF_API_TOKEN" in warnings[0]
+    created = [line for line in server.log.splitlines() if "created a key in" in line]
+    assert len(created) == 1 and str(tmp_path / "data" / "api_key") in created[0]
+    key = (tmp_path / "data" / "api_key").read_text().strip()
+    assert key not in server.log
