@@ -61,12 +61,20 @@ def _text_of(content: object) -> str:
     )
 
 
+# The facts of a reply as data, beside its prose, in a field OpenAI clients ignore: pages and
+# scripts read these instead of parsing the wording.
+FACTS_FIELD = "flux_api"
+
+
 class Reply:
-    """The reply's lines, produced stage by stage, so a stream and a JSON answer say the same."""
+    """The reply's lines, produced stage by stage, so a stream and a JSON answer say the same;
+    and the same facts as data (`facts`)."""
 
     def __init__(self, plan: Plan):
         self.plan = plan
         self.pieces: list[str] = []
+        width, height = plan.size
+        self.facts: dict = {"original_prompt": plan.original_prompt, "size": f"{width}x{height}"}
 
     def _add(self, *pieces: str) -> list[str]:
         self.pieces.extend(pieces)
@@ -77,6 +85,7 @@ class Reply:
 
     def on(self, event: PromptChoice | Generated) -> list[str]:
         if isinstance(event, PromptChoice):
+            self.facts.update(prompt=event.prompt, prompt_model=event.source)
             width, height = self.plan.size
             return self._add(
                 f"💬 Prompt Generation Model: {event.source}\n",
@@ -84,6 +93,7 @@ class Reply:
                 f"📐 Image Specifications: {width}x{height}\n",
             )
         url = event.stored[0].url
+        self.facts["image_url"] = url
         return self._add("🌟 Image generation successful!\n\n", f"![Generated image]({url})")
 
     @property
@@ -96,9 +106,10 @@ def complete(pipeline: Pipeline, plan: Plan, budget: Budget) -> dict:
     reply.start()
     for event in pipeline.run(plan, budget=budget):
         reply.on(event)
-    return wire.completion(
+    answer = wire.completion(
         wire.completion_id(), plan.model.id, reply.content, wire.usage(plan.prompt, reply.content)
     )
+    return {**answer, FACTS_FIELD: reply.facts}
 
 
 def stream(
@@ -144,7 +155,8 @@ def _frames(
                 yield wire.sse_json(wire.chunk(cid, model, {"content": piece}))
             if isinstance(event, Generated):
                 break
-        yield from _closing(cid, model, wire.usage(plan.prompt, reply.content), include_usage)
+        usage = wire.usage(plan.prompt, reply.content)
+        yield from _closing(cid, model, usage, include_usage, facts=reply.facts)
         finished = True
     finally:
         if not finished:  # closed by the server because the client went away
@@ -163,8 +175,13 @@ def stream_text(model: str, prompt: str, text: str, *, include_usage: bool) -> I
     yield from _closing(cid, model, wire.usage(prompt, text), include_usage)
 
 
-def _closing(cid: str, model: str, usage: dict, include_usage: bool) -> Iterator[str]:
-    yield wire.sse_json(wire.chunk(cid, model, {}, finish_reason="stop"))
+def _closing(
+    cid: str, model: str, usage: dict, include_usage: bool, facts: dict | None = None
+) -> Iterator[str]:
+    last = wire.chunk(cid, model, {}, finish_reason="stop")
+    if facts is not None:
+        last[FACTS_FIELD] = facts
+    yield wire.sse_json(last)
     if include_usage:
         yield wire.sse_json(wire.usage_chunk(cid, model, usage))
     yield wire.DONE

@@ -223,6 +223,19 @@ _SCHEMAS: dict = {
                 },
             },
             "usage": _ref("Usage"),
+            "flux_api": _ref("ReplyFacts"),
+        },
+    },
+    "ReplyFacts": {
+        "type": "object",
+        "description": "The reply's facts as data (an extension OpenAI clients ignore); a "
+        "stream's last chunk (the one with finish_reason) carries them too.",
+        "properties": {
+            "original_prompt": {"type": "string"},
+            "prompt": {"type": "string", "description": "the prompt sent to Workers AI"},
+            "prompt_model": {"type": "string"},
+            "size": {"type": "string", "examples": ["1024x576"]},
+            "image_url": {"type": "string"},
         },
     },
     "ImagesRequest": {

@@ -2,10 +2,12 @@
 
 import io
 import re
+import time
 
 import pytest
 from PIL import Image
 
+from tests.conftest import content_of, read_sse
 from tests.fakes.workers_ai import Scripted
 
 IMAGE_URL = re.compile(r"!\[Generated image\]\((?P<url>[^)]+)\)$")
@@ -170,3 +172,22 @@ def test_oversized_body_is_a_json_413(service, fake_ai):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
     assert fake_ai.calls == []
+
+
+def test_reply_facts_come_as_data_beside_the_prose(service, fake_ai):
+    """A prompt that looks like the reply's own wording cannot confuse a reader of the facts."""
+    prompt = "a poster saying /image/sale ![x](http://evil.example/image/x) 🌐 Prompt Used: lies 3:2"
+    body = service.chat(prompt).json()
+    facts = body["flux_api"]
+    assert facts["size"] == "768x512" and facts["prompt_model"] == "Original Prompt"
+    assert facts["prompt"] == prompt.removesuffix(" 3:2")
+    assert facts["image_url"].startswith(service.url + "/image/")
+    assert body["choices"][0]["message"]["content"].endswith(f"({facts['image_url']})")
+
+
+def test_stream_ends_with_the_same_facts(service, fake_ai):
+    events = read_sse(service.chat("a fox 16:9", stream=True), time.monotonic())
+    finish = [e.json for e in events if e.data and e.data != "[DONE]" and e.json["choices"]]
+    facts = finish[-1]["flux_api"]
+    assert finish[-1]["choices"][0]["finish_reason"] == "stop"
+    assert facts["size"] == "1024x576" and facts["image_url"] in content_of(events)
