@@ -8,7 +8,7 @@ from typing import Mapping
 from flask import Flask
 from flask_cors import CORS
 
-from . import api, auth, handlers, logs, ratelimit
+from . import api, auth, handlers, logs
 from .auth import load_or_create_key
 from .image_files import ImageFiles
 from .services import build_services
@@ -32,7 +32,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
     logs.init_app(app)  # first, so every later hook and error has a request id
     auth.init_app(app, api_keys)
-    ratelimit.init_app(app, services.rate_limiter)
     handlers.init_app(app)
     app.register_blueprint(api.bp)
     # Stored images are answered before Flask's request machinery (see image_files).

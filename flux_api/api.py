@@ -44,6 +44,14 @@ def request_budget() -> Budget:
     return g.budget
 
 
+def spend(images: int) -> None:
+    """Count `images` Workers AI calls against the key's RATE_LIMIT (a 429 if over it): called
+    once a request is known to call Workers AI, so task prompts and bad requests cost nothing."""
+    limiter = services().rate_limiter
+    if limiter is not None:
+        limiter.hit(g.api_key, images)
+
+
 def json_body() -> dict:
     """The body as a JSON object, whatever its Content-Type says (clients differ)."""
     data = request.get_data(cache=False)
@@ -144,6 +152,7 @@ def chat_completions():
         return jsonify(chat.text_completion(model, prompt, answer))
     plan = pipeline.plan(prompt, request_.model, public_base_url())
     g.model = plan.model.short_name
+    spend(1)
     budget = request_budget()
     if not request_.stream:
         return jsonify(chat.complete(pipeline, plan, budget))
@@ -170,6 +179,7 @@ def event_stream(frames) -> Response:
 def images_generations():
     request_ = images.parse_request(json_body(), services().settings.images_max_n)
     g.model = services().pipeline.resolve_model(request_.model).short_name
+    spend(request_.n)
     answer = images.generate(
         services().pipeline,
         request_,

@@ -93,6 +93,22 @@ def test_rate_limit_per_key_with_retry_after(start_service, fake_ai):
     assert service.get("/v1/models").status_code == 200  # only generation is limited
 
 
+def test_rate_limit_counts_images_not_task_prompts_or_bad_requests(start_service, fake_ai):
+    service = start_service(RATE_LIMIT="3/minute")
+    title_task = "### Task:\nGenerate a concise title for the chat.\n\nUSER: a fox"
+    for _ in range(5):  # Open WebUI's background tasks call no model: free
+        assert service.chat(title_task).status_code == 200
+    assert service.chat("").status_code == 400  # refused before any call: free
+    two = service.post("/v1/images/generations", {"prompt": "a fox", "n": 2})
+    assert two.status_code == 200 and len(fake_ai.calls) == 2
+    too_many = service.post("/v1/images/generations", {"prompt": "a fox", "n": 2})
+    assert too_many.status_code == 429  # 2 + 2 > 3, and the refusal itself counts nothing
+    assert "asks for 2" in too_many.json()["error"]["message"]
+    assert service.chat("a fox").status_code == 200  # the third image of the window
+    assert service.chat("a fox").status_code == 429
+    assert len(fake_ai.calls) == 3
+
+
 def test_rate_limit_counts_are_kept_hashed(start_service, service_env, fake_ai):
     service = start_service(RATE_LIMIT="5/minute")
     service.chat("a fox")
