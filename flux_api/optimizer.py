@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 import time
+from urllib.parse import urlparse
 
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
@@ -38,10 +39,16 @@ class OptimizerError(Exception):
     """The optimizer could not give a usable prompt; the message is short and secret-free."""
 
 
+# A path segment that names an API version: v1, v2, v1beta, v1alpha2…
+_VERSION_SEGMENT = re.compile(r"v\d+(?:alpha|beta)?\d*", re.I)
+
+
 def chat_completions_url(base: str) -> str:
-    """`base` + /v1/chat/completions, whether or not the base already ends in /v1."""
+    """`base` + /chat/completions when its path already names a version (…/v1, Gemini's
+    …/v1beta/openai, …/api/v3), else `base` + /v1/chat/completions (https://api.openai.com)."""
     base = base.rstrip("/")
-    if base.endswith("/v1"):
+    segments = urlparse(base).path.split("/")
+    if any(_VERSION_SEGMENT.fullmatch(segment) for segment in segments):
         return f"{base}/chat/completions"
     return f"{base}/v1/chat/completions"
 
@@ -70,6 +77,7 @@ class OptimizerClient:
         self._timeout = (min(10.0, timeout), timeout)
         self.system_message = system_message or DEFAULT_SYSTEM_MESSAGE
         self._local = threading.local()
+        self._warned = False
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -78,6 +86,21 @@ class OptimizerClient:
             if self._api_key:
                 session.headers["Authorization"] = f"Bearer {self._api_key}"
         return session
+
+    def _warn_if_misconfigured(self, status: int) -> None:
+        """Once per process: a 401/403/404 is a setting to fix, not a passing failure, and the
+        fallback to the prompt as written would hide it for ever."""
+        if status not in (401, 403, 404) or self._warned:
+            return
+        self._warned = True
+        setting = "EXTERNAL_API_BASE" if status == 404 else "EXTERNAL_API_KEY"
+        log.warning(
+            "the prompt optimizer answered HTTP %d at %s: check %s; until then prompts are "
+            "used as written",
+            status,
+            self.url,
+            setting,
+        )
 
     def optimize(self, prompt: str, aspect_ratio: str, limit: int) -> str:
         """Ask for one FLUX-style English prompt for `prompt` at `aspect_ratio`."""
@@ -107,6 +130,7 @@ class OptimizerClient:
             time.monotonic() - started,
         )
         if response.status_code != 200:
+            self._warn_if_misconfigured(response.status_code)
             raise OptimizerError(f"answered HTTP {response.status_code}")
         try:
             content = json.loads(content)["choices"][0]["message"]["content"]

@@ -21,6 +21,34 @@ def test_base_url_works_with_or_without_v1(base):
 
 
 @pytest.mark.parametrize(
+    "base, url",
+    [
+        (
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+        ),
+        ("https://ark.example.com/api/v3", "https://ark.example.com/api/v3/chat/completions"),
+        ("https://llm.example.com/openai/v2/", "https://llm.example.com/openai/v2/chat/completions"),
+        ("https://llm.example.com/proxy", "https://llm.example.com/proxy/v1/chat/completions"),
+        ("https://v1.example.com", "https://v1.example.com/v1/chat/completions"),
+    ],
+)
+def test_a_base_that_names_its_version_gets_no_extra_v1(base, url):
+    assert chat_completions_url(base) == url
+
+
+def test_a_misconfigured_optimizer_is_one_warning_naming_the_setting(
+    start_service, optimizer_env, fake_ai, fake_optimizer, caplog
+):
+    service = start_service(**{**optimizer_env, "EXTERNAL_API_KEY": "sk-wrong"})
+    for _ in range(3):
+        assert service.chat("a fox").status_code == 200  # the prompt as written
+    warnings = [r.getMessage() for r in caplog.records if "optimizer answered HTTP" in r.getMessage()]
+    assert len(warnings) == 1 and "HTTP 401" in warnings[0] and "EXTERNAL_API_KEY" in warnings[0]
+    assert "sk-wrong" not in warnings[0]
+
+
+@pytest.mark.parametrize(
     "raw, cleaned",
     [
         ('Prompt: "A fox in snow, soft light"', "A fox in snow, soft light"),
