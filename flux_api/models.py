@@ -1,6 +1,6 @@
 """Workers AI image models as data: how each one is called and what it answers.
 
-The facts come from Cloudflare's model schemas (DESIGN §3). Each model gets only the fields its
+The facts come from Cloudflare's model schemas (docs/workers-ai.md). Each model gets only the fields its
 schema accepts; sending anything else is answered with 400 / code 5006.
 """
 

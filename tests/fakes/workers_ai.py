@@ -1,4 +1,5 @@
-"""A faithful local fake of the Cloudflare Workers AI REST API (DESIGN §3), as a real HTTP server.
+"""A faithful local fake of the Cloudflare Workers AI REST API, as a real HTTP server (the
+contract it follows: docs/workers-ai.md).
 
 `POST /client/v4/accounts/{account}/ai/run/{model}` checks the token, the account and the model,
 validates the body against the model's schema exactly as Cloudflare does (flux-1-schnell takes
