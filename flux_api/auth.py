@@ -76,7 +76,16 @@ def presents_key(keys: tuple[str, ...]) -> bool:
     return scheme.lower() == "bearer" and bool(token.strip()) and key_matches(token.strip(), keys)
 
 
-def init_app(app: Flask, keys: tuple[str, ...]) -> None:
+def init_app(app: Flask, keys: tuple[str, ...], created_key_file: Path | None = None) -> None:
+    """`created_key_file`: where the key is when API_KEY is not set; a 401 then says so (the
+    path, never the key), since the person at the keyboard is often the operator."""
+    where = (
+        f" API_KEY is not set, so the service created a key: it is in {created_key_file} on "
+        "the server."
+        if created_key_file
+        else ""
+    )
+
     @app.before_request
     def require_api_key():
         # Preflight, open paths and unrouted requests (404/405 answer those) need no key.
@@ -86,7 +95,7 @@ def init_app(app: Flask, keys: tuple[str, ...]) -> None:
         if scheme.lower() != "bearer" or not token.strip():
             raise APIError(
                 401,
-                "Missing API key: send the header `Authorization: Bearer <API_KEY>`.",
+                "Missing API key: send the header `Authorization: Bearer <API_KEY>`." + where,
                 code="invalid_api_key",
                 should_retry=False,
             )
@@ -94,7 +103,8 @@ def init_app(app: Flask, keys: tuple[str, ...]) -> None:
         if not key_matches(token, keys):
             raise APIError(
                 401,
-                "Incorrect API key: check the key your client sends against the service's API_KEY.",
+                "Incorrect API key: check the key your client sends against the service's "
+                "API_KEY." + where,
                 code="invalid_api_key",
                 should_retry=False,
             )

@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import requests
@@ -109,3 +110,17 @@ def test_404_and_405_are_openai_errors(service):
     wrong = service.get("/v1/chat/completions")
     assert wrong.status_code == 405
     assert "POST" in wrong.json()["error"]["message"]
+
+
+def test_a_401_says_where_a_created_key_is_never_the_key(start_service, service_env, fake_ai):
+    service = start_service(API_KEY=None)
+    key_file = Path(service_env["DATA_DIR"]) / "api_key"
+    for key in (None, "sk-wrong"):
+        response = service.chat("a fox", key=key)
+        message = response.json()["error"]["message"]
+        assert response.status_code == 401 and str(key_file) in message
+        assert key_file.read_text().strip() not in message
+
+
+def test_a_401_with_a_configured_key_names_no_file(service):
+    assert "api_key" not in service.chat("a fox", key="sk-wrong").json()["error"]["message"]
