@@ -1,7 +1,8 @@
 """Aspect ratios and image sizes: pure functions, no I/O.
 
-A ratio is read only where people write one: at the very end of the prompt, or after `--ar`
-anywhere. "Meet at 10:30 in the park" keeps its time.
+A ratio is read only where people write one: after `--ar` anywhere, or else at the very end of
+the prompt (bracketed or followed by punctuation too). "Meet at 10:30 in the park" keeps its time.
+The playground's static/ratio.js follows the same rule; tests/test_playground.py checks they agree.
 """
 
 from __future__ import annotations
@@ -32,10 +33,19 @@ MIN_SIDE = 256
 MAX_SIDE = 2048  # largest side the Images API accepts
 
 _COLON = r"[:：]"  # ASCII or full-width colon, as typed on CJK keyboards
+_NUMBER = r"([0-9０-９]{1,5})"  # ASCII or full-width digits
+_PAIR = rf"{_NUMBER}\s*{_COLON}\s*{_NUMBER}"
 _AR_FLAG = re.compile(
-    rf"(?:^|\s)--(?:ar|aspect)\s+(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})(?=\s|$)", re.I
+    rf"(?:^|\s)--(?:ar|aspect)\s+{_PAIR}(?=[\s.,;!?。，；！？)\]）】]|$)", re.I
 )
-_TRAILING = re.compile(rf"(?:^|\s)(\d{{1,5}})\s*{_COLON}\s*(\d{{1,5}})\s*$")
+# The last ratio of the prompt, alone or in brackets, then only punctuation: "a fox 16:9",
+# "a fox (16:9)", "a fox 16:9." A bare one must start a word, so "10:30" in "at10:30" stays.
+_FINAL = re.compile(
+    rf"(?:[(\[（【]\s*{_PAIR}\s*[)\]）】]|(?:^|(?<=[\s,;，；、])){_PAIR})[\s.,;!?。，；！？…]*$"
+)
+# What is left between the text and a removed ratio: a separator nobody wants to keep.
+_DANGLING = re.compile(r"[\s,;，；、]+$")
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 @dataclass(frozen=True)
@@ -48,14 +58,23 @@ class Ratio:
 
 
 def parse_ratio(prompt: str) -> tuple[str, Ratio | None]:
-    """Split a prompt into (text without the ratio, the ratio or None)."""
-    for pattern in (_AR_FLAG, _TRAILING):
-        match = pattern.search(prompt)
-        if match:
-            text = (prompt[: match.start()] + " " + prompt[match.end() :]).strip()
-            text = re.sub(r"\s{2,}", " ", text) if pattern is _AR_FLAG else text
-            return text.rstrip(" ,;"), Ratio(int(match.group(1)), int(match.group(2)))
+    """Split a prompt into (text without the ratio, the ratio or None): the last `--ar W:H`, or
+    else the ratio ending the prompt; only that one is removed, any other stays text."""
+    flags = list(_AR_FLAG.finditer(prompt))
+    if flags:
+        match = flags[-1]
+        before, after = prompt[: match.start()].rstrip(), prompt[match.end() :].strip()
+        joint = " " if before and after and after[0] not in ".,;!?。，；！？)]）】" else ""
+        return _DANGLING.sub("", before + joint + after).strip(), _ratio(match)
+    match = _FINAL.search(prompt)
+    if match:
+        return _DANGLING.sub("", prompt[: match.start()]).strip(), _ratio(match)
     return prompt.strip(), None
+
+
+def _ratio(match: re.Match) -> Ratio:
+    width, height = (int(group.translate(_FULL_WIDTH_DIGITS)) for group in match.groups() if group)
+    return Ratio(width, height)
 
 
 def size_for_ratio(ratio: Ratio | None) -> tuple[int, int]:

@@ -87,3 +87,17 @@ def _is_red(pixel) -> bool:
 def _is_yellow(pixel) -> bool:
     r, g, b = pixel[:3]
     return r > 200 and g > 180 and b < 120
+
+
+@pytest.mark.parametrize(
+    "content, prompt, size",
+    [
+        ("a fox (16:9).", "a fox", "1024x576"),
+        ("a fox 16:9 2:3", "a fox 16:9", "704x1024"),
+        ("a fox 16:9 --ar 3:2", "a fox 16:9", "768x512"),
+    ],
+)
+def test_the_ratio_rule_reaches_the_model(service, fake_ai, content, prompt, size):
+    facts = service.chat(content).json()["flux_api"]
+    assert (facts["prompt"], facts["size"]) == (prompt, size)
+    assert fake_ai.calls[-1]["fields"]["prompt"] == prompt
