@@ -14,7 +14,7 @@ import time
 from functools import partial
 from typing import Callable, Iterable
 
-from werkzeug.http import parse_etags
+from werkzeug.http import http_date, parse_etags
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from . import logs
@@ -31,10 +31,21 @@ def image_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
     return [
         ("Content-Type", sniff_type(head) or "application/octet-stream"),
         ("Content-Length", str(opened.size)),
-        ("ETag", f'"{key}"'),
-        # Caches (nginx's proxy_cache, browsers) keep it exactly as long as the store does.
-        ("Cache-Control", f"public, max-age={opened.seconds_left}"),
+        *freshness_headers(key, opened),
         ("X-Content-Type-Options", "nosniff"),
+    ]
+
+
+def freshness_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
+    """ETag and lifetime, for a 200 and a 304 alike: caches keep the image as long as the store.
+
+    max-age counts from this answer, so a cache that replays it without adding Age (nginx's
+    proxy_cache) would stretch it; Expires is the image's own expiry, right whenever it is
+    replayed (the shipped nginx site passes clients Expires alone)."""
+    return [
+        ("ETag", f'"{key}"'),
+        ("Cache-Control", f"public, max-age={opened.seconds_left}"),
+        ("Expires", http_date(int(opened.expires_at))),
     ]
 
 
@@ -75,7 +86,7 @@ class ImageFiles:
         extra = [("X-Request-ID", rid), *self._cors(environ.get("HTTP_ORIGIN"))]
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(key):
             opened.file.close()
-            status, headers, body = 304, [("ETag", f'"{key}"')], []
+            status, headers, body = 304, freshness_headers(key, opened), []
         else:
             status, headers = 200, image_headers(key, opened)
             if method == "HEAD":
