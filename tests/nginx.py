@@ -1,5 +1,5 @@
-"""The shipped nginx site (deploy/nginx/flux-api.conf) run for real, with ports and paths
-substituted, in front of a gunicorn on loopback."""
+"""The shipped nginx site (deploy/nginx/flux-api.conf) run for real, changed only where an
+operator changes it (ports, server name, certificate paths), in front of a gunicorn on loopback."""
 
 from __future__ import annotations
 
@@ -63,26 +63,30 @@ def render_site(
     workdir: Path,
     tls: bool = True,
     extra: str = "",
+    cors_origins: tuple[str, ...] = (),
 ) -> str:
-    """The shipped site with loopback ports and temporary paths; `tls=False` serves the main
-    server block over plain HTTP (for benchmarks); `extra` adds locations to it."""
+    """The shipped site with what an operator changes: ports (on loopback), server name,
+    certificate paths and, given `cors_origins`, the CORS map as the site's comment says.
+    `tls=False` serves the main server block over plain HTTP and `extra` adds locations to it
+    (both for benchmarks only)."""
     site = SITE.read_text()
     replacements = {
         "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
         "listen 80;": f"listen 127.0.0.1:{http_port};",
         "listen [::]:80;": "",
-        "listen [::]:443 ssl http2;": "",
+        "listen [::]:443 ssl;": "",
         "server_name api.example.com;": "server_name localhost 127.0.0.1;",
-        "/var/cache/nginx/flux-api": str(workdir / "cache"),
-        "root /var/www/html;": f"root {workdir};",
     }
     if tls:
         cert, key = workdir / "cert.pem", workdir / "key.pem"
-        replacements["listen 443 ssl http2;"] = f"listen 127.0.0.1:{https_port} ssl http2;"
+        replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port} ssl;"
         replacements["/etc/letsencrypt/live/api.example.com/fullchain.pem"] = str(cert)
         replacements["/etc/letsencrypt/live/api.example.com/privkey.pem"] = str(key)
     else:
-        replacements["listen 443 ssl http2;"] = f"listen 127.0.0.1:{https_port};"
+        replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port};"
+    if cors_origins:
+        lines = "".join(f'    "{origin}" $http_origin;\n' for origin in cors_origins)
+        replacements["    default $http_origin;\n"] = '    default "";\n' + lines
     for old, new in replacements.items():
         assert old in site, f"the shipped site no longer contains {old!r}"
         site = site.replace(old, new)
@@ -94,8 +98,35 @@ def render_site(
     return site
 
 
+def run_as_debian(workdir: Path) -> list[str]:
+    """The command prefix that runs nginx as Debian's does, as root with /var/lib/nginx there,
+    without touching this machine's own: a private mount namespace puts a directory of the
+    test's at /var/lib/nginx (unprivileged, inside a user namespace). Without namespaces, root
+    uses the real /var/lib/nginx, where the site's cache goes on a server too."""
+    var_lib = workdir / "var-lib-nginx"
+    var_lib.mkdir(exist_ok=True)
+    user_ns = [] if os.geteuid() == 0 else ["--user", "--map-current-user", "--keep-caps"]
+    prefix = ["unshare", *user_ns, "--mount", "--propagation", "private", "sh", "-c"]
+    prefix += ['mount --bind "$0" /var/lib/nginx && exec "$@"', str(var_lib)]
+    if shutil.which("unshare") and subprocess.run([*prefix, "true"]).returncode == 0:
+        return prefix
+    if os.geteuid() == 0:
+        return []
+    message = "nginx needs root or user namespaces here: the site caches under /var/lib/nginx"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 class Nginx:
-    def __init__(self, upstream_port: int, workdir: Path, tls: bool = True, extra: str = ""):
+    def __init__(
+        self,
+        upstream_port: int,
+        workdir: Path,
+        tls: bool = True,
+        extra: str = "",
+        cors_origins: tuple[str, ...] = (),
+    ):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.http_port, self.https_port = _free_port(), _free_port()
@@ -103,12 +134,16 @@ class Nginx:
         self.url = f"{scheme}://localhost:{self.https_port}"
         # requests checks the self-signed certificate: pass this as `verify`.
         self.cert = str(self_signed_cert(workdir)[0]) if tls else True
-        site = workdir / "site.conf"
-        site.write_text(
-            render_site(upstream_port, self.http_port, self.https_port, workdir, tls, extra)
+        self.site = workdir / "site.conf"
+        self.site.write_text(
+            render_site(
+                upstream_port, self.http_port, self.https_port, workdir, tls, extra, cors_origins
+            )
         )
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (workdir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        # Debian's nginx.conf would be here; this one keeps the pid, logs and temporary files
+        # in the test's directory and allows the idle-socket floods' connections.
         user = "user root;" if os.geteuid() == 0 else ""
         temp = " ".join(
             f"{kind}_temp_path {workdir}/tmp/{sub};"
@@ -126,20 +161,22 @@ class Nginx:
             f"error_log {workdir}/error.log warn;\n"
             "events { worker_connections 4096; }\n"
             "http {\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n"
-            f"  access_log off;\n  {temp}\n  include {site};\n}}\n"
+            f"  access_log off;\n  {temp}\n  include {self.site};\n}}\n"
         )
         self.process: subprocess.Popen | None = None
+        self.check_output = ""
 
     def start(self) -> "Nginx":
         binary = require_program("nginx", "nginx")
-        check = subprocess.run(
-            [binary, "-t", "-p", str(self.workdir), "-c", str(self.conf)],
-            capture_output=True,
-            text=True,
-        )
+        prefix = run_as_debian(self.workdir)
+        args = [binary, "-p", str(self.workdir), "-c", str(self.conf)]
+        check = subprocess.run([*prefix, *args, "-t"], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
+        # Warnings do not fail `nginx -t`, so an operator could miss them: none are allowed.
+        assert "[warn]" not in check.stderr, check.stderr
+        self.check_output = check.stderr
         self.process = subprocess.Popen(
-            [binary, "-p", str(self.workdir), "-c", str(self.conf), "-g", "daemon off;"],
+            [*prefix, *args, "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
