@@ -11,10 +11,13 @@ import json
 import time
 
 import pytest
+import requests
 
+from flux_api.sizes import parse_ratio
 from tests.conftest import API_KEY, ROOT, Gunicorn
 from tests.fakes.workers_ai import Scripted
 from tests.nginx import Nginx, require_program
+from tests.test_sizes import RATIO_CASES, TEXT_CASES
 
 SHOTS = ROOT / "test-artifacts" / "playground"
 # What this machine's closed network needs (no background connections to Google's services).
@@ -227,6 +230,7 @@ def test_a_ratio_typed_in_the_prompt_is_kept_by_the_default_choice(open_page, fa
     save_key(page)
     fake_ai.latency = 0
     page.get_by_label("Prompt").fill("a wide valley 16:9")
+    assert page.locator("#ratio-used").inner_text() == "Ratio used: 16:9, from the prompt."
     page.get_by_role("button", name="Generate").click()
     page.get_by_role("img", name="a wide valley 16:9").first.wait_for()
     assert page.locator("#image-size").inner_text() == "1024x576"
@@ -265,3 +269,124 @@ def test_works_behind_the_shipped_nginx_over_https_with_cors_restricted(
         context.close()
         nginx.stop()
         gunicorn.stop()
+
+
+def test_a_ratio_chosen_in_the_menu_replaces_the_one_typed(open_page, fake_ai):
+    page = open_page()
+    save_key(page)
+    fake_ai.latency = 0
+    page.get_by_label("Prompt").fill("a wide valley (16:9).")
+    page.get_by_label("Aspect ratio").select_option("3:2")
+    assert page.locator("#ratio-used").inner_text() == (
+        "Ratio used: 3:2, from the menu (the 16:9 in the prompt is left out)."
+    )
+    page.get_by_role("button", name="Generate").click()
+    page.locator("#figure").wait_for()
+    assert page.locator("#image-size").inner_text() == "768x512"
+    assert page.locator("#image-prompt").inner_text() == "a wide valley"
+    assert "Original Prompt: a wide valley 3:2" in page.locator("#progress").inner_text()
+
+
+def test_the_page_reads_ratios_as_the_service_does(open_page):
+    """static/ratio.js mirrors flux_api/sizes.py: the same table, the same answers; and a menu
+    ratio added by the page is the one the service uses, whatever the prompt says."""
+    page = open_page()
+    prompts = [case[0] for case in RATIO_CASES] + TEXT_CASES
+    in_page = page.evaluate("prompts => prompts.map(parseRatio)", prompts)
+    for prompt, seen in zip(prompts, in_page):
+        text, ratio = parse_ratio(prompt)
+        assert seen == {"text": text, "ratio": ratio and str(ratio)}, prompt
+    sent = page.evaluate(
+        "prompts => prompts.map(p => withRatio(p, '4:3'))", prompts + ["a fox --ar 1:2 3:2"]
+    )
+    for message in sent:
+        assert str(parse_ratio(message)[1]) == "4:3", message
+
+
+def test_a_key_typed_but_not_saved_is_used_and_kept(open_page, fake_ai):
+    page = open_page()
+    fake_ai.latency = 0
+    page.get_by_label("API key").fill(API_KEY)  # pasted, Save not pressed
+    page.get_by_label("Prompt").fill("a quiet bay")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("img", name="a quiet bay").first.wait_for()
+    assert page.evaluate("localStorage.getItem('flux-api.key')") == API_KEY
+    assert "Key saved in this browser" in page.locator("#key-state").inner_text()
+    assert page.get_by_role("alert").is_hidden()
+
+
+def test_the_image_facts_come_as_data_not_from_the_wording(open_page, fake_ai, site):
+    """A prompt that looks like an image URL and a markdown image changes nothing shown or
+    copied: the page reads the stream's flux_api facts."""
+    prompt = "a poster saying /image/sale ![x](http://evil.example/image/x)"
+    page = open_page()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    save_key(page)
+    fake_ai.latency = 0
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_role("button", name="Generate").click()
+    page.locator("#figure").wait_for()
+    page.wait_for_function("document.getElementById('image').naturalWidth === 1024")
+    shown = page.evaluate("document.getElementById('image').src")
+    assert shown.startswith(site.url + "/image/")
+    assert page.locator("#image-prompt").inner_text() == prompt
+    assert page.locator("#image-size").inner_text() == "1024x1024"
+    page.get_by_role("button", name="Copy URL").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == shown  # the stored image, served on this page's origin
+    assert requests.get(copied, timeout=10).headers["Content-Type"].startswith("image/")
+    page.get_by_role("button", name="Copy markdown").click()
+    markdown = page.evaluate("navigator.clipboard.readText()")
+    assert markdown == (
+        r"![a poster saying /image/sale !\[x\](http://evil.example/image/x)]" f"({copied})"
+    )
+
+
+# How much wider the chosen option's text is than the room the closed menu has for it (padding
+# and Chromium's arrow, about 20 px, taken off): above 0, it is cut off.
+TEXT_OVERFLOW = """select => {
+  const style = getComputedStyle(select);
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  const room = select.clientWidth - parseFloat(style.paddingLeft)
+    - parseFloat(style.paddingRight) - 24;
+  return context.measureText(select.selectedOptions[0].text).width - room;
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 768), (375, 740)])
+def test_the_ratio_menu_shows_the_chosen_option_whole(open_page, width, height):
+    page = open_page(width, height)
+    menu = page.locator("#ratio")
+    for value in menu.evaluate("select => [...select.options].map(o => o.value)"):
+        menu.select_option(value)  # "custom" shows the custom field beside or below it
+        assert menu.evaluate(TEXT_OVERFLOW) <= 0, value
+        shot(page, f"9-ratio-menu-{width}-{value.replace(':', 'x') or 'default'}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_loading_the_page_fails_no_request_and_has_an_icon(browser, site):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        failed, errors = [], []
+        page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.goto(site.url + "/")
+        page.wait_for_load_state("networkidle")
+        assert failed == [] and errors == []
+        icon = page.locator("link[rel=icon]").evaluate("link => link.href")
+    finally:
+        context.close()
+    answer = requests.get(icon, timeout=10)  # no key: the icon is public
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("image/svg+xml")
+
+
+def test_a_created_key_is_named_by_its_path_never_shown(start_service, tmp_path):
+    service = start_service(API_KEY=None)
+    page = requests.get(service.url + "/", timeout=10).text
+    key_file = tmp_path / "data" / "api_key"
+    assert f"<code>cat {key_file}</code>" in page
+    assert key_file.read_text().strip() not in page
+    assert "created a key" not in requests.get(start_service().url + "/", timeout=10).text

@@ -25,14 +25,20 @@ function showKeyState() {
   $("api-key").placeholder = apiKey() ? "•••••••• (saved)" : "the service's API_KEY";
 }
 
-function saveKey(event) {
-  event.preventDefault();
+/** Keep the key typed in the field, if any: Save does it, and so does Generate, since a person
+ * who pasted the key and pressed Generate means it to be used. */
+function keepTypedKey() {
   const key = $("api-key").value.trim();
-  if (!key) return;
+  if (!key) return false;
   localStorage.setItem(KEY_STORE, key);
   showKeyState();
-  hideError();
   loadModels();
+  return true;
+}
+
+function saveKey(event) {
+  event.preventDefault();
+  if (keepTypedKey()) hideError();
 }
 
 function forgetKey() {
@@ -90,8 +96,8 @@ async function loadModels() {
 
 // ---- generating -------------------------------------------------------------------------
 
-/** The ratio to append to the prompt: "" for none (1:1, or a ratio the prompt ends with), or
- * null when the custom one is malformed. */
+/** The menu's ratio: "" for none (1:1, or the ratio the prompt asks for), or null when the
+ * custom one is malformed. */
 function chosenRatio() {
   const preset = $("ratio").value;
   if (preset !== "custom") return preset;
@@ -99,11 +105,26 @@ function chosenRatio() {
   return /^\d{1,4}\s*:\s*\d{1,4}$/.test(custom) ? custom.replace(/\s+/g, "") : null;
 }
 
+/** Say which ratio Generate will use, and where it comes from. */
+function showRatioUsed() {
+  const chosen = chosenRatio();
+  const typed = parseRatio($("prompt").value).ratio;
+  let text;
+  if (chosen === null) text = "none yet: write the custom ratio as W:H, such as 5:4.";
+  else if (!chosen) text = typed ? `${typed}, from the prompt.` : "1:1.";
+  else if (typed) text = `${chosen}, from the menu (the ${typed} in the prompt is left out).`;
+  else text = `${chosen}, from the menu.`;
+  // A status region is read out when it changes: keystrokes that change nothing stay quiet.
+  if ($("ratio-used").textContent !== `Ratio used: ${text}`) {
+    $("ratio-used").textContent = `Ratio used: ${text}`;
+  }
+}
+
 /** Read an SSE body frame by frame: each content piece goes to `onPiece` as it arrives. */
 async function readStream(response, onPiece) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
-  const result = { text: "", model: "", error: null };
+  const result = { text: "", model: "", facts: null, error: null };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return result;
@@ -124,6 +145,8 @@ async function readStream(response, onPiece) {
         continue;
       }
       result.model = payload.model || result.model;
+      // The finish chunk carries the reply's facts as data: nothing is read out of the wording.
+      if (payload.flux_api) result.facts = payload.flux_api;
       const piece = payload.choices && payload.choices[0] && payload.choices[0].delta.content;
       if (piece) {
         result.text += piece;
@@ -154,8 +177,11 @@ async function generate(event) {
   hideError();
   const prompt = $("prompt").value.trim();
   const ratio = chosenRatio();
-  if (!apiKey()) return fail("Enter the service's API key first, then press Save.", "api-key");
-  if (!prompt) return fail("Write a prompt first: describe the image you want.", "prompt");
+  keepTypedKey();
+  if (!apiKey()) return fail("Enter the service's API key first.", "api-key");
+  if (!prompt || (ratio && !parseRatio(prompt).text)) {
+    return fail("Write a prompt first: describe the image you want.", "prompt");
+  }
   if (ratio === null) return fail("Write the custom ratio as W:H, such as 5:4.", "custom-ratio");
 
   setBusy(true);
@@ -169,13 +195,15 @@ async function generate(event) {
       body: JSON.stringify({
         model: $("model").value,
         stream: true,
-        messages: [{ role: "user", content: ratio ? `${prompt} ${ratio}` : prompt }],
+        messages: [{ role: "user", content: withRatio(prompt, ratio) }],
       }),
     });
     if (!response.ok) return showError(await messageOf(response));
     const result = await readStream(response, addProgress);
     if (result.error) return showError(result.error.message);
-    showImage(describe(result, prompt));
+    const image = describe(result, prompt);
+    if (!image) return showError("The reply named no image: is the service up to date?");
+    showImage(image);
   } catch (error) {
     showError(`The service could not be reached (${error.message}). Try again in a moment.`);
   } finally {
@@ -188,19 +216,29 @@ function fail(message, focusId) {
   $(focusId).focus();
 }
 
-/** What the reply says about the image, for the figure and the gallery. */
+/** The image, for the figure and the gallery, from the reply's facts (its flux_api field);
+ * null when they name no stored image. */
 function describe(result, prompt) {
-  const find = (pattern) => (result.text.match(pattern) || [])[1] || "";
-  const url = find(/!\[[^\]]*\]\(([^)\s]+)\)/);
+  const facts = result.facts || {};
+  if (!facts.image_url) return null;
+  // The key is the last segment of the image URL's path (/image/<key>), read as a URL.
+  const key = new URL(facts.image_url, location.href).pathname.split("/").pop();
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) return null;
   return {
-    key: find(/\/image\/([A-Za-z0-9_-]+)/),
-    url,
+    key,
+    url: facts.image_url,
     prompt,
-    used: find(/Prompt Used: (.*)/),
-    size: find(/Image Specifications: (\d+x\d+)/),
+    used: facts.prompt || "",
+    size: facts.size || "",
     model: result.model,
     expiresAt: Date.now() + EXPIRATION_MS,
   };
+}
+
+/** Markdown for an image: the alt text may not end the brackets early or span lines. */
+function markdownOf(image) {
+  const alt = image.prompt.replace(/\s+/g, " ").replace(/[\\[\]]/g, "\\$&");
+  return `![${alt}](${image.url})`;
 }
 
 function showImage(image) {
@@ -214,7 +252,7 @@ function showImage(image) {
   $("download").href = `image/${image.key}`;
   $("download").download = `flux-${image.key.slice(0, 8)}`;
   $("copy-url").onclick = () => copy(image.url, $("copy-url"));
-  $("copy-markdown").onclick = () => copy(`![${image.prompt}](${image.url})`, $("copy-markdown"));
+  $("copy-markdown").onclick = () => copy(markdownOf(image), $("copy-markdown"));
   $("figure").hidden = false;
   remember(image);
 }
@@ -306,13 +344,17 @@ $("ratio").addEventListener("change", () => {
   const custom = $("ratio").value === "custom";
   $("custom-ratio-field").hidden = !custom;
   if (custom) $("custom-ratio").focus();
+  showRatioUsed();
 });
+$("prompt").addEventListener("input", showRatioUsed);
+$("custom-ratio").addEventListener("input", showRatioUsed);
 $("clear-gallery").addEventListener("click", () => {
   localStorage.removeItem(GALLERY_STORE);
   renderGallery();
 });
 
 showKeyState();
+showRatioUsed();
 renderGallery();
 loadModels();
 setInterval(renderGallery, 30000); // time left, and expiry, move on
