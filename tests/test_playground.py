@@ -381,6 +381,10 @@ def test_loading_the_page_fails_no_request_and_has_an_icon(browser, site):
     answer = requests.get(icon, timeout=10)  # no key: the icon is public
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("image/svg+xml")
+    # The same icon for what asks for /favicon.ico (an image or JSON opened on its own).
+    old_way = requests.get(site.url + "/static/favicon.ico", timeout=10)
+    assert old_way.headers["Content-Type"] == "image/vnd.microsoft.icon"
+    assert old_way.content.startswith(b"\0\0\1\0")  # an ICO file
 
 
 def test_a_created_key_is_named_by_its_path_never_shown(start_service, tmp_path):
