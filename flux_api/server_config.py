@@ -15,6 +15,7 @@ from .settings import (
     _text,
     load_settings,
     overridden_in_file,
+    pin_environment,
     read_environment,
     settings_file,
 )
@@ -65,8 +66,10 @@ def load_server_config(environ: Mapping[str, str] | None = None) -> ServerConfig
 
 
 def load_server_config_or_exit() -> ServerConfig:
-    """For gunicorn.conf.py: one line naming the bad variable, and exit code 1."""
+    """For gunicorn.conf.py, in the master at start and at each reload: read and pin the
+    settings for the workers it forks; a bad one is one line naming it, and exit code 1."""
     try:
+        pin_environment()
         config = load_server_config()
     except SettingsError as exc:
         print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)

@@ -161,13 +161,27 @@ def settings_file() -> Path:
     return Path(os.environ.get("FLUX_API_ENV_FILE") or Path.cwd() / ".env")
 
 
+# What gunicorn's master read and checked at its start or last reload: the workers it forks
+# use exactly that, so an edit of the file between reloads cannot stop a worker from booting
+# (gunicorn halts when one fails to, taking the running ones down with it).
+_pinned: dict[str, str] | None = None
+
+
 def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The one place settings come from, for the app and for gunicorn.conf.py alike: `environ`
-    if given, else the settings file under the process environment (which wins). The file is
-    read at every start and reload, so `systemctl reload` applies an edit."""
+    if given, else what the master pinned, else the settings file under the process
+    environment (which wins). The file is read at every start and reload, so `systemctl reload`
+    applies an edit."""
     if environ is None:
-        environ = {**_file_values(), **os.environ}
+        environ = _pinned if _pinned is not None else {**_file_values(), **os.environ}
     return {k: v for k, v in environ.items() if v is not None}
+
+
+def pin_environment() -> None:
+    """Read the settings now, for this process and the processes it forks from now on."""
+    global _pinned
+    _pinned = None
+    _pinned = read_environment()
 
 
 def _file_values() -> dict[str, str | None]:

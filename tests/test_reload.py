@@ -45,6 +45,10 @@ class CopiedService:
             stderr=subprocess.STDOUT,
         )
         self.wait_until(lambda: self.health() == 200, 20, "gunicorn did not start")
+        self.wait_until(lambda: self.booted() == 2, 20, "the workers did not boot")
+
+    def booted(self) -> int:
+        return self.log.count("Booting worker")
 
     def health(self) -> int | None:
         try:
@@ -120,3 +124,19 @@ def test_a_good_reload_runs_the_code_now_on_disk(copied):
     )
     assert requests.get(copied.url + "/healthz", timeout=5).json()["status"] == "ok-v2"
     assert "Reload refused" not in copied.log
+
+
+def test_a_worker_respawned_after_a_bad_edit_boots_with_the_checked_settings(copied):
+    """A worker that dies between reloads is replaced from the settings the master checked,
+    not from the file as it is now: a bad edit cannot make the respawn fail and halt gunicorn."""
+    before = copied.workers()
+    copied.dotenv.write_text(copied.dotenv.read_text() + "IMAGE_EXPIRATION=10m\n")
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    copied.wait_until(
+        lambda: victim not in copied.workers() and len(copied.workers()) == 2,
+        30,
+        "the worker was not replaced",
+    )
+    assert copied.process.poll() is None
+    assert copied.health() == 200
