@@ -8,7 +8,7 @@ from typing import Mapping
 from flask import Flask
 from flask_cors import CORS
 
-from . import api, auth, handlers, logs
+from . import api, auth, handlers, logs, page_security
 from .auth import load_or_create_key
 from .image_files import ImageFiles
 from .services import build_services
@@ -33,6 +33,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     logs.init_app(app)  # first, so every later hook and error has a request id
     auth.init_app(app, api_keys, None if settings.api_keys else settings.data_dir / auth.KEY_FILE)
     handlers.init_app(app)
+    page_security.init_app(app)
     app.register_blueprint(api.bp)
     # Stored images are answered before Flask's request machinery (see image_files).
     app.wsgi_app = ImageFiles(app.wsgi_app, services.store, settings.cors_origins)

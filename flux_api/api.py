@@ -39,7 +39,10 @@ def request_budget() -> Budget:
     is still connected (the server's socket: gunicorn's, or werkzeug's in tests)."""
     environ = request.environ
     client = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    deadline = g.started + services().settings.upstream_timeout
+    # From when the request began to arrive (flux_api/server.py records it on the socket),
+    # waiting for a free thread included; else from when Flask began with it.
+    started = getattr(client, "request_started", None) or g.started
+    deadline = started + services().settings.upstream_timeout
     g.budget = Budget(deadline, client_closed=lambda: peer_closed(client))
     return g.budget
 

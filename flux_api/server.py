@@ -35,6 +35,14 @@ log = logging.getLogger("gunicorn.error")
 # A real client sends its headers in one packet right after connecting; 10 s is generous for a
 # slow mobile link and short enough that a flood of silent or dribbling sockets drains quickly.
 HEADER_TIMEOUT = 10.0
+# The whole body must have arrived this long after the headers (bodies are at most
+# MAX_BODY_KB, 64 KB by default: 2 KB/s is enough); a body dribbled a byte at a time would
+# otherwise hold a thread for as long as each byte comes within IO_TIMEOUT.
+BODY_TIMEOUT = 30.0
+# gunicorn drains at most 64 KiB of a body the app did not read, after it has already
+# answered with keep-alive, then closes: a client sending its next request on that
+# connection loses it. A larger body (the app's 413) closes the connection by announcement.
+DRAINABLE_BODY = 64 * 1024
 # Longest wait for a client to take (or send) the next bytes of a body: a thread is held that
 # long by a client that stopped reading, so the service answers again within 30 s of such a
 # flood (one per thread). The wait is only for a blocked write or read: gaps between writes
@@ -69,6 +77,10 @@ class GuardedSocket(socket.socket):
         super().__init__(family, type, proto, fileno)
         self.io_timeout = IO_TIMEOUT
         self.header_deadline: float | None = None
+        self.body_deadline: float | None = None
+        # When the current request began to arrive (time.monotonic()), before it waited for a
+        # thread: the app counts its deadline from here (WSGI's environ["gunicorn.socket"]).
+        self.request_started: float | None = None
         self.early = b""
 
     @classmethod
@@ -108,20 +120,23 @@ class GuardedSocket(socket.socket):
         if self.early:
             data, self.early = self.early[:bufsize], self.early[bufsize:]
             return data
-        if self.header_deadline is not None and not self._readable_before_deadline():
-            # Headers still incomplete at the deadline: handled as the client leaving.
-            log.debug("Closing %s: no complete headers within %s s", self._peer(), HEADER_TIMEOUT)
+        if self._read_deadline() is not None and not self._readable_before_deadline():
+            # Headers or body still incomplete at the deadline: handled as the client leaving.
+            log.debug("Closing %s: the request did not arrive in time", self._peer())
             return b""
         try:
             return super().recv(bufsize, flags)
         except TimeoutError:
             raise self._timed_out("sent nothing") from None
 
+    def _read_deadline(self) -> float | None:
+        return self.header_deadline if self.header_deadline is not None else self.body_deadline
+
     def _readable_before_deadline(self) -> bool:
         timeout = self.gettimeout()
         if timeout == 0:
             return True  # a non-blocking caller handles EAGAIN itself
-        wait = min(timeout, self.header_deadline - time.monotonic())
+        wait = min(timeout, self._read_deadline() - time.monotonic())
         if wait <= 0:
             return False
         poller = select.poll()
@@ -165,6 +180,7 @@ class GuardedThreadWorker(gthread.ThreadWorker):
     counts connections a thread is working on (see the module docstring)."""
 
     header_timeout = HEADER_TIMEOUT
+    body_timeout = BODY_TIMEOUT
     io_timeout = IO_TIMEOUT
     next_pending_scan = 0.0
 
@@ -190,7 +206,10 @@ class GuardedThreadWorker(gthread.ThreadWorker):
             if not isinstance(conn.sock, GuardedSocket):  # just accepted
                 conn.sock = GuardedSocket.adopt(conn.sock, self.io_timeout)
             if conn.sock.header_deadline is None:  # a request begins (new, kept alive, pipelined)
-                conn.sock.header_deadline = time.monotonic() + self.header_timeout
+                now = time.monotonic()
+                conn.sock.request_started = now
+                conn.sock.header_deadline = now + self.header_timeout
+                conn.sock.body_deadline = None
         super().enqueue_req(conn)
 
     def handle(self, conn):
@@ -204,6 +223,10 @@ class GuardedThreadWorker(gthread.ThreadWorker):
     def handle_request(self, req, conn):
         if isinstance(conn.sock, GuardedSocket):
             conn.sock.header_deadline = None  # the headers are in
+            conn.sock.body_deadline = time.monotonic() + self.body_timeout
+        reader = getattr(req.body, "reader", None)
+        if getattr(reader, "length", 0) > DRAINABLE_BODY:
+            req.must_close = True
         return super().handle_request(req, conn)
 
     def finish_request(self, conn, fs):

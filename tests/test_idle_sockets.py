@@ -26,6 +26,7 @@ class QuickWorker(server.GuardedThreadWorker):
     """The shipped worker with short timeouts, so tests that must outlast them stay short."""
 
     header_timeout = 2.0
+    body_timeout = 2.0
     io_timeout = 3.0
 
 
@@ -264,3 +265,68 @@ def test_pipelined_requests_are_all_answered(gunicorn, service_env):
                     break
                 received += chunk
     assert received.count(b"HTTP/1.1 200 ") == count
+
+
+def test_a_dribbled_body_is_cut_at_the_body_deadline(gunicorn, service_env, fake_ai):
+    """A body sent a byte at a time, each within the I/O timeout, cannot hold a thread for ever."""
+    server_ = gunicorn({**service_env, **SMALL, **QUICK}, workers=1)
+    sock = socket.create_connection(("127.0.0.1", server_.port), timeout=10)
+    try:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + API_KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+        )
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 8:  # one byte a second: fine for the I/O timeout
+                sock.sendall(b" ")
+                time.sleep(1)
+                if closed_by_peer(sock, time.monotonic() + 0.01):
+                    break
+        assert time.monotonic() - started < QuickWorker.body_timeout + 2.5
+    finally:
+        sock.close()
+    assert fake_ai.calls == []
+
+
+def test_a_body_gunicorn_cannot_drain_closes_its_connection_by_announcement(
+    gunicorn, service_env
+):
+    """The app's 413 for a body over MAX_BODY_KB says `Connection: close`: gunicorn would close
+    after draining 64 KiB anyway, and a proxy reusing the connection would lose a request."""
+    server_ = gunicorn({**service_env, **SMALL}, workers=1)
+    body = b'{"prompt": "' + b"a" * 70_000 + b'"}'
+    with socket.create_connection(("127.0.0.1", server_.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+            % (API_KEY.encode(), len(body))
+            + body
+        )
+        head = sock.recv(65536).split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 413") and b"connection: close" in head
+
+
+def test_the_deadline_counts_the_wait_for_a_free_thread(gunicorn, service_env, fake_ai):
+    """UPSTREAM_TIMEOUT runs from when a request arrives, not from when a thread takes it."""
+    server_ = gunicorn(
+        {**service_env, "GUNICORN_THREADS": "1", "UPSTREAM_TIMEOUT": "2"}, workers=1
+    )
+    fake_ai.latency = 1.5
+
+    def chat(_):
+        started = time.monotonic()
+        response = requests.post(
+            server_.url + "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "a fox"}]},
+            headers=AUTH,
+            timeout=30,
+        )
+        return response.status_code, time.monotonic() - started
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(chat, range(3)))
+    assert max(seconds for _, seconds in outcomes) < 2 + 1.5  # was 1.5 s per request, queued
+    assert sorted(status for status, _ in outcomes)[0] == 200
+    assert any(status == 504 for status, _ in outcomes)
