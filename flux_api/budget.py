@@ -22,6 +22,10 @@ class ClientLeft(Exception):
     """The client closed its connection: stop, and spend nothing more on it."""
 
 
+class Stopped(Exception):
+    """The request has already failed (another of its images did): nothing more is spent."""
+
+
 class DeadlineExceeded(Exception):
     """The request's whole-request deadline has passed (or would, before a try could end)."""
 
@@ -58,6 +62,7 @@ class Budget:
         self._client_closed = client_closed
         self._clock = clock
         self._left = threading.Event()
+        self._stopped = threading.Event()
 
     @classmethod
     def unlimited(cls) -> "Budget":
@@ -74,6 +79,10 @@ class Budget:
         """Record that the client is gone (its stream was closed)."""
         self._left.set()
 
+    def stop(self) -> None:
+        """Record that the request has failed: its other work stops before its next paid step."""
+        self._stopped.set()
+
     @property
     def client_left(self) -> bool:
         """Whether the client has gone, asking its socket now."""
@@ -89,6 +98,8 @@ class Budget:
 
     def check(self, where: str) -> None:
         """Raise unless the client is still there and time remains; `where` names the step."""
+        if self._stopped.is_set():
+            raise Stopped(where)
         if self.client_left:
             raise ClientLeft(where)
         if self.remaining() <= 0:

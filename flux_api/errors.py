@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from . import workers_ai_errors as wai
-from .budget import ClientLeft, DeadlineExceeded
+from .budget import ClientLeft, DeadlineExceeded, Stopped
 from .store import StoreFull, StoreUnavailable
 
 _log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         "The images were made but cannot be kept: {detail} (STORE_SIZE_LIMIT_MB). Ask for "
         "fewer or smaller images, or use response_format b64_json.",
     ),
+    # Never a request's own answer: it fails with the failure that stopped it. Mapped all the
+    # same, so that no path can turn it into a 500.
+    Stopped: _Rule(502, "api_error", "upstream_error", "Workers AI failed ({detail}). Try again."),
     ClientLeft: _Rule(
         499, "invalid_request_error", "client_closed_request", "The client closed the request."
     ),

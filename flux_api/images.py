@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -88,23 +87,27 @@ def generate(
     as_base64 = request.response_format == "b64_json"
     # Models that make 1024x1024 whatever is asked hold that much before a crop.
     largest = max(plan.size, (1024, 1024), key=lambda size: size[0] * size[1])
-    held = ExitStack()
-    held.enter_context(memory.reserve(image_bytes(largest, request.n), budget))
+    reservation = memory.reserve(image_bytes(largest, request.n), budget)
     try:
         choice, generated = pipeline.run(plan, request.n, keep=not as_base64, budget=budget)
+        width, height = plan.size
+        image_type = sniff_type(generated.images[0]) or "image/png"
+        head = {
+            "created": int(time.time()),
+            "size": f"{width}x{height}",
+            "output_format": image_type.split("/")[1],
+        }
+        if as_base64:
+            # Everything that could fail is done before the answer starts: once a 200 is on
+            # the wire, a failure cuts the body, and the SDK repeats the paid call.
+            opening = json.dumps(head)[:-1].encode() + b', "data": ['
+            item = b'{"revised_prompt": ' + json.dumps(choice.prompt).encode() + b', "b64_json": "'
+            chunks = _b64_json(opening, item, generated.images)
+            return StreamedBody(chunks, reservation.release, on_abandon=budget.leave)
     except BaseException:
-        held.close()
+        reservation.release()
         raise
-    width, height = plan.size
-    image_type = sniff_type(generated.images[0]) or "image/png"
-    head = {
-        "created": int(time.time()),
-        "size": f"{width}x{height}",
-        "output_format": image_type.split("/")[1],
-    }
-    if as_base64:
-        return StreamedBody(_b64_json(head, generated.images, choice.prompt), held.close)
-    held.close()
+    reservation.release()
     data = [{"url": stored.url, "revised_prompt": choice.prompt} for stored in generated.stored]
     return {**head, "data": data}
 
@@ -113,14 +116,13 @@ def generate(
 _B64_PIECE = 3 * 256 * 1024
 
 
-def _b64_json(head: dict, images: list[bytes], revised_prompt: str) -> Iterator[bytes]:
+def _b64_json(opening: bytes, item: bytes, images: list[bytes]) -> Iterator[bytes]:
     """The Images API answer with `b64_json` items, encoded a piece at a time (the answer of
     four 2048x2048 PNGs is ~60 MB as one string)."""
-    yield json.dumps(head)[:-1].encode() + b', "data": ['
-    prompt = json.dumps(revised_prompt, ensure_ascii=False).encode()
+    yield opening
     for index in range(len(images)):
         image, images[index] = images[index], b""  # sent: let it go
-        yield (b", " if index else b"") + b'{"revised_prompt": ' + prompt + b', "b64_json": "'
+        yield (b", " if index else b"") + item
         for start in range(0, len(image), _B64_PIECE):
             yield pybase64.b64encode(image[start : start + _B64_PIECE])
         yield b'"}'
@@ -129,15 +131,28 @@ def _b64_json(head: dict, images: list[bytes], revised_prompt: str) -> Iterator[
 
 class StreamedBody:
     """A response body that runs `on_close` when the server closes it, sent or not (a
-    generator that never started would skip its `finally`)."""
+    generator that never started would skip its `finally`), and `on_abandon` first if it was
+    closed before its end (the client went away)."""
 
-    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], object]):
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        on_close: Callable[[], object],
+        on_abandon: Callable[[], object],
+    ):
         self._chunks = chunks
         self._on_close = on_close
+        self._on_abandon = on_abandon
+        self._finished = False
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
+        yield from self._chunks
+        self._finished = True
 
     def close(self) -> None:
-        self._chunks.close()
-        self._on_close()
+        try:
+            if not self._finished:
+                self._on_abandon()
+            self._chunks.close()
+        finally:
+            self._on_close()

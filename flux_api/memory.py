@@ -10,8 +10,6 @@ out in pieces all fit inside it.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Iterator
 
 from .budget import Budget
 
@@ -36,19 +34,33 @@ class ImageMemory:
     def in_use(self) -> int:
         return self.limit - self._free
 
-    @contextmanager
-    def reserve(self, nbytes: int, budget: Budget) -> Iterator[None]:
-        """Hold `nbytes` (at most the whole limit, so one huge request still runs alone) while
-        the block runs; wait for room, giving up with the budget (deadline, client gone)."""
+    def reserve(self, nbytes: int, budget: Budget) -> "Reservation":
+        """Take `nbytes` (at most the whole limit, so one huge request still runs alone),
+        waiting for room and giving up with the budget (deadline passed, client gone)."""
         nbytes = min(nbytes, self.limit)
         with self._room:
             while self._free < nbytes:
                 budget.check("waiting for memory to hold the images")
                 self._room.wait(timeout=max(0.0, min(0.25, budget.remaining())))
             self._free -= nbytes
-        try:
-            yield
-        finally:
-            with self._room:
-                self._free += nbytes
-                self._room.notify_all()
+        return Reservation(self, nbytes)
+
+    def _give_back(self, nbytes: int) -> None:
+        with self._room:
+            self._free += nbytes
+            self._room.notify_all()
+
+
+class Reservation:
+    """Memory taken from an ImageMemory; `release` gives it back, once however often called."""
+
+    def __init__(self, memory: ImageMemory, nbytes: int):
+        self._memory = memory
+        self._nbytes = nbytes
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            nbytes, self._nbytes = self._nbytes, 0
+        if nbytes:
+            self._memory._give_back(nbytes)

@@ -55,6 +55,9 @@ def chat_completions_url(base: str) -> str:
 
 def clean_prompt(text: str, limit: int) -> str:
     """Strip the wrappers models like to add (labels, quotes, fences), then cut to `limit`."""
+    # Lone surrogates (a model cut mid-emoji) cannot be sent as UTF-8 to Workers AI or in our
+    # own answers: drop them here, before anything is spent on the prompt.
+    text = text.encode("utf-8", "ignore").decode("utf-8")
     text = _THINKING.sub("", text)  # reasoning models may think out loud first
     text = text.strip().strip("`").strip()
     text = _LABEL.sub("", text, count=1).strip()

@@ -11,7 +11,7 @@ import contextvars
 import logging
 import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from math import gcd
 from typing import Iterator
@@ -243,7 +243,18 @@ class Pipeline:
         if count == 1:
             return [self.render(plan, prompt, budget)]
         futures = [self._submit(self.render, plan, prompt, budget) for _ in range(count)]
-        return [future.result() for future in futures]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((future for future in done if future.exception()), None)
+        if failed is None:
+            return [future.result() for future in futures]
+        # The request has failed: the other images stop before their next paid step (a try,
+        # a retry, a wait for a slot). Calls already under way are paid for; they are waited
+        # for, so that no work of this request outlives its answer (nor its memory reservation).
+        budget.stop()
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise failed.exception()
 
     def store_images(self, plan: Plan, images: list[bytes]) -> list[StoredImageRef]:
         keys = self.store.put_many(images)

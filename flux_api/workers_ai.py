@@ -150,7 +150,8 @@ class WorkersAIClient:
                 finally:
                     self._slots.release()
             except WorkersAIError as exc:
-                delay = self._backoff * 2 ** (attempt - 1)
+                # Cloudflare's Retry-After, when it gives one, is the least wait.
+                delay = max(self._backoff * 2 ** (attempt - 1), exc.retry_after or 0)
                 if not self._worth_retrying(exc, attempt, model, budget, delay):
                     raise
                 log.warning(

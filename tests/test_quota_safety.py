@@ -167,3 +167,53 @@ def test_stream_deadline_error_arrives_in_band(start_service, fake_ai):
     errors = [e.json["error"] for e in events if e.data and e.data != "[DONE]" and "error" in e.json]
     assert errors and errors[0]["code"] == "upstream_timeout"
     assert events[-1].data == "[DONE]" and events[-1].at < 1 + 1
+
+
+def test_when_one_of_n_images_fails_the_others_stop_before_their_next_paid_step(
+    start_service, fake_ai
+):
+    service = start_service(UPSTREAM_RETRY_BACKOFF="0.3")
+    fake_ai.latency = 0.3
+    fake_ai.script(Scripted(408, 3007, "AiError: timeout"), *[CAPACITY] * 20)
+    response = service.post("/v1/images/generations", {"prompt": "a fox", "n": 4})
+    assert response.status_code == 504  # the first failure is the answer
+    calls = len(fake_ai.calls)
+    time.sleep(1.5)  # the others' retries would have gone out by now
+    assert len(fake_ai.calls) == calls == 4
+    memory = service.app.extensions["flux_api"].image_memory
+    assert memory.in_use == 0
+
+
+def test_cloudflare_retry_after_longer_than_the_time_left_is_not_waited_for(
+    start_service, fake_ai
+):
+    service = start_service(UPSTREAM_TIMEOUT="5")
+    limited = Scripted(429, 0, "Too many requests", headers={"Retry-After": "30"})
+    fake_ai.script(limited, limited, limited)
+    started = time.monotonic()
+    response = service.chat("a fox")
+    assert response.status_code == 429 and response.headers["Retry-After"] == "30"
+    assert len(fake_ai.calls) == 1 and time.monotonic() - started < 1
+
+
+def test_cloudflare_retry_after_is_the_least_wait_before_a_retry(start_service, fake_ai):
+    service = start_service(UPSTREAM_TIMEOUT="10")
+    fake_ai.script(Scripted(429, 0, "Too many requests", headers={"Retry-After": "1"}))
+    started = time.monotonic()
+    assert service.chat("a fox").status_code == 200
+    assert len(fake_ai.calls) == 2 and time.monotonic() - started >= 1
+
+
+@pytest.mark.parametrize("response_format", ["b64_json", "url"])
+def test_an_optimizer_answer_that_is_not_valid_unicode_is_cleaned_before_it_is_paid_for(
+    start_service, fake_ai, fake_optimizer, optimizer_env, response_format
+):
+    """A lone surrogate from the optimizer used to fail the answer after the image was paid
+    for (a cut b64_json body, which the SDK repeats; a 500 for url)."""
+    fake_optimizer.mode = "surrogate"
+    service = start_service(**optimizer_env)
+    body = {"prompt": "a fox", "response_format": response_format}
+    response = service.post("/v1/images/generations", body)
+    assert response.status_code == 200
+    assert response.json()["data"][0]["revised_prompt"].endswith("a fox")
+    assert len(fake_ai.calls) == 1

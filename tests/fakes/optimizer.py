@@ -15,7 +15,8 @@ OPTIMIZER_MODEL = "gpt-4o-mini"
 @dataclass
 class FakeOptimizer:
     # "ok", "error" (HTTP 500), "hang", "empty", "garbage" (not a completion), "enormous",
-    # "trickle" (a good answer, one byte every 0.3 s after its headers)
+    # "trickle" (a good answer, one byte every 0.3 s after its headers), "surrogate" (a
+    # lone UTF-16 surrogate at the end, valid JSON)
     mode: str = "ok"
     latency: float = 0.0  # seconds before answering
     calls: list = field(default_factory=list)
@@ -61,6 +62,7 @@ class FakeOptimizer:
         content = {
             "ok": f'Prompt: "A cinematic, detailed rendering of {idea}, soft golden light, calm mood"',
             "trickle": f"A rendering of {idea}",
+            "surrogate": f"A rendering of {idea} \ud83e",  # a model cut off mid-emoji
             "empty": "   ",
             "enormous": "word " * 5000,
         }[self.mode]
