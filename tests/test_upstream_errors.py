@@ -158,7 +158,8 @@ def test_bare_504_is_a_timeout_and_not_retried(service, fake_ai):
     assert len(fake_ai.calls) == 1
 
 
-def test_cloudflare_retry_after_is_passed_on(service, fake_ai):
+def test_cloudflare_retry_after_is_passed_on(start_service, fake_ai):
+    service = start_service(UPSTREAM_TIMEOUT="5")  # too short to wait 17 s for a retry
     limited = Scripted(429, 0, "Too many requests", headers={"Retry-After": "17"})
     fake_ai.script(limited, limited, limited)
     response = service.chat("a fox")
