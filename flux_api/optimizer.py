@@ -13,9 +13,9 @@ import time
 from urllib.parse import urlparse
 
 import requests
-from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.exceptions import HTTPError
 
-from .http_body import read_body
+from .upstream_http import DeadlineAdapter, fetch
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class OptimizerClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, DeadlineAdapter())
             if self._api_key:
                 session.headers["Authorization"] = f"Bearer {self._api_key}"
         return session
@@ -117,12 +119,13 @@ class OptimizerClient:
         }
         started = time.monotonic()
         deadline = started + self._timeout[1]  # OPTIMIZER_TIMEOUT bounds the whole call
+        session = self._session()
         try:
-            response = self._session().post(
-                self.url, json=body, timeout=self._timeout, stream=True
+            response, content = fetch(
+                lambda: session.post(self.url, json=body, timeout=self._timeout, stream=True),
+                deadline,
             )
-            content = read_body(response, deadline)
-        except (requests.Timeout, ReadTimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise OptimizerError("timed out") from exc
         except (requests.RequestException, HTTPError) as exc:
             raise OptimizerError("could not be reached") from exc

@@ -11,7 +11,6 @@ import binascii
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 
@@ -19,18 +18,12 @@ import pybase64
 import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    MaxRetryError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from urllib3.exceptions import HTTPError, ProtocolError
 
 from .budget import Budget
-from .http_body import read_body
 from .imaging import is_complete, sniff_type
 from .models import Encoding, ModelProfile, ResponseForm
+from .upstream_http import DeadlineAdapter, fetch, never_sent, tls_reason
 from .workers_ai_errors import (
     BadResponse,
     NotConfigured,
@@ -44,17 +37,6 @@ from .workers_ai_errors import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _never_sent(exc: requests.ConnectionError) -> bool:
-    """True when the connection failed before any byte of the request left (safe to retry)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    # urllib3's NewConnectionError (refused, unreachable, DNS) subclasses ConnectTimeoutError.
-    return isinstance(reason, ConnectTimeoutError)
 
 
 class WorkersAIClient:
@@ -98,7 +80,7 @@ class WorkersAIClient:
         0.6 ms of CPU per call here (measured with bench/run.py)."""
         adapter = getattr(self._local, "adapter", None)
         if adapter is None:
-            adapter = self._local.adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1)
+            adapter = self._local.adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=1)
         return adapter
 
     def _post(
@@ -193,16 +175,18 @@ class WorkersAIClient:
         url = f"{self.base_url}/{model.id}"
         read_timeout = max(0.001, min(self._timeout[1], budget.remaining()))
         deadline = time.monotonic() + read_timeout
+        multipart = model.encoding is Encoding.MULTIPART
         try:
-            response = self._post(url, fields, model.encoding is Encoding.MULTIPART, read_timeout)
-            content = read_body(response, deadline)
-        except (requests.ReadTimeout, ReadTimeoutError, TimeoutError) as exc:
+            response, content = fetch(
+                lambda: self._post(url, fields, multipart, read_timeout), deadline
+            )
+        except TimeoutError as exc:
             raise UpstreamTimeout(f"{read_timeout:.1f} s (UPSTREAM_TIMEOUT)") from exc
         except requests.exceptions.SSLError as exc:
             log.warning("workers_ai tls_failed host=%s", requests.utils.urlparse(url).hostname)
-            raise TLSFailed(f"TLS handshake failed: {_tls_reason(exc)}") from exc
+            raise TLSFailed(f"TLS handshake failed: {tls_reason(exc)}") from exc
         except requests.ConnectionError as exc:
-            if _never_sent(exc):
+            if never_sent(exc):
                 raise Unavailable("could not connect to Workers AI") from exc
             raise UpstreamFailed("the connection broke while waiting for the answer") from exc
         except ProtocolError as exc:  # reset or closed part-way through the answer
@@ -275,17 +259,6 @@ def _whole(image: bytes) -> bytes:
     if not is_complete(image):
         raise BadResponse(f"the image is cut off ({len(image)} bytes arrived)")
     return image
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """The ssl module's short reason inside requests' wrappers (CERTIFICATE_VERIFY_FAILED…)."""
-    inner: object = exc
-    for _ in range(6):  # requests' SSLError → MaxRetryError → urllib3's SSLError → ssl's
-        if isinstance(inner, ssl.SSLError):
-            return str(inner.reason or type(inner).__name__)[:80]
-        args = getattr(inner, "args", ())
-        inner = getattr(inner, "reason", None) or (args[0] if args else None)
-    return "no reason given"
 
 
 def _json_or_none(content: bytes) -> dict | None:

@@ -4,6 +4,8 @@ that bound the whole request."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 
@@ -217,3 +219,54 @@ def test_an_optimizer_answer_that_is_not_valid_unicode_is_cleaned_before_it_is_p
     assert response.status_code == 200
     assert response.json()["data"][0]["revised_prompt"].endswith("a fox")
     assert len(fake_ai.calls) == 1
+
+
+@pytest.fixture
+def slow_headers_upstream():
+    """An HTTP server that sends its status line and headers one byte every 50 ms (~12 s)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: "
+        + b"a" * 200
+        + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.recv(65536)
+            for byte in head:
+                connection.sendall(bytes([byte]))
+                time.sleep(0.05)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_at_the_deadline(
+    start_service, slow_headers_upstream
+):
+    service = start_service(
+        UPSTREAM_TIMEOUT="2", CF_API_BASE=f"{slow_headers_upstream}/accounts/{{account_id}}/ai/run"
+    )
+    started = time.monotonic()
+    response = service.chat("a fox")
+    assert response.status_code == 504
+    assert time.monotonic() - started < 2 + 1
+
+
+def test_an_optimizer_sending_headers_a_byte_at_a_time_is_cut_at_its_timeout(
+    start_service, fake_ai, optimizer_env, slow_headers_upstream
+):
+    service = start_service(**{**optimizer_env, "EXTERNAL_API_BASE": slow_headers_upstream})
+    started = time.monotonic()
+    response = service.chat("a fox")  # OPTIMIZER_TIMEOUT is 1 s: then the prompt as written
+    assert response.status_code == 200
+    assert "the optimizer timed out" in response.json()["choices"][0]["message"]["content"]
+    assert time.monotonic() - started < 1 + 1
