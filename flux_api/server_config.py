@@ -9,16 +9,16 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
-from .settings import (
+from .environment import (
     SettingsError,
-    _number,
-    _text,
-    load_settings,
+    number,
     overridden_in_file,
     pin_environment,
     read_environment,
     settings_file,
+    text,
 )
+from .settings import load_settings
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -33,6 +33,7 @@ class ServerConfig:
     loglevel: str
     accesslog: str | None
     forwarded_allow_ips: str
+    longest_request: float  # seconds: UPSTREAM_TIMEOUT (+ OPTIMIZER_TIMEOUT when on)
 
 
 def longest_request(environ: Mapping[str, str]) -> float:
@@ -45,23 +46,24 @@ def longest_request(environ: Mapping[str, str]) -> float:
 
 def load_server_config(environ: Mapping[str, str] | None = None) -> ServerConfig:
     env = read_environment(environ)
-    bind = _text(env, "BIND") or f"127.0.0.1:{_number(env, 'PORT', 8000, int, 1)}"
-    loglevel = _text(env, "LOG_LEVEL", "info").lower()
+    bind = text(env, "BIND") or f"127.0.0.1:{number(env, 'PORT', 8000, int, 1)}"
+    loglevel = text(env, "LOG_LEVEL", "info").lower()
     if loglevel not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {loglevel!r}.")
     # In-flight generations may finish on a restart: never cut one the service would still wait
     # for (a worker is killed after graceful_timeout).
-    graceful_floor = math.ceil(longest_request(env)) + 10
-    graceful = _number(env, "GUNICORN_GRACEFUL_TIMEOUT", graceful_floor)
+    longest = longest_request(env)
+    graceful = number(env, "GUNICORN_GRACEFUL_TIMEOUT", math.ceil(longest) + 10)
     return ServerConfig(
         bind=bind,
-        workers=_number(env, "WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)),
-        threads=_number(env, "GUNICORN_THREADS", 128),
-        timeout=_number(env, "GUNICORN_TIMEOUT", max(180, graceful)),
+        workers=number(env, "WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)),
+        threads=number(env, "GUNICORN_THREADS", 128),
+        timeout=number(env, "GUNICORN_TIMEOUT", max(180, graceful)),
         graceful_timeout=graceful,
         loglevel=loglevel,
-        accesslog=_text(env, "GUNICORN_ACCESS_LOG") or None,
-        forwarded_allow_ips=_text(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+        accesslog=text(env, "GUNICORN_ACCESS_LOG") or None,
+        forwarded_allow_ips=text(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+        longest_request=longest,
     )
 
 
@@ -74,6 +76,14 @@ def load_server_config_or_exit() -> ServerConfig:
     except SettingsError as exc:
         print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+    if config.graceful_timeout < config.longest_request:
+        print(
+            f"flux-api: GUNICORN_GRACEFUL_TIMEOUT ({config.graceful_timeout} s) is shorter than "
+            f"the longest a request may take ({config.longest_request:g} s): a restart may cut "
+            "generations already paid for.",
+            file=sys.stderr,
+            flush=True,
+        )
     for name in overridden_in_file():
         print(
             f"flux-api: {name} in {settings_file()} is overridden by the process environment "

@@ -6,21 +6,14 @@ credentials do not: the page says what is missing and generation answers 503.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlparse
 
-from dotenv import dotenv_values
-
+from .environment import SettingsError, flag, items, number, read_environment, text, url
 from .models import MODELS, ModelProfile, find_model
 
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run"
-
-
-class SettingsError(ValueError):
-    """A setting has a value the service cannot run with."""
 
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -37,7 +30,7 @@ class RateLimit:
 
 
 def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit | None:
-    raw = _text(env, name).lower()
+    raw = text(env, name).lower()
     if raw in ("", "off", "0", "none"):
         return None
     count, _, unit = raw.partition("/")
@@ -108,46 +101,6 @@ class Settings:
         return (self.default_model, *others)
 
 
-def _text(env: Mapping[str, str], name: str, default: str = "") -> str:
-    return (env.get(name) or default).strip()
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _text(env, name).lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, not {raw!r}.")
-
-
-def _number(env: Mapping[str, str], name: str, default, kind=int, minimum=1):
-    raw = _text(env, name)
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}.") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {raw}.")
-    return value
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in _text(env, name).split(",") if item.strip())
-
-
-def _url(env: Mapping[str, str], name: str, default: str = "") -> str:
-    value = _text(env, name, default)
-    parsed = urlparse(value)
-    if value and (parsed.scheme not in ("http", "https") or not parsed.netloc):
-        raise SettingsError(f"{name} must be an http:// or https:// URL, not {value!r}.")
-    return value.rstrip("/")
-
-
 def _model_id(name: str, value: str) -> str:
     model = find_model(value)
     if model is None:
@@ -156,103 +109,50 @@ def _model_id(name: str, value: str) -> str:
     return model.id
 
 
-def settings_file() -> Path:
-    """FLUX_API_ENV_FILE (the systemd unit's /etc/flux-api/flux-api.env), else ./.env."""
-    return Path(os.environ.get("FLUX_API_ENV_FILE") or Path.cwd() / ".env")
-
-
-# What gunicorn's master read and checked at its start or last reload: the workers it forks
-# use exactly that, so an edit of the file between reloads cannot stop a worker from booting
-# (gunicorn halts when one fails to, taking the running ones down with it).
-_pinned: dict[str, str] | None = None
-
-
-def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The one place settings come from, for the app and for gunicorn.conf.py alike: `environ`
-    if given, else what the master pinned, else the settings file under the process
-    environment (which wins). The file is read at every start and reload, so `systemctl reload`
-    applies an edit."""
-    if environ is None:
-        environ = _pinned if _pinned is not None else {**_file_values(), **os.environ}
-    return {k: v for k, v in environ.items() if v is not None}
-
-
-def pin_environment() -> None:
-    """Read the settings now, for this process and the processes it forks from now on."""
-    global _pinned
-    _pinned = None
-    _pinned = read_environment()
-
-
-def _file_values() -> dict[str, str | None]:
-    path = settings_file()
-    if not path.exists():
-        if os.environ.get("FLUX_API_ENV_FILE"):
-            raise SettingsError(f"FLUX_API_ENV_FILE names {path}, which does not exist.")
-        return {}  # ./.env is optional
-    try:
-        with path.open(encoding="utf-8") as stream:
-            return dotenv_values(stream=stream)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"the settings file {path} cannot be read ({exc}).") from None
-
-
-def overridden_in_file() -> list[str]:
-    """Names set in the settings file to a value the process environment replaces (such as
-    the systemd unit's BIND and DATA_DIR), so that the start can say so instead of ignoring
-    the file's line in silence."""
-    in_file = _file_values()
-    return sorted(
-        name
-        for name, value in in_file.items()
-        if value is not None and name in os.environ and os.environ[name] != value
-    )
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: read_environment())."""
     env = read_environment(environ)
 
-    flux_model = _model_id("FLUX_MODEL", _text(env, "FLUX_MODEL", MODELS[0].id))
-    listed = tuple(_model_id("IMAGE_MODELS", m) for m in _list(env, "IMAGE_MODELS"))
+    flux_model = _model_id("FLUX_MODEL", text(env, "FLUX_MODEL", MODELS[0].id))
+    listed = tuple(_model_id("IMAGE_MODELS", m) for m in items(env, "IMAGE_MODELS"))
     image_models = listed or tuple(m.id for m in MODELS)
     if flux_model not in image_models:
         image_models = (flux_model, *image_models)
 
-    optimization = _bool(env, "PROMPT_OPTIMIZATION", _bool(env, "CF_IS_TRANSLATE", False))
-    external_base = _url(env, "EXTERNAL_API_BASE")
-    external_model = _text(env, "EXTERNAL_MODEL")
+    optimization = flag(env, "PROMPT_OPTIMIZATION", flag(env, "CF_IS_TRANSLATE", False))
+    external_base = url(env, "EXTERNAL_API_BASE")
+    external_model = text(env, "EXTERNAL_MODEL")
     if optimization and not (external_base and external_model):
         raise SettingsError(
             "PROMPT_OPTIMIZATION is on, so EXTERNAL_API_BASE and EXTERNAL_MODEL must be set."
         )
 
     return Settings(
-        api_keys=_list(env, "API_KEY"),
-        cf_account_id=_text(env, "CF_ACCOUNT_ID"),
-        cf_api_token=_text(env, "CF_API_TOKEN"),
-        cf_api_base=_url(env, "CF_API_BASE", DEFAULT_CF_API_BASE),
+        api_keys=items(env, "API_KEY"),
+        cf_account_id=text(env, "CF_ACCOUNT_ID"),
+        cf_api_token=text(env, "CF_API_TOKEN"),
+        cf_api_base=url(env, "CF_API_BASE", DEFAULT_CF_API_BASE),
         prompt_optimization=optimization,
         external_api_base=external_base,
         external_model=external_model,
-        external_api_key=_text(env, "EXTERNAL_API_KEY"),
-        system_message=_text(env, "SYSTEM_MESSAGE"),
-        flux_num_steps=_number(env, "FLUX_NUM_STEPS", 4),
+        external_api_key=text(env, "EXTERNAL_API_KEY"),
+        system_message=text(env, "SYSTEM_MESSAGE"),
+        flux_num_steps=number(env, "FLUX_NUM_STEPS", 4),
         flux_model=flux_model,
         image_models=image_models,
-        image_expiration=_number(env, "IMAGE_EXPIRATION", 1800),
-        data_dir=Path(_text(env, "DATA_DIR", "data")),
-        store_size_limit_mb=_number(env, "STORE_SIZE_LIMIT_MB", 1024),
-        cors_origins=_list(env, "CORS_ORIGINS") or ("*",),
-        public_base_url=_url(env, "PUBLIC_BASE_URL"),
-        upstream_timeout=_number(env, "UPSTREAM_TIMEOUT", 120.0, float, 0.1),
-        optimizer_timeout=_number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),
-        stream_heartbeat=_number(env, "STREAM_HEARTBEAT", 10.0, float, 0.1),
-        upstream_retry_backoff=_number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
-        images_max_n=_number(env, "IMAGES_MAX_N", 4),
-        skip_task_prompts=_bool(env, "SKIP_TASK_PROMPTS", True),
-        max_body_kb=_number(env, "MAX_BODY_KB", 64),
+        image_expiration=number(env, "IMAGE_EXPIRATION", 1800),
+        data_dir=Path(text(env, "DATA_DIR", "data")),
+        store_size_limit_mb=number(env, "STORE_SIZE_LIMIT_MB", 1024),
+        cors_origins=items(env, "CORS_ORIGINS") or ("*",),
+        public_base_url=url(env, "PUBLIC_BASE_URL"),
+        upstream_timeout=number(env, "UPSTREAM_TIMEOUT", 120.0, float, 0.1),
+        optimizer_timeout=number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),
+        stream_heartbeat=number(env, "STREAM_HEARTBEAT", 10.0, float, 0.1),
+        upstream_retry_backoff=number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
+        images_max_n=number(env, "IMAGES_MAX_N", 4),
+        skip_task_prompts=flag(env, "SKIP_TASK_PROMPTS", True),
+        max_body_kb=number(env, "MAX_BODY_KB", 64),
         rate_limit=_rate_limit(env, "RATE_LIMIT"),
-        upstream_concurrency=_number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
-        image_memory_mb=_number(env, "IMAGE_MEMORY_MB", 256, int, 16),
+        upstream_concurrency=number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
+        image_memory_mb=number(env, "IMAGE_MEMORY_MB", 256, int, 16),
     )

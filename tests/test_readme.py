@@ -23,7 +23,12 @@ def test_ci_runs_the_readme_test_command_exactly():
 
 
 def test_every_setting_is_documented_in_the_table_and_the_example():
-    modules = ("flux_api/settings.py", "flux_api/server_config.py", "gunicorn.conf.py")
+    modules = (
+        "flux_api/environment.py",
+        "flux_api/settings.py",
+        "flux_api/server_config.py",
+        "gunicorn.conf.py",
+    )
     code = "".join((ROOT / module).read_text() for module in modules)
     names = set(
         re.findall(r'["\']([A-Z][A-Z0-9_]{2,})["\']', code)

@@ -172,3 +172,10 @@ def test_missing_cloudflare_settings_are_one_warning_at_start(gunicorn, tmp_path
     assert len(created) == 1 and str(tmp_path / "data" / "api_key") in created[0]
     key = (tmp_path / "data" / "api_key").read_text().strip()
     assert key not in server.log
+
+
+def test_a_graceful_timeout_below_the_longest_request_is_one_warning(tmp_path):
+    result = gunicorn_in(tmp_path, "GUNICORN_GRACEFUL_TIMEOUT=30\n", "--print-config")
+    assert result.returncode == 0
+    warnings = [line for line in result.stderr.splitlines() if "GRACEFUL" in line]
+    assert len(warnings) == 1 and "120 s" in warnings[0]
