@@ -31,7 +31,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
     logs.init_app(app)  # first, so every later hook and error has a request id
-    auth.init_app(app, api_keys, None if settings.api_keys else settings.data_dir / auth.KEY_FILE)
+    created_key = None if settings.api_keys else (settings.data_dir / auth.KEY_FILE).absolute()
+    auth.init_app(app, api_keys, created_key)
     handlers.init_app(app)
     page_security.init_app(app)
     app.register_blueprint(api.bp)

@@ -99,6 +99,12 @@ def index():
     )
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """The page's icon, for what asks for it the old way (an image or JSON opened on its own)."""
+    return current_app.send_static_file("favicon.ico")
+
+
 @bp.get("/healthz")
 def healthz():
     """For load balancers and monitors: 200 while images can be stored, else 503. No secrets."""

@@ -19,7 +19,7 @@ from .settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/image/")
 KEY_FILE = "api_key"
 

@@ -321,6 +321,18 @@ _PATHS: dict = {
             },
         }
     },
+    "/favicon.ico": {
+        "get": {
+            "summary": "The page's icon",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "ICO",
+                    "content": {"image/vnd.microsoft.icon": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "summary": "Health for load balancers: 200 while images can be stored",

@@ -58,3 +58,9 @@ def test_page_uses_relative_urls_and_embeds_no_key(start_service):
     script = start_service().get("/static/playground.js", key=None)
     assert script.status_code == 200
     assert 'fetch("v1/chat/completions"' in script.text and 'fetch("/' not in script.text
+
+
+def test_favicon_needs_no_key(service):
+    response = service.get("/favicon.ico", key=None)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/vnd.microsoft.icon"
