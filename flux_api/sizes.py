@@ -35,9 +35,7 @@ MAX_SIDE = 2048  # largest side the Images API accepts
 _COLON = r"[:：]"  # ASCII or full-width colon, as typed on CJK keyboards
 _NUMBER = r"([0-9０-９]{1,5})"  # ASCII or full-width digits
 _PAIR = rf"{_NUMBER}\s*{_COLON}\s*{_NUMBER}"
-_AR_FLAG = re.compile(
-    rf"(?:^|\s)--(?:ar|aspect)\s+{_PAIR}(?=[\s.,;!?。，；！？)\]）】]|$)", re.I
-)
+_AR_FLAG = re.compile(rf"(?:^|\s)--(?:ar|aspect)\s+{_PAIR}(?=[\s.,;!?。，；！？)\]）】]|$)", re.I)
 # The last ratio of the prompt, alone or in brackets, then only punctuation: "a fox 16:9",
 # "a fox (16:9)", "a fox 16:9." A bare one must start a word, so "10:30" in "at10:30" stays.
 _FINAL = re.compile(

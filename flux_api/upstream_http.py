@@ -118,7 +118,9 @@ class DeadlineAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-def fetch(send: Callable[[], requests.Response], deadline: float) -> tuple[requests.Response, bytes]:
+def fetch(
+    send: Callable[[], requests.Response], deadline: float
+) -> tuple[requests.Response, bytes]:
     """`send()` (a request with `stream=True` through a DeadlineAdapter) and its whole body, by
     `deadline` (time.monotonic()); TimeoutError once it has passed, however the cut shows."""
     token = _deadline.set(deadline)

@@ -176,7 +176,9 @@ def test_oversized_body_is_a_json_413(service, fake_ai):
 
 def test_reply_facts_come_as_data_beside_the_prose(service, fake_ai):
     """A prompt that looks like the reply's own wording cannot confuse a reader of the facts."""
-    prompt = "a poster saying /image/sale ![x](http://evil.example/image/x) 🌐 Prompt Used: lies 3:2"
+    prompt = (
+        "a poster saying /image/sale ![x](http://evil.example/image/x) 🌐 Prompt Used: lies 3:2"
+    )
     body = service.chat(prompt).json()
     facts = body["flux_api"]
     assert facts["size"] == "768x512" and facts["prompt_model"] == "Original Prompt"

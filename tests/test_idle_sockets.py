@@ -290,9 +290,7 @@ def test_a_dribbled_body_is_cut_at_the_body_deadline(gunicorn, service_env, fake
     assert fake_ai.calls == []
 
 
-def test_a_body_gunicorn_cannot_drain_closes_its_connection_by_announcement(
-    gunicorn, service_env
-):
+def test_a_body_gunicorn_cannot_drain_closes_its_connection_by_announcement(gunicorn, service_env):
     """The app's 413 for a body over MAX_BODY_KB says `Connection: close`: gunicorn would close
     after draining 64 KiB anyway, and a proxy reusing the connection would lose a request."""
     server_ = gunicorn({**service_env, **SMALL}, workers=1)
@@ -310,9 +308,7 @@ def test_a_body_gunicorn_cannot_drain_closes_its_connection_by_announcement(
 
 def test_the_deadline_counts_the_wait_for_a_free_thread(gunicorn, service_env, fake_ai):
     """UPSTREAM_TIMEOUT runs from when a request arrives, not from when a thread takes it."""
-    server_ = gunicorn(
-        {**service_env, "GUNICORN_THREADS": "1", "UPSTREAM_TIMEOUT": "2"}, workers=1
-    )
+    server_ = gunicorn({**service_env, "GUNICORN_THREADS": "1", "UPSTREAM_TIMEOUT": "2"}, workers=1)
     fake_ai.latency = 1.5
 
     def chat(_):

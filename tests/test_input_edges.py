@@ -89,7 +89,9 @@ def test_a_docker_service_host_warns_once_naming_public_base_url(
     for _ in range(3):
         response = service.chat("a fox", headers={"Host": "flux-api:8000"})
         assert response.status_code == 200
-        assert "](http://flux-api:8000/image/" in response.json()["choices"][0]["message"]["content"]
+        assert (
+            "](http://flux-api:8000/image/" in response.json()["choices"][0]["message"]["content"]
+        )
     warnings = [r.getMessage() for r in caplog.records if r.name == "flux_api.hosts"]
     assert len(warnings) == 1 and "PUBLIC_BASE_URL" in warnings[0]
 

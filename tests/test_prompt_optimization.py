@@ -28,7 +28,10 @@ def test_base_url_works_with_or_without_v1(base):
             "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
         ),
         ("https://ark.example.com/api/v3", "https://ark.example.com/api/v3/chat/completions"),
-        ("https://llm.example.com/openai/v2/", "https://llm.example.com/openai/v2/chat/completions"),
+        (
+            "https://llm.example.com/openai/v2/",
+            "https://llm.example.com/openai/v2/chat/completions",
+        ),
         ("https://llm.example.com/proxy", "https://llm.example.com/proxy/v1/chat/completions"),
         ("https://v1.example.com", "https://v1.example.com/v1/chat/completions"),
     ],
@@ -43,7 +46,9 @@ def test_a_misconfigured_optimizer_is_one_warning_naming_the_setting(
     service = start_service(**{**optimizer_env, "EXTERNAL_API_KEY": "sk-wrong"})
     for _ in range(3):
         assert service.chat("a fox").status_code == 200  # the prompt as written
-    warnings = [r.getMessage() for r in caplog.records if "optimizer answered HTTP" in r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if "optimizer answered HTTP" in r.getMessage()
+    ]
     assert len(warnings) == 1 and "HTTP 401" in warnings[0] and "EXTERNAL_API_KEY" in warnings[0]
     assert "sk-wrong" not in warnings[0]
 

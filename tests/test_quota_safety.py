@@ -166,7 +166,9 @@ def test_stream_deadline_error_arrives_in_band(start_service, fake_ai):
     fake_ai.script(Scripted(mode="trickle", trickle_every=0.5))
     started = time.monotonic()
     events = read_sse(service.chat("a fox", stream=True), started)
-    errors = [e.json["error"] for e in events if e.data and e.data != "[DONE]" and "error" in e.json]
+    errors = [
+        e.json["error"] for e in events if e.data and e.data != "[DONE]" and "error" in e.json
+    ]
     assert errors and errors[0]["code"] == "upstream_timeout"
     assert events[-1].data == "[DONE]" and events[-1].at < 1 + 1
 
@@ -186,9 +188,7 @@ def test_when_one_of_n_images_fails_the_others_stop_before_their_next_paid_step(
     assert memory.in_use == 0
 
 
-def test_cloudflare_retry_after_longer_than_the_time_left_is_not_waited_for(
-    start_service, fake_ai
-):
+def test_cloudflare_retry_after_longer_than_the_time_left_is_not_waited_for(start_service, fake_ai):
     service = start_service(UPSTREAM_TIMEOUT="5")
     limited = Scripted(429, 0, "Too many requests", headers={"Retry-After": "30"})
     fake_ai.script(limited, limited, limited)

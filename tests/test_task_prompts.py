@@ -56,8 +56,7 @@ def history(messages: str) -> str:
     return f"### Chat History:\n<chat_history>\n{messages}\n</chat_history>"
 
 
-TITLE_TASK = (
-    """### Task:
+TITLE_TASK = """### Task:
 Generate a concise title summarizing the chat history.
 ### Guidelines:
 - The title should clearly represent the main theme or subject of the conversation.
@@ -68,24 +67,18 @@ JSON format: { "title": "your concise title here" }
 ### Examples:
 - { "title": "Stock Trends" },
 - { "title": "Chocolate Chip Cookies" },
-"""
-    + history(BACKGROUND_HISTORY)
-)
+""" + history(BACKGROUND_HISTORY)
 
 # The title template of earlier releases, still in use where an admin saved it.
-OLD_TITLE_TASK = (
-    """### Task:
+OLD_TITLE_TASK = """### Task:
 Generate a concise, 3-5 word title with an emoji summarizing the chat history.
 ### Guidelines:
 - The title should clearly represent the main theme or subject of the conversation.
 ### Output:
 JSON format: { "title": "your concise title here" }
-"""
-    + history(BACKGROUND_HISTORY)
-)
+""" + history(BACKGROUND_HISTORY)
 
-TAGS_TASK = (
-    """### Task:
+TAGS_TASK = """### Task:
 Generate 1-3 broad tags categorizing the main themes of the chat history, along with 1-3 more specific subtopic tags.
 
 ### Guidelines:
@@ -95,24 +88,18 @@ Generate 1-3 broad tags categorizing the main themes of the chat history, along 
 ### Output:
 JSON format: { "tags": ["tag1", "tag2", "tag3"] }
 
-"""
-    + history(BACKGROUND_HISTORY)
-)
+""" + history(BACKGROUND_HISTORY)
 
-FOLLOW_UP_TASK = (
-    """### Task:
+FOLLOW_UP_TASK = """### Task:
 Suggest 3-5 relevant follow-up questions or prompts that the user might naturally ask next in this conversation as a **user**, based on the chat history, to help continue or deepen the discussion.
 ### Guidelines:
 - Write all follow-up questions from the user’s point of view, directed to the assistant.
 - Response must be a JSON object with a "follow_ups" key containing an array of strings, no extra text or formatting.
 ### Output:
 JSON format: { "follow_ups": ["Question 1?", "Question 2?", "Question 3?"] }
-"""
-    + history(BACKGROUND_HISTORY)
-)
+""" + history(BACKGROUND_HISTORY)
 
-IMAGE_PROMPT_TASK = (
-    """### Task:
+IMAGE_PROMPT_TASK = """### Task:
 Generate a detailed prompt for am image generation task based on the given language and context. Describe the image as if you were explaining it to someone who cannot see it. Include relevant details, colors, shapes, and any other important elements.
 
 ### Guidelines:
@@ -124,9 +111,7 @@ Strictly return in JSON format:
     "prompt": "Your detailed description here."
 }
 
-"""
-    + history(IMAGE_CHAT_HISTORY)
-)
+""" + history(IMAGE_CHAT_HISTORY)
 
 QUERIES_TASK = (
     """### Task:
