@@ -82,7 +82,11 @@ def refuse_bad_reload(server) -> bool:
     """Check the new code and settings in a fresh process before reloading: new workers that
     cannot boot make gunicorn halt, old workers included. True (and one log line) if refused."""
     paths = [HERE, os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(path for path in paths if path),
+        "FLUX_API_RUNNING_BIND": ",".join(server.cfg.bind),
+    }
     try:
         check = subprocess.run(
             [sys.executable, "-m", "flux_api.preflight"],
@@ -93,6 +97,9 @@ def refuse_bad_reload(server) -> bool:
         )
     except subprocess.TimeoutExpired:
         server.log.error("Reload refused: the new code did not start within 120 s; still serving")
+        return True
+    except Exception as exc:  # noqa: BLE001 (the check could not even run: do not reload blind)
+        server.log.error("Reload refused, the running workers keep serving: %r", exc)
         return True
     if check.returncode == 0:
         return False

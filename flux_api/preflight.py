@@ -7,12 +7,23 @@ that does not import then refuses the reload, and the running workers keep servi
 new workers failing to boot and taking the master down with them.
 """
 
+import os
+import sys
+
 from flux_api import create_app_or_exit
-from flux_api.server_config import load_server_config_or_exit
+from flux_api.environment import SettingsError
+from flux_api.server_config import check_can_listen, load_server_config_or_exit
 
 
 def main() -> None:
-    load_server_config_or_exit()
+    config = load_server_config_or_exit()
+    running = os.environ.get("FLUX_API_RUNNING_BIND", "").split(",")
+    if config.bind not in running:  # a new address: it must be free to take
+        try:
+            check_can_listen(config.bind)
+        except SettingsError as exc:
+            print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
     create_app_or_exit().extensions["flux_api"].store.close()
 
 

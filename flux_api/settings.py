@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlparse
 
 from .environment import SettingsError, flag, items, number, read_environment, text, url
 from .models import MODELS, ModelProfile, find_model
@@ -101,6 +102,22 @@ class Settings:
         return (self.default_model, *others)
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`*`, or origins as browsers send them (scheme://host[:port]): `example.com` alone would
+    match no browser's Origin, and CORS would fail in silence."""
+    origins = items(env, name) or ("*",)
+    for origin in origins:
+        parsed = urlparse(origin)
+        if origin != "*" and (
+            parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path
+        ):
+            raise SettingsError(
+                f"{name} lists {origin!r}; an origin is * or scheme://host[:port], such as "
+                "https://chat.example.com (no path)."
+            )
+    return origins
+
+
 def _model_id(name: str, value: str) -> str:
     model = find_model(value)
     if model is None:
@@ -143,7 +160,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         image_expiration=number(env, "IMAGE_EXPIRATION", 1800),
         data_dir=Path(text(env, "DATA_DIR", "data")),
         store_size_limit_mb=number(env, "STORE_SIZE_LIMIT_MB", 1024),
-        cors_origins=items(env, "CORS_ORIGINS") or ("*",),
+        cors_origins=_origins(env, "CORS_ORIGINS"),
         public_base_url=url(env, "PUBLIC_BASE_URL"),
         upstream_timeout=number(env, "UPSTREAM_TIMEOUT", 120.0, float, 0.1),
         optimizer_timeout=number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),

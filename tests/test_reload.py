@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,16 +32,13 @@ class CopiedService:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dotenv = self.code / ".env"
+        env = {**env, "BIND": f"127.0.0.1:{self.port}"}
         self.dotenv.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.log_path = tmp / "gunicorn.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
             cwd=self.code,
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "BIND": f"127.0.0.1:{self.port}",
-                "WEB_CONCURRENCY": "2",
-            },
+            env={"PATH": os.environ.get("PATH", ""), "WEB_CONCURRENCY": "2"},
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
@@ -140,3 +138,21 @@ def test_a_worker_respawned_after_a_bad_edit_boots_with_the_checked_settings(cop
     )
     assert copied.process.poll() is None
     assert copied.health() == 200
+
+
+def test_a_reload_with_a_bad_gunicorn_setting_is_refused(copied):
+    before = copied.workers()
+    copied.dotenv.write_text(
+        copied.dotenv.read_text() + "FORWARDED_ALLOW_IPS=127.0.0.1,localhost\n"
+    )
+    copied.reload()
+    assert_refused_and_serving(copied, before, "FORWARDED_ALLOW_IPS")
+
+
+def test_a_reload_onto_an_address_in_use_is_refused(copied):
+    before = copied.workers()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        copied.dotenv.write_text(copied.dotenv.read_text() + f"BIND=127.0.0.1:{port}\n")
+        copied.reload()
+        assert_refused_and_serving(copied, before, "cannot be listened on")

@@ -71,7 +71,13 @@ def test_bind_defaults_to_loopback(tmp_path):
         ("WEB_CONCURRENCY=abc\n", "WEB_CONCURRENCY must be a number, not 'abc'"),
         ("GUNICORN_THREADS=0\n", "GUNICORN_THREADS must be at least 1"),
         ("LOG_LEVEL=loud\n", "LOG_LEVEL must be one of"),
-        ("PORT=http\n", "PORT must be a number"),
+        ("PORT=http\n", "PORT needs a port from 1 to 65535"),
+        ("PORT=99999\n", "PORT needs a port from 1 to 65535"),
+        ("BIND=127.0.0.1:99999\n", "BIND needs a port"),
+        ("BIND=notaport\n", "BIND must look like"),
+        ("FORWARDED_ALLOW_IPS=bogus!\n", "FORWARDED_ALLOW_IPS lists 'bogus!'"),
+        ("GUNICORN_ACCESS_LOG=/nonexistent/dir/a.log\n", "GUNICORN_ACCESS_LOG"),
+        ("CORS_ORIGINS=example.com\n", "CORS_ORIGINS lists 'example.com'"),
     ],
 )
 def test_a_bad_gunicorn_setting_is_one_line_naming_it(tmp_path, dotenv, named):
@@ -129,6 +135,8 @@ def test_the_unit_with_the_example_uncommented_keeps_loopback_and_its_state_dire
     settings_file.write_text(uncommented_example().replace("BIND=127.0.0.1", "BIND=0.0.0.0"))
     environ = {**unit_environment(), "FLUX_API_ENV_FILE": str(settings_file)}
     assert environ["DATA_DIR"] == "/var/lib/flux-api"
+    # --print-config builds the app, which creates the store: never in the real state directory.
+    environ["DATA_DIR"] = str(tmp_path / "state")
     result = gunicorn_in(tmp_path, "", "--print-config", environ=environ)
     assert result.returncode == 0, result.stderr
     assert printed_config(result.stdout)["bind"] == "['127.0.0.1:8000']"
