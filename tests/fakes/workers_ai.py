@@ -5,14 +5,21 @@ contract it follows: docs/workers-ai.md).
 validates the body against the model's schema exactly as Cloudflare does (flux-1-schnell takes
 only `prompt` and `steps`, FLUX.2 takes multipart only, …) and answers in the model's form: a
 JSON envelope with a base64 image, or raw image bytes. Tests script failures and latency.
+
+Editing: FLUX.2 takes up to 4 reference images as file parts `input_image_0`…`input_image_3`
+(recorded in `call["references"]`); the SD 1.5 img2img and inpainting models take the input file
+as a JSON array of bytes (`image`) or base64 (`image_b64`), and a `mask` (recorded in
+`call["image"]`, `call["mask"]`). The answer is tinted by the first input's average colour.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 import random
+import re
 import socket
 import struct
 import threading
@@ -33,20 +40,34 @@ class Schema:
     size_range: tuple[int, int] | None  # None: the model takes no size and makes 1024x1024
     envelope: bool  # JSON envelope with base64, or raw image bytes
     image_format: str = "JPEG"
+    references: int = 0  # how many `input_image_N` file parts the model takes
+    # Inputs the model itself insists on, though the schema leaves them optional.
+    requires: tuple = ()
 
 
 _TEXT = None
 _SEED = (0, 2**32)
+_BYTES = "bytes"  # an array of 0-255 integers: a file's bytes
+_BASE64 = "base64"  # a string: a file in base64
 
 
-def _schema(*, multipart=False, envelope=True, size=None, image_format="JPEG", **fields) -> Schema:
+def _schema(
+    *,
+    multipart=False,
+    envelope=True,
+    size=None,
+    image_format="JPEG",
+    references=0,
+    requires=(),
+    **fields,
+) -> Schema:
     fields = {"prompt": _TEXT, **fields}
     if size:
         fields.update(width=size, height=size)
-    return Schema(multipart, fields, size, envelope, image_format)
+    return Schema(multipart, fields, size, envelope, image_format, references, requires)
 
 
-_FLUX2 = dict(multipart=True, size=(256, 1920))
+_FLUX2 = dict(multipart=True, size=(256, 1920), references=4)
 _SD = dict(
     envelope=False,
     size=(256, 2048),
@@ -54,6 +75,10 @@ _SD = dict(
     guidance=(0, 30),
     seed=_SEED,
     num_steps=(1, 20),
+)
+# Cloudflare's schema bounds neither `strength` nor the byte values; their descriptions do.
+_SD_EDIT = dict(
+    _SD, image_format="PNG", image=_BYTES, image_b64=_BASE64, mask=_BYTES, strength=(0, 1)
 )
 SCHEMAS = {
     "@cf/black-forest-labs/flux-1-schnell": _schema(steps=(1, 8)),
@@ -73,6 +98,11 @@ SCHEMAS = {
     ),
     "@cf/leonardo/lucid-origin": _schema(
         size=(0, 2500), guidance=(0, 10), seed=_SEED, steps=(1, 40)
+    ),
+    # `mask` is in both schemas; field reports show inpainting refusing a call without one.
+    "@cf/runwayml/stable-diffusion-v1-5-img2img": _schema(requires=("image",), **_SD_EDIT),
+    "@cf/runwayml/stable-diffusion-v1-5-inpainting": _schema(
+        requires=("mask", "image"), **_SD_EDIT
     ),
 }
 
@@ -143,6 +173,9 @@ class FakeWorkersAI:
 
     def app(self) -> Flask:
         app = Flask("fake_workers_ai")
+        # Werkzeug caps text parts at 500 kB with an HTML 413; Cloudflare has no such cap, so an
+        # image sent as a text part reaches the schema check and gets its envelope.
+        app.config["MAX_FORM_MEMORY_SIZE"] = None
 
         @app.post("/client/v4/accounts/<account>/ai/run/<path:model>")
         def run(account: str, model: str):
@@ -171,7 +204,11 @@ class FakeWorkersAI:
         fields, problem = self._read_fields(schema)
         call["fields"] = fields
         if problem:
-            return envelope_error(400, 5006, f"AiError: Bad input: {problem} (a1b2c3d4-request-id)")
+            return envelope_error(400, 5006, _bad_input(problem))
+        try:
+            tint, size = read_inputs(schema, fields, call)
+        except Refused as refused:
+            return envelope_error(refused.status, refused.code, str(refused))
         scripted = self._next_scripted()
         delay = self.latency + random.uniform(-self.jitter, self.jitter)
         if delay > 0:
@@ -179,11 +216,11 @@ class FakeWorkersAI:
         if scripted is not None:
             return self._misbehave(scripted, schema)
         width, height = (
-            (fields.get("width", 1024), fields.get("height", 1024))
+            (fields.get("width", size[0]), fields.get("height", size[1]))
             if schema.size_range
             else (1024, 1024)
         )
-        image = render_image(int(width), int(height), schema.image_format, self.realistic)
+        image = render_image(int(width), int(height), schema.image_format, self.realistic, tint)
         if not schema.envelope:
             mime = "image/png" if schema.image_format == "PNG" else "image/jpeg"
             return Response(image, mimetype=mime)
@@ -194,6 +231,9 @@ class FakeWorkersAI:
             if not (request.content_type or "").startswith("multipart/form-data"):
                 return {}, "this model takes multipart/form-data input, even for a bare prompt"
             fields = dict(request.form)
+            for name in fields:
+                if _REFERENCE.fullmatch(name):  # a part without a filename arrives as text
+                    return fields, f"'{name}' must be a file part (a binary image with a filename)"
             for name in ("width", "height", "steps"):
                 if name in fields:
                     try:
@@ -207,11 +247,9 @@ class FakeWorkersAI:
         for name, value in fields.items():
             if name not in schema.fields:
                 return fields, f"must NOT have additional properties: '{name}'"
-            bounds = schema.fields[name]
-            if bounds is not None and (
-                not isinstance(value, (int, float)) or not bounds[0] <= value <= bounds[1]
-            ):
-                return fields, f"'{name}' must be between {bounds[0]} and {bounds[1]}"
+            problem = _field_problem(name, value, schema.fields[name])
+            if problem:
+                return fields, problem
         prompt = fields.get("prompt")
         if not isinstance(prompt, str) or not 1 <= len(prompt) <= 2048:
             return fields, "'prompt' must be a string of 1 to 2048 characters"
@@ -254,6 +292,127 @@ class FakeWorkersAI:
         return response
 
 
+_REQUEST_ID = "(a1b2c3d4-request-id)"
+
+
+def _bad_input(problem: str) -> str:
+    """A 5006 message, as Cloudflare words a schema violation."""
+    return f"AiError: Bad input: {problem} {_REQUEST_ID}"
+
+
+def _field_problem(name: str, value, kind) -> str | None:
+    """What is wrong with one field's value by its kind in the schema, if anything."""
+    if kind is _TEXT:
+        return None
+    if kind is _BASE64:
+        return None if isinstance(value, str) else f"'{name}' must be string"
+    if kind is _BYTES:
+        ok = isinstance(value, list) and all(type(v) is int and 0 <= v <= 255 for v in value)
+        return None if ok else f"'{name}' must be an array of integers from 0 to 255"
+    if not isinstance(value, (int, float)) or not kind[0] <= value <= kind[1]:
+        return f"'{name}' must be between {kind[0]} and {kind[1]}"
+    return None
+
+
+class Refused(Exception):
+    """An input Workers AI turns down past the schema check: its envelope's code and message."""
+
+    def __init__(self, code: int, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+_REFERENCE = re.compile(r"input_image_\d+")
+_REFERENCE_NAMES = {f"input_image_{i}" for i in range(4)}
+# Cloudflare: "All input images must be smaller than 512x512", and elsewhere "512x512 per input
+# image": read as at most 512 a side, so exactly 512 passes.
+_REFERENCE_SIDE = 512
+_INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
+_DEFAULT_SIZE = (1024, 1024)
+
+
+def read_inputs(schema: Schema, fields: dict, call: dict) -> tuple[tuple | None, tuple]:
+    """Check and record the input images; the output's tint and default size come from them."""
+    if schema.multipart:
+        return _read_references(schema.references, call), _DEFAULT_SIZE
+    if "image" in schema.fields:
+        return _read_edit_inputs(schema, fields, call)
+    return None, _DEFAULT_SIZE
+
+
+def _read_references(limit: int, call: dict) -> tuple | None:
+    """FLUX.2's reference images: file parts `input_image_0`…, each a JPEG, PNG or WebP."""
+    parts = list(request.files.items(multi=True))
+    call["references"] = references = []
+    if len(parts) > limit:
+        raise Refused(5006, _bad_input(f"at most {limit} input images, got {len(parts)}"))
+    tint = None
+    for name, part in parts:
+        picture = _reference(name, part.read(), references)
+        references.append((name, picture.width, picture.height, picture.format))
+        tint = tint or _average(picture)
+    return tint
+
+
+def _reference(name: str, data: bytes, seen: list) -> Image.Image:
+    """One reference part, checked: its name, that it decodes, and its size."""
+    if name not in _REFERENCE_NAMES or any(name == r[0] for r in seen):
+        expected = ", ".join(sorted(_REFERENCE_NAMES))
+        raise Refused(5006, _bad_input(f"unexpected file '{name}' (once each: {expected})"))
+    picture = _decode(data, name)
+    if max(picture.size) > _REFERENCE_SIDE:
+        size = f"{picture.width}x{picture.height}"
+        message = f"'{name}' is {size}: input images must be at most 512x512"
+        raise Refused(5006, _bad_input(message))
+    return picture
+
+
+def _read_edit_inputs(schema: Schema, fields: dict, call: dict) -> tuple[tuple, tuple]:
+    """SD 1.5 img2img / inpainting: the input file as bytes or base64, and a mask."""
+    image = _image_bytes(fields)
+    for needed in schema.requires:  # the model's own check, past the schema: a 3030
+        if (image if needed == "image" else fields.get(needed)) is None:
+            message = "missing required input " + ("mask_image" if needed == "mask" else needed)
+            raise Refused(
+                3030, f"AiError: AiError: Model input is not valid: {message} {_REQUEST_ID}"
+            )
+    picture = _decode(image, "image")
+    call["image"] = (picture.width, picture.height, picture.format)
+    if "mask" in fields:
+        mask = _decode(bytes(fields["mask"]), "mask")
+        call["mask"] = (mask.width, mask.height)
+    return _average(picture), picture.size
+
+
+def _image_bytes(fields: dict) -> bytes | None:
+    """The input file from `image` (bytes) or else `image_b64`; undecodable base64 is a 5004."""
+    if "image" in fields:
+        return bytes(fields["image"])
+    if "image_b64" not in fields:
+        return None
+    try:
+        return base64.b64decode(fields["image_b64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(5004, "AiError: Invalid data type for base64 input: image_b64") from None
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    """The complete JPEG, PNG or WebP picture in `data`; anything else is a 5006."""
+    try:
+        picture = Image.open(io.BytesIO(data))
+        picture.load()  # a cut-off file fails here, not at open
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        picture = None
+    if picture is None or picture.format not in _INPUT_FORMATS:
+        raise Refused(5006, _bad_input(f"'{name}' is not a JPEG, PNG or WebP image"))
+    return picture
+
+
+def _average(picture: Image.Image) -> tuple:
+    """The picture's average colour, to tint the answer by (so an edit's output shows its input)."""
+    return picture.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+
+
 def _trickle(body: bytes, every: float) -> Response:
     def one_byte_at_a_time():
         for i in range(len(body)):
@@ -287,18 +446,21 @@ _RENDER_LOCK = threading.Lock()
 _ENVELOPES: dict = {}
 
 
-def render_image(width: int, height: int, fmt: str = "JPEG", realistic: bool = False) -> bytes:
+def render_image(
+    width: int, height: int, fmt: str = "JPEG", realistic: bool = False, tint: tuple | None = None
+) -> bytes:
     """A test card (a frame in one colour, a centre mark in another, so crops are visible), or
-    with `realistic` a noisy photo-like picture that compresses like a real one."""
-    key = (width, height, fmt, realistic)
+    with `realistic` a noisy photo-like picture that compresses like a real one. `tint` is the
+    background colour (an edit's input colour), blue by default."""
+    key = (width, height, fmt, realistic, tint)
     with _RENDER_LOCK:  # render once, not once per concurrent first request
         if key not in _RENDERED:
-            _RENDERED[key] = _render(width, height, fmt, realistic)
+            _RENDERED[key] = _render(width, height, fmt, realistic, tint or (40, 90, 160))
     return _RENDERED[key]
 
 
-def _render(width: int, height: int, fmt: str, realistic: bool) -> bytes:
-    image = Image.new("RGB", (width, height), (40, 90, 160))
+def _render(width: int, height: int, fmt: str, realistic: bool, background: tuple) -> bytes:
+    image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
     draw.rectangle([0, 0, width // 8, height - 1], fill=(220, 60, 40))  # left band
     draw.ellipse(
