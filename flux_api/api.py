@@ -8,7 +8,7 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from werkzeug.wsgi import wrap_file
 
-from . import chat, hosts, images, openapi, tasks, wire
+from . import chat, edits, hosts, images, openapi, tasks, wire
 from .auth import presents_key
 from .budget import Budget, peer_closed
 from .errors import APIError, invalid_request
@@ -17,6 +17,7 @@ from .services import Services
 from .sizes import COMMON_RATIOS
 
 bp = Blueprint("api", __name__)
+JSON = "application/json"
 _STARTED = int(time.time())
 
 
@@ -127,17 +128,26 @@ def openapi_document():
     return jsonify(openapi.document(services().settings))
 
 
+def model_object(model) -> dict:
+    """OpenAI's model object, with what the model can do in a field clients ignore."""
+    abilities = {
+        "text_to_image": model.makes_from_text,
+        "edits": model.edit_input is not None,
+        "max_input_images": model.max_images,
+    }
+    return {**wire.model_object(model.id, model.owned_by, _STARTED), "flux_api": abilities}
+
+
 @bp.get("/v1/models")
 def list_models():
-    models = services().settings.models
-    return jsonify(wire.model_list([wire.model_object(m.id, m.owned_by, _STARTED) for m in models]))
+    return jsonify(wire.model_list([model_object(m) for m in services().settings.models]))
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str):
     for model in services().settings.models:
         if model_id in (model.id, model.short_name):
-            return jsonify(wire.model_object(model.id, model.owned_by, _STARTED))
+            return jsonify(model_object(model))
     raise APIError(
         404,
         f"The model {model_id!r} does not exist; GET /v1/models lists them.",
@@ -196,9 +206,35 @@ def images_generations():
         request_budget(),
         services().image_memory,
     )
-    if isinstance(answer, dict):
-        return jsonify(answer)
-    return Response(answer, mimetype="application/json")
+    return jsonify(answer) if isinstance(answer, dict) else Response(answer, mimetype=JSON)
+
+
+@bp.post("/v1/images/edits")
+def images_edits():
+    return _edit(variation=False)
+
+
+@bp.post("/v1/images/variations")
+def images_variations():
+    return _edit(variation=True)
+
+
+def _edit(variation: bool):
+    """Multipart (the clients' form) or JSON with data URLs; uploads may reach MAX_UPLOAD_MB."""
+    settings, pipeline = services().settings, services().pipeline
+    request.max_content_length = settings.max_upload_mb * 1024 * 1024
+    g.body_limit = ("MAX_UPLOAD_MB", f"{settings.max_upload_mb} MB")
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        edit = edits.parse_form(request.form, request.files, settings.images_max_n, variation)
+    else:
+        edit = edits.parse_json(json_body(), settings.images_max_n)
+    plan = edits.plan_edit(pipeline, edit, public_base_url())
+    g.model = plan.model.short_name
+    spend(edit.n)
+    answer = images.deliver(
+        pipeline, plan, edit.n, edit.response_format, request_budget(), services().image_memory
+    )
+    return jsonify(answer) if isinstance(answer, dict) else Response(answer, mimetype=JSON)
 
 
 @bp.get("/image/<path:key>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import APIError, api_error_for, log_unexpected
@@ -14,7 +14,8 @@ def _from_http(exc: HTTPException) -> APIError:
         return APIError(
             404,
             f"Unknown path {request.path[:200]}: this service answers /v1/chat/completions, "
-            "/v1/images/generations, /v1/models and /image/<key>.",
+            "/v1/images/generations, /v1/images/edits, /v1/images/variations, /v1/models and "
+            "/image/<key>.",
             code="not_found",
         )
     if code == 405:
@@ -28,10 +29,11 @@ def _from_http(exc: HTTPException) -> APIError:
         )
     if code == 413:
         limit_kb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
+        setting, limit = g.get("body_limit", ("MAX_BODY_KB", f"{limit_kb} KB"))
         return APIError(
             413,
-            f"The request body is larger than this service accepts ({limit_kb} KB, set by "
-            "MAX_BODY_KB). Send a shorter prompt.",
+            f"The request body is larger than this service accepts ({limit}, set by "
+            f"{setting}). Send less.",
             code="request_too_large",
             should_retry=False,
         )

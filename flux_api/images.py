@@ -18,7 +18,7 @@ from .errors import invalid_request
 from .fields import optional, whole_number
 from .imaging import sniff_type
 from .memory import ImageMemory, image_bytes
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Plan
 from .sizes import parse_size
 
 # Accepted for compatibility and ignored: quality, style, user, background, output_format,
@@ -72,9 +72,7 @@ def generate(
     budget: Budget,
     memory: ImageMemory,
 ) -> dict | Iterable[bytes]:
-    """Generate all `n` images, then store them: if any fails, nothing is stored. A `url`
-    answer is a dict; a `b64_json` one is JSON streamed image by image, holding the request's
-    memory reservation until it has been sent."""
+    """Generate all `n` images, then store them: if any fails, nothing is stored."""
     plan = pipeline.plan(
         request.prompt,
         request.model,
@@ -84,12 +82,26 @@ def generate(
         extras=request.extras,
         param="prompt",
     )
-    as_base64 = request.response_format == "b64_json"
+    return deliver(pipeline, plan, request.n, request.response_format, budget, memory)
+
+
+def deliver(
+    pipeline: Pipeline,
+    plan: Plan,
+    n: int,
+    response_format: str,
+    budget: Budget,
+    memory: ImageMemory,
+) -> dict | Iterable[bytes]:
+    """Make a plan's `n` images and answer in the Images API's shape, for generations and edits
+    alike. A `url` answer is a dict; a `b64_json` one is JSON streamed image by image, holding
+    the request's memory reservation until it has been sent."""
+    as_base64 = response_format == "b64_json"
     # Models that make 1024x1024 whatever is asked hold that much before a crop.
     largest = max(plan.size, (1024, 1024), key=lambda size: size[0] * size[1])
-    reservation = memory.reserve(image_bytes(largest, request.n), budget)
+    reservation = memory.reserve(image_bytes(largest, n), budget)
     try:
-        choice, generated = pipeline.run(plan, request.n, keep=not as_base64, budget=budget)
+        choice, generated = pipeline.run(plan, n, keep=not as_base64, budget=budget)
         width, height = plan.size
         image_type = sniff_type(generated.images[0]) or "image/png"
         head = {

@@ -20,6 +20,14 @@ class ResponseForm(Enum):
     RAW = "raw"  # the image bytes themselves
 
 
+class EditInput(Enum):
+    """How a model takes the images it edits (docs/workers-ai.md, "Editing")."""
+
+    REFERENCES = "references"  # multipart files input_image_0…3, each at most 512x512
+    IMAGE = "image"  # JSON image_b64: img2img
+    IMAGE_AND_MASK = "image_and_mask"  # JSON image_b64 + mask (the mask file's bytes): inpainting
+
+
 @dataclass(frozen=True)
 class ModelProfile:
     id: str
@@ -37,6 +45,12 @@ class ModelProfile:
     prompt_limit: int = 2048
     # Optional extras the schema accepts (used by the Images API extensions).
     extras: frozenset[str] = frozenset()
+    # Editing: how the model takes input images (None: it does not edit), how many, how large.
+    edit_input: EditInput | None = None
+    max_images: int = 0
+    max_image_side: int | None = None
+    # False for models that only edit: they need an input image and never serve a text prompt.
+    makes_from_text: bool = True
 
     @property
     def short_name(self) -> str:
@@ -56,6 +70,21 @@ _FLUX2 = dict(
     encoding=Encoding.MULTIPART,
     response=ResponseForm.ENVELOPE,
     size_range=(256, 1920),
+    edit_input=EditInput.REFERENCES,
+    max_images=4,
+    max_image_side=512,
+)
+_SD15 = dict(
+    owned_by="runwayml",
+    encoding=Encoding.JSON,
+    response=ResponseForm.RAW,
+    steps_field="num_steps",
+    steps_range=(1, 20),
+    size_range=(256, 2048),
+    extras=frozenset({"negative_prompt", "guidance", "seed", "strength"}),
+    max_images=1,
+    max_image_side=2048,
+    makes_from_text=False,
 )
 _SD = dict(
     encoding=Encoding.JSON,
@@ -110,14 +139,26 @@ MODELS: tuple[ModelProfile, ...] = (
     ),
 )
 
-MODELS_BY_ID: dict[str, ModelProfile] = {m.id: m for m in MODELS}
+EDIT_ONLY_MODELS: tuple[ModelProfile, ...] = (
+    ModelProfile(
+        id="@cf/runwayml/stable-diffusion-v1-5-img2img", edit_input=EditInput.IMAGE, **_SD15
+    ),
+    ModelProfile(
+        id="@cf/runwayml/stable-diffusion-v1-5-inpainting",
+        edit_input=EditInput.IMAGE_AND_MASK,
+        **_SD15,
+    ),
+)
+INPAINTING_MODEL_ID = "@cf/runwayml/stable-diffusion-v1-5-inpainting"
+
+MODELS_BY_ID: dict[str, ModelProfile] = {m.id: m for m in (*MODELS, *EDIT_ONLY_MODELS)}
 
 
 def find_model(name: str) -> ModelProfile | None:
     """The profile for a full id (`@cf/…/flux-1-schnell`) or its last segment (`flux-1-schnell`)."""
     if name in MODELS_BY_ID:
         return MODELS_BY_ID[name]
-    for model in MODELS:
+    for model in MODELS_BY_ID.values():
         if model.short_name == name:
             return model
     return None

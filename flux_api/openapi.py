@@ -72,6 +72,17 @@ _GENERATION_ERRORS = {
     "504": _error("Workers AI did not answer within UPSTREAM_TIMEOUT.", _SHOULD_RETRY),
 }
 
+_EDIT_ERRORS = {
+    **_GENERATION_ERRORS,
+    "400": _error(
+        "An image that is not a JPEG, PNG or WebP, too large or with too many pixels, a mask "
+        "of another size, more images than the model takes, a remote image URL, or any other "
+        "invalid field (`param` names it).",
+        _SHOULD_RETRY,
+    ),
+    "413": _error("The upload is larger than MAX_UPLOAD_MB.", _SHOULD_RETRY),
+}
+
 _TEXT = {"type": "string", "pattern": r"\S"}  # at least one character that is not a space
 # The prompt is the last `user` message: a string, or parts whose `text` parts are joined.
 _USER_MESSAGE = {
@@ -261,6 +272,62 @@ _SCHEMAS: dict = {
             "steps": _nullable({"type": "integer", "minimum": 1}),
         },
     },
+    "EditForm": {
+        "type": "object",
+        "required": ["prompt"],
+        "properties": {
+            "image": {"type": "string", "format": "binary"},
+            "image[]": {
+                "description": "One part per image (the openai SDK, Open WebUI, LibreChat).",
+                "anyOf": [
+                    {"type": "string", "format": "binary"},
+                    {"type": "array", "items": {"type": "string", "format": "binary"}},
+                ],
+            },
+            "mask": {
+                "type": "string",
+                "format": "binary",
+                "description": "PNG, the size of the first image; transparent where to edit.",
+            },
+            "prompt": {"type": "string", "pattern": "\\S"},
+            "model": _nullable({"type": "string"}),
+            "n": _nullable({"type": "integer", "minimum": 1}),
+            "size": _nullable({"type": "string"}),
+            "response_format": _nullable({"enum": ["url", "b64_json"]}),
+            "strength": {"type": "number", "minimum": 0, "maximum": 1},
+            "seed": {"type": "integer", "minimum": 0},
+        },
+    },
+    "EditJSON": {
+        "type": "object",
+        "required": ["prompt", "images"],
+        "properties": {
+            "prompt": {"type": "string"},
+            "images": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"image_url": {"type": "string", "description": "data: URL"}},
+                },
+            },
+            "mask": {"type": "object", "properties": {"image_url": {"type": "string"}}},
+            "model": _nullable({"type": "string"}),
+            "n": _nullable({"type": "integer", "minimum": 1}),
+            "size": _nullable({"type": "string"}),
+            "response_format": _nullable({"enum": ["url", "b64_json"]}),
+        },
+    },
+    "VariationForm": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {"type": "string", "format": "binary"},
+            "model": _nullable({"type": "string"}),
+            "n": _nullable({"type": "integer", "minimum": 1}),
+            "size": _nullable({"type": "string"}),
+            "response_format": _nullable({"enum": ["url", "b64_json"]}),
+        },
+    },
     "ImagesResponse": {
         "type": "object",
         "required": ["created", "data"],
@@ -405,6 +472,35 @@ _PATHS: dict = {
             "responses": {
                 "200": _json(_ref("ImagesResponse"), "The images.", _REQUEST_ID),
                 **_GENERATION_ERRORS,
+            },
+        }
+    },
+    "/v1/images/edits": {
+        "post": {
+            "summary": "Edit 1–4 images with a prompt (a mask: inpainting); OpenAI's edits API",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {"schema": _ref("EditForm")},
+                    JSON: {"schema": _ref("EditJSON")},
+                },
+            },
+            "responses": {
+                "200": _json(_ref("ImagesResponse"), "The images.", _REQUEST_ID),
+                **_EDIT_ERRORS,
+            },
+        }
+    },
+    "/v1/images/variations": {
+        "post": {
+            "summary": "Variations of one image (an edit with a neutral prompt)",
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": _ref("VariationForm")}},
+            },
+            "responses": {
+                "200": _json(_ref("ImagesResponse"), "The images.", _REQUEST_ID),
+                **_EDIT_ERRORS,
             },
         }
     },

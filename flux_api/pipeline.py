@@ -21,7 +21,8 @@ from PIL import Image
 from .budget import Budget, ClientLeft
 from .errors import api_error_for, invalid_request, log_unexpected
 from .imaging import fit, image_size
-from .models import ModelProfile, find_model
+from . import model_choice
+from .models import ModelProfile
 from .optimizer import OptimizerClient, OptimizerError
 from .settings import Settings
 from .sizes import parse_ratio, size_for_ratio, upstream_size
@@ -44,6 +45,9 @@ class Plan:
     steps: int | None = None  # overrides the default steps (Images API `steps`)
     # Optional fields (seed, negative_prompt); only those the model's schema takes are sent.
     extras: dict = field(default_factory=dict)
+    # An edit's input images, prepared for the model (references.py), and its mask.
+    images: tuple[bytes, ...] = ()
+    mask: bytes | None = None
 
     @property
     def aspect_ratio(self) -> str:
@@ -92,11 +96,7 @@ class Pipeline:
         return self._background.submit(contextvars.copy_context().run, fn, *args)
 
     def resolve_model(self, name: object) -> ModelProfile:
-        """A listed model by id or short name; anything else (gpt-4o, dall-e-3…) is the default."""
-        model = find_model(name) if isinstance(name, str) else None
-        if model is None or model.id not in self.settings.image_models:
-            return self.settings.default_model
-        return model
+        return model_choice.text_model(self.settings, name)
 
     def plan(
         self,
@@ -115,7 +115,7 @@ class Pipeline:
         original = text.strip()
         prompt, ratio = parse_ratio(original) if size is None else (original, None)
         model = self.resolve_model(model_name)
-        self._check(prompt, model, param)
+        self.check(prompt, model, param)
         return Plan(
             original,
             prompt,
@@ -126,7 +126,7 @@ class Pipeline:
             extras=dict(extras or {}),
         )
 
-    def _check(self, prompt: str, model: ModelProfile, param: str) -> None:
+    def check(self, prompt: str, model: ModelProfile, param: str) -> None:
         """What can fail before any work starts fails here, before a stream's first byte."""
         if not prompt:
             raise invalid_request(
@@ -222,6 +222,8 @@ class Pipeline:
             steps=steps,
             extras=plan.extras,
             budget=budget,
+            images=plan.images,
+            mask=plan.mask,
         )
         generated_at = time.monotonic()
         try:

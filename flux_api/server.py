@@ -34,10 +34,12 @@ log = logging.getLogger("gunicorn.error")
 # A real client sends its headers in one packet right after connecting; 10 s is generous for a
 # slow mobile link and short enough that a flood of silent or dribbling sockets drains quickly.
 HEADER_TIMEOUT = 10.0
-# The whole body must have arrived this long after the headers (bodies are at most
-# MAX_BODY_KB, 64 KB by default: 2 KB/s is enough); a body dribbled a byte at a time would
-# otherwise hold a thread for as long as each byte comes within IO_TIMEOUT.
+# The whole body must have arrived this long after the headers, plus a second for every
+# MIN_UPLOAD_RATE bytes it announces (a JSON body is at most MAX_BODY_KB, an edit's upload
+# MAX_UPLOAD_MB); a body dribbled a byte at a time would otherwise hold a thread for as long
+# as each byte comes within IO_TIMEOUT.
 BODY_TIMEOUT = 30.0
+MIN_UPLOAD_RATE = 100 * 1024  # bytes a second: a slow mobile uplink
 # gunicorn drains at most 64 KiB of a body the app did not read, after it has already
 # answered with keep-alive, then closes: a client sending its next request on that
 # connection loses it. A larger body (the app's 413) closes the connection by announcement.
@@ -99,11 +101,12 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         return super().handle(conn)
 
     def handle_request(self, req, conn):
+        length = getattr(getattr(req.body, "reader", None), "length", 0)
         if isinstance(conn.sock, GuardedSocket):
             conn.sock.header_deadline = None  # the headers are in
-            conn.sock.body_deadline = time.monotonic() + self.body_timeout
-        reader = getattr(req.body, "reader", None)
-        if getattr(reader, "length", 0) > DRAINABLE_BODY:
+            allowed = self.body_timeout + length / MIN_UPLOAD_RATE
+            conn.sock.body_deadline = time.monotonic() + allowed
+        if length > DRAINABLE_BODY:
             req.must_close = True
         return super().handle_request(req, conn)
 

@@ -12,9 +12,13 @@ from typing import Mapping
 from urllib.parse import urlparse
 
 from .environment import SettingsError, flag, items, number, read_environment, text, url
-from .models import MODELS, ModelProfile, find_model
+from .models import EDIT_ONLY_MODELS, MODELS, ModelProfile, find_model
 
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run"
+
+# FLUX.2 klein 4B: it takes reference images, answers in seconds (4 fixed steps) and costs the
+# fewest neurons of the models that edit; EDIT_MODEL=flux-2-klein-9b or flux-2-dev for quality.
+DEFAULT_EDIT_MODEL = "@cf/black-forest-labs/flux-2-klein-4b"
 
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -57,7 +61,8 @@ class Settings:
     system_message: str = ""
     flux_num_steps: int = 4
     flux_model: str = MODELS[0].id
-    image_models: tuple[str, ...] = tuple(m.id for m in MODELS)
+    edit_model: str | None = DEFAULT_EDIT_MODEL  # None: no offered model edits
+    image_models: tuple[str, ...] = tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
     image_expiration: int = 1800
     data_dir: Path = Path("data")
     store_size_limit_mb: int = 1024
@@ -70,6 +75,7 @@ class Settings:
     images_max_n: int = 4
     skip_task_prompts: bool = True
     max_body_kb: int = 64
+    max_upload_mb: int = 20  # multipart bodies of /v1/images/edits and /variations
     rate_limit: RateLimit | None = None
     upstream_concurrency: int = 0  # 0: no cap
     image_memory_mb: int = 256  # per worker, for Images API images in flight
@@ -96,6 +102,10 @@ class Settings:
         return find_model(self.flux_model)  # validated in load_settings
 
     @property
+    def default_edit_model(self) -> ModelProfile | None:
+        return find_model(self.edit_model) if self.edit_model else None
+
+    @property
     def models(self) -> tuple[ModelProfile, ...]:
         """The models offered, the default first."""
         others = [find_model(m) for m in self.image_models if m != self.flux_model]
@@ -118,23 +128,42 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return origins
 
 
-def _model_id(name: str, value: str) -> str:
+def _model_id(name: str, value: str, fits=lambda model: True, what: str = "model") -> str:
     model = find_model(value)
-    if model is None:
-        choices = ", ".join(m.id for m in MODELS)
-        raise SettingsError(f"{name} names an unknown model {value!r}; choose from: {choices}.")
+    if model is None or not fits(model):
+        choices = ", ".join(m.id for m in (*MODELS, *EDIT_ONLY_MODELS) if fits(m))
+        raise SettingsError(f"{name} names an unknown {what} {value!r}; choose from: {choices}.")
     return model.id
+
+
+def _edit_model(env: Mapping[str, str], image_models: tuple[str, ...]) -> str | None:
+    """EDIT_MODEL when set (it is then offered too); else the default, or the first offered
+    model that edits when IMAGE_MODELS leaves the default out; None when none edits."""
+    edits = lambda model: model.edit_input is not None  # noqa: E731
+    if text(env, "EDIT_MODEL"):
+        return _model_id("EDIT_MODEL", text(env, "EDIT_MODEL"), edits, "model that edits")
+    offered = [find_model(m) for m in image_models]
+    editing = [m.id for m in offered if edits(m) and m.makes_from_text]
+    if DEFAULT_EDIT_MODEL in image_models or not editing:
+        return DEFAULT_EDIT_MODEL if DEFAULT_EDIT_MODEL in image_models else None
+    return editing[0]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: read_environment())."""
     env = read_environment(environ)
 
-    flux_model = _model_id("FLUX_MODEL", text(env, "FLUX_MODEL", MODELS[0].id))
+    from_text = lambda model: model.makes_from_text  # noqa: E731
+    flux_model = _model_id(
+        "FLUX_MODEL", text(env, "FLUX_MODEL", MODELS[0].id), from_text, "text-to-image model"
+    )
     listed = tuple(_model_id("IMAGE_MODELS", m) for m in items(env, "IMAGE_MODELS"))
-    image_models = listed or tuple(m.id for m in MODELS)
+    image_models = listed or tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
     if flux_model not in image_models:
         image_models = (flux_model, *image_models)
+    edit_model = _edit_model(env, image_models)
+    if edit_model and edit_model not in image_models:
+        image_models = (*image_models, edit_model)
 
     optimization = flag(env, "PROMPT_OPTIMIZATION", flag(env, "CF_IS_TRANSLATE", False))
     external_base = url(env, "EXTERNAL_API_BASE")
@@ -156,6 +185,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         system_message=text(env, "SYSTEM_MESSAGE"),
         flux_num_steps=number(env, "FLUX_NUM_STEPS", 4),
         flux_model=flux_model,
+        edit_model=edit_model,
         image_models=image_models,
         image_expiration=number(env, "IMAGE_EXPIRATION", 1800),
         data_dir=Path(text(env, "DATA_DIR", "data")),
@@ -169,6 +199,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         images_max_n=number(env, "IMAGES_MAX_N", 4),
         skip_task_prompts=flag(env, "SKIP_TASK_PROMPTS", True),
         max_body_kb=number(env, "MAX_BODY_KB", 64),
+        max_upload_mb=number(env, "MAX_UPLOAD_MB", 20),
         rate_limit=_rate_limit(env, "RATE_LIMIT"),
         upstream_concurrency=number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
         image_memory_mb=number(env, "IMAGE_MEMORY_MB", 256, int, 16),

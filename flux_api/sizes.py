@@ -99,6 +99,14 @@ def size_for_ratio(ratio: Ratio | None) -> tuple[int, int]:
     return (LONG_SIDE, short_side) if reduced[0] >= reduced[1] else (short_side, LONG_SIDE)
 
 
+def size_like(width: int, height: int) -> tuple[int, int]:
+    """An output size with the shape of a `width` x `height` image (an edit's first image): long
+    side 1024 and the short side to scale, in multiples of 16, at most 4:1."""
+    long, short = max(width, height), max(1, min(width, height))
+    short_side = max(MIN_SIDE, LONG_SIDE // MAX_RATIO, round(LONG_SIDE * short / long / 16) * 16)
+    return (LONG_SIDE, short_side) if width >= height else (short_side, LONG_SIDE)
+
+
 def parse_size(text: object) -> tuple[int, int] | None:
     """An Images API `size`: "WxH" with each side from 256 to 2048, or "auto" / absent (None)."""
     if text is None or text == "auto":

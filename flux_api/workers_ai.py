@@ -22,7 +22,7 @@ from urllib3.exceptions import HTTPError, ProtocolError
 
 from .budget import Budget
 from .imaging import is_complete, sniff_type
-from .models import Encoding, ModelProfile, ResponseForm
+from .models import EditInput, Encoding, ModelProfile, ResponseForm
 from .upstream_http import DeadlineAdapter, fetch, never_sent, tls_reason
 from .workers_ai_errors import (
     BadResponse,
@@ -91,7 +91,7 @@ class WorkersAIClient:
         request.prepare_url(url, None)
         request.prepare_headers(self._headers)
         if multipart:
-            request.prepare_body(None, {k: (None, str(v)) for k, v in fields.items()})
+            request.prepare_body(None, {k: _part(k, v) for k, v in fields.items()})
         else:
             request.prepare_body(None, None, json=fields)
         return self._adapter().send(
@@ -110,6 +110,8 @@ class WorkersAIClient:
         steps: int | None = None,
         extras: dict | None = None,
         budget: Budget | None = None,
+        images: tuple[bytes, ...] = (),
+        mask: bytes | None = None,
     ) -> bytes:
         """Run one text-to-image call and return the image bytes (type checked from the bytes).
 
@@ -121,6 +123,7 @@ class WorkersAIClient:
             )
         budget = budget or Budget.unlimited()
         fields = build_fields(model, prompt, size, steps, extras)
+        fields.update(image_fields(model, images, mask))
         attempt = 1
         while True:
             try:
@@ -252,6 +255,26 @@ def build_fields(
         if name in model.extras and value is not None:
             fields[name] = value
     return fields
+
+
+def image_fields(model: ModelProfile, images: tuple[bytes, ...], mask: bytes | None) -> dict:
+    """The images an edit sends, as the model takes them (docs/workers-ai.md, "Editing")."""
+    if not images:
+        return {}
+    if model.edit_input is EditInput.REFERENCES:  # binary multipart parts, named exactly so
+        return {f"input_image_{index}": data for index, data in enumerate(images)}
+    fields: dict = {"image_b64": pybase64.b64encode(images[0]).decode()}
+    if mask is not None and model.edit_input is EditInput.IMAGE_AND_MASK:
+        fields["mask"] = list(mask)  # the mask file's bytes, as an array of 0-255
+    return fields
+
+
+def _part(name: str, value) -> tuple:
+    """A multipart part: a file for image bytes (type from the bytes), else a text field."""
+    if isinstance(value, bytes):
+        mime = sniff_type(value) or "application/octet-stream"
+        return (f"{name}.{mime.rsplit('/', 1)[-1]}", value, mime)
+    return (None, str(value))
 
 
 def _whole(image: bytes) -> bytes:

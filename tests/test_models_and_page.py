@@ -11,7 +11,7 @@ def test_models_lists_every_model_default_first(start_service):
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
     assert ids[0] == "@cf/leonardo/lucid-origin"
-    assert len(ids) == len(set(ids)) == 9
+    assert len(ids) == len(set(ids)) == 11  # 9 text-to-image, 2 that only edit
     assert "@cf/black-forest-labs/flux-2-klein-9b" in ids
     for model in body["data"]:
         assert model["object"] == "model"

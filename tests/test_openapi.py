@@ -46,9 +46,17 @@ def test_every_route_is_described(service):
 def test_schemathesis_finds_nothing(service, fake_ai, tmp_path):
     """The whole document through every phase (examples, coverage, fuzzing, stateful) and every
     check, valid and invalid inputs, with a fixed seed and a bounded number of cases."""
+    # An upload is valid to the schema as any bytes, but only a real JPEG/PNG/WebP is an image:
+    # schema-valid uploads may be refused there (their 400s are still checked for shape).
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        "[[operations]]\n"
+        'include-path-regex = "^/v1/images/(edits|variations)$"\n'
+        "checks.positive_data_acceptance.enabled = false\n"
+    )
     command = [
-        *(sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/openapi.json"),
-        *("--checks", "all"),
+        *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config)),
+        *("run", f"{service.url}/openapi.json"),  # every check is on by default
         *("--seed", str(SEED)),
         *("--max-examples", str(EXAMPLES_PER_OPERATION)),
         *("--generation-database", "none"),

@@ -17,7 +17,7 @@ def test_defaults_match_the_original_worker(tmp_path):
     assert settings.store_size_limit_mb == 1024
     assert settings.cf_api_base == DEFAULT_CF_API_BASE
     assert settings.models[0].id == settings.flux_model
-    assert len(settings.models) == 9
+    assert len(settings.models) == 11  # 9 text-to-image, 2 that only edit
 
 
 def test_account_id_fills_the_default_url():
@@ -74,3 +74,22 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(tmp_pa
     settings = load_settings()
     assert settings.flux_num_steps == 6
     assert settings.image_expiration == 77
+
+
+def test_edit_model_defaults_to_flux2_klein_4b_and_must_edit():
+    assert load_settings({}).edit_model == "@cf/black-forest-labs/flux-2-klein-4b"
+    with pytest.raises(SettingsError, match="EDIT_MODEL names an unknown model that edits"):
+        load_settings({"EDIT_MODEL": "flux-1-schnell"})
+    with pytest.raises(SettingsError, match="FLUX_MODEL names an unknown text-to-image model"):
+        load_settings({"FLUX_MODEL": "stable-diffusion-v1-5-img2img"})
+
+
+@pytest.mark.parametrize(
+    "image_models, edit_model",
+    [
+        ("flux-1-schnell,flux-2-dev", "@cf/black-forest-labs/flux-2-dev"),  # the first that edits
+        ("flux-1-schnell", None),  # none edits: editing answers a 400 saying so
+    ],
+)
+def test_edit_model_follows_image_models(image_models, edit_model):
+    assert load_settings({"IMAGE_MODELS": image_models}).edit_model == edit_model

@@ -1,0 +1,193 @@
+"""POST /v1/images/edits and /v1/images/variations: OpenAI's editing endpoints on the pipeline.
+
+Clients send multipart/form-data: `image` (one file) or `image[]` (one part per file, which the
+openai SDK, Open WebUI and LibreChat all send), an optional `mask`, and the same fields as a
+generation; or JSON with `images: [{"image_url": "data:…"}]`. Only data URLs are taken: fetching
+a remote URL would make this service a proxy into its own network (and spend time and quota on
+whatever a URL answers), so an `https:` URL is refused with a message saying what to send.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass
+
+import pybase64
+from werkzeug.datastructures import MultiDict
+
+from . import model_choice
+from .errors import invalid_request
+from .fields import optional, whole_number
+from .images import RESPONSE_FORMATS
+from .models import EditInput
+from .pipeline import Pipeline, Plan
+from .references import (
+    MAX_UPLOADED_IMAGES,
+    InputImage,
+    check_image,
+    fit_within,
+    inpainting_mask,
+    resized,
+)
+from .sizes import parse_size, size_like, upstream_size
+
+# What a variation asks of the model: the openai API takes no prompt for it.
+VARIATION_PROMPT = (
+    "A variation of image 0: the same subject, composition, style and colours, with small "
+    "natural differences in the details."
+)
+_DATA_URL = re.compile(
+    r"data:(?P<type>[\w/+.-]*)(?P<params>(?:;[^,;]*)*?);base64,(?P<data>.*)", re.S
+)
+_NUMBERS = {"n": int, "seed": int, "strength": float}
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    prompt: str
+    images: list[InputImage]
+    mask: InputImage | None
+    model: str | None
+    n: int
+    size: tuple[int, int] | None
+    response_format: str
+    extras: dict
+
+
+def parse_form(form: MultiDict, files: MultiDict, max_n: int, variation: bool) -> EditRequest:
+    """A multipart edit or variation: `image` and `image[]` parts, in order, then the fields."""
+    uploads = [part.read() for name in ("image", "image[]") for part in files.getlist(name)]
+    mask_part = files.get("mask")
+    body = {name: _typed(name, value) for name, value in form.items()}
+    mask = mask_part.read() if mask_part is not None else None
+    return _request(body, uploads, mask, max_n, variation)
+
+
+def parse_json(body: dict, max_n: int) -> EditRequest:
+    """The JSON form: `images: [{"image_url": "data:…"}]` and `mask: {"image_url": …}`."""
+    images = body.get("images")
+    if not isinstance(images, list) or not all(isinstance(item, dict) for item in images):
+        raise invalid_request(
+            'Send the images as `images: [{"image_url": "data:image/png;base64,…"}]`, or as '
+            "multipart `image[]` parts.",
+            param="images",
+        )
+    uploads = [_from_url(item, f"images[{index}]") for index, item in enumerate(images)]
+    mask = body.get("mask")
+    mask_bytes = _from_url(mask, "mask") if isinstance(mask, dict) else None
+    return _request(body, uploads, mask_bytes, max_n, variation=False)
+
+
+def plan_edit(pipeline: Pipeline, request: EditRequest, base_url: str) -> Plan:
+    """The model that takes these images (model_choice), the output size (`size`, else the
+    first image's shape), and the images prepared once for that model."""
+    model = model_choice.edit_model(
+        pipeline.settings, request.model, len(request.images), request.mask is not None
+    )
+    pipeline.check(request.prompt, model, "prompt")
+    size = request.size or size_like(*request.images[0].size)
+    mask = None
+    if model.edit_input is EditInput.REFERENCES:
+        images = tuple(fit_within(image, model.max_image_side) for image in request.images)
+    else:  # the SD 1.5 models edit the image at the size they make
+        at = upstream_size(size, model.size_range) or size
+        images = (resized(request.images[0], at),)
+        if request.mask is not None:
+            mask = inpainting_mask(request.mask, at)
+    return Plan(
+        request.prompt,
+        request.prompt,
+        size,
+        model,
+        base_url.rstrip("/"),
+        extras=request.extras,
+        images=images,
+        mask=mask,
+    )
+
+
+def _request(
+    body: dict, uploads: list[bytes], mask: bytes | None, max_n: int, variation: bool
+) -> EditRequest:
+    if not uploads:
+        raise invalid_request(
+            "No image: send the image to edit as `image` (or `image[]` parts).", param="image"
+        )
+    if len(uploads) > MAX_UPLOADED_IMAGES:
+        raise invalid_request(
+            f"At most {MAX_UPLOADED_IMAGES} images may be sent; this request has {len(uploads)}.",
+            param="image",
+            code="too_many_images",
+        )
+    images = [check_image(data, "image", f"image {index}") for index, data in enumerate(uploads)]
+    checked_mask = check_image(mask, "mask", "mask") if mask is not None else None
+    if checked_mask is not None and checked_mask.size != images[0].size:
+        raise invalid_request(
+            f"The mask is {_wxh(checked_mask.size)}; it must be the size of the first image "
+            f"({_wxh(images[0].size)}).",
+            param="mask",
+        )
+    prompt = VARIATION_PROMPT if variation else body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise invalid_request("`prompt` is required: say how to change the image.", param="prompt")
+    model = optional(body, "model", str, "a string")
+    response_format = body.get("response_format")
+    if response_format is None:  # gpt-image models only answer base64, and their clients expect it
+        wants_b64 = isinstance(model, str) and model.startswith("gpt-image")
+        response_format = "b64_json" if wants_b64 else "url"
+    if response_format not in RESPONSE_FORMATS:
+        raise invalid_request(
+            '`response_format` must be "url" or "b64_json".', param="response_format"
+        )
+    strength = optional(body, "strength", (int, float), "a number from 0 to 1")
+    if strength is not None and not 0 <= strength <= 1:
+        raise invalid_request("`strength` must be a number from 0 to 1.", param="strength")
+    extras = {"seed": whole_number(body, "seed", 0, 2**32 - 1), "strength": strength}
+    return EditRequest(
+        prompt=prompt.strip(),
+        images=images,
+        mask=checked_mask,
+        model=model,
+        n=whole_number(body, "n", 1, max_n) or 1,
+        size=parse_size(body.get("size")),
+        response_format=response_format,
+        extras={name: value for name, value in extras.items() if value is not None},
+    )
+
+
+def _typed(name: str, value: str):
+    """A multipart field as the JSON form would have it (n, seed, strength are numbers)."""
+    kind = _NUMBERS.get(name)
+    if kind is None or value.strip() == "":
+        return value if value.strip() else None
+    try:
+        return kind(value)
+    except ValueError:
+        raise invalid_request(
+            f"`{name}` must be a number, not {value[:20]!r}.", param=name
+        ) from None
+
+
+def _from_url(item: dict, param: str) -> bytes:
+    url = item.get("image_url")
+    if isinstance(url, dict):  # {"image_url": {"url": …}}, as in chat messages
+        url = url.get("url")
+    if not isinstance(url, str):
+        raise invalid_request(f"`{param}` needs an `image_url` (a data: URL).", param=param)
+    match = _DATA_URL.fullmatch(url.strip())
+    if match is None:
+        raise invalid_request(
+            f"`{param}` must be a data: URL (data:image/png;base64,…); remote URLs are not "
+            "fetched by this service.",
+            param=param,
+            code="unsupported_image_url",
+        )
+    try:
+        return pybase64.b64decode(match["data"], validate=False)
+    except (binascii.Error, ValueError):
+        raise invalid_request(f"`{param}` holds base64 that is not valid.", param=param) from None
+
+
+def _wxh(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
