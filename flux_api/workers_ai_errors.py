@@ -120,7 +120,9 @@ def _classify(status: int, code: int | None, message: str) -> WorkersAIError:
         return Unavailable(f"out of capacity, {detail}")
     if code in _SETTING_FOR_CODE:
         return Misconfigured(detail, _SETTING_FOR_CODE[code])
-    if code == 5006:
+    # 5006: the schema refused a field; 5004: bad base64; 3030 "Model input is not valid": a
+    # required input (an edit's image or mask) missing. Each is a bug in what we sent.
+    if code in (5006, 5004) or (code == 3030 and "input is not valid" in message.lower()):
         return InputRejected(detail)
     if code == 3006 or status == 413:
         return RequestTooLarge(detail)

@@ -46,6 +46,18 @@ CASES = [
     ),
     (Scripted(413, 3006, "Request is too large"), 400, "request_too_large", "too large"),
     (
+        Scripted(400, 5004, "AiError: Invalid data type for base64 input: image_b64"),
+        502,
+        "upstream_rejected_input",
+        "base64",
+    ),
+    (
+        Scripted(400, 3030, "AiError: Model input is not valid: missing required input mask_image"),
+        502,
+        "upstream_rejected_input",
+        "mask_image",
+    ),
+    (
         Scripted(400, 3030, "AiError: Inference failed (r-1)"),
         502,
         "upstream_error",
