@@ -6,6 +6,7 @@ import json
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import wrap_file
 
 from . import chat, edits, hosts, images, openapi, tasks, wire
@@ -59,6 +60,7 @@ def spend(images: int) -> None:
 def json_body() -> dict:
     """The body as a JSON object, whatever its Content-Type says (clients differ)."""
     data = request.get_data(cache=False)
+    g.body_size = len(data)
     if request.content_length is None and len(data) >= (request.max_content_length or 0):
         # A chunked body is cut at the limit without a word: reading on raises the 413.
         request.stream.read(1)
@@ -157,7 +159,11 @@ def get_model(model_id: str):
 
 @bp.post("/v1/chat/completions")
 def chat_completions():
+    allow_uploads()  # a message may carry images, as data URLs…
     request_ = chat.parse_request(json_body())
+    if not request_.image_urls and g.body_size > services().settings.max_body_kb * 1024:
+        text_body_limit()
+        raise RequestEntityTooLarge()  # …but text alone keeps to MAX_BODY_KB
     pipeline, settings = services().pipeline, services().settings
     prompt, include_usage = request_.prompt, request_.include_usage
     if settings.skip_task_prompts and tasks.is_task_prompt(prompt):
@@ -169,7 +175,11 @@ def chat_completions():
                 chat.stream_text(model, prompt, answer, include_usage=include_usage)
             )
         return jsonify(chat.text_completion(model, prompt, answer))
-    plan = pipeline.plan(prompt, request_.model, public_base_url())
+    if request_.image_urls:  # images in the message: an edit of them
+        edit = edits.from_chat(prompt, request_.image_urls, request_.model, services().store)
+        plan = edits.plan_edit(pipeline, edit, public_base_url())
+    else:
+        plan = pipeline.plan(prompt, request_.model, public_base_url())
     g.model = plan.model.short_name
     spend(1)
     budget = request_budget()
@@ -219,11 +229,22 @@ def images_variations():
     return _edit(variation=True)
 
 
+def allow_uploads() -> None:
+    """This request's body may reach MAX_UPLOAD_MB (it carries images), not MAX_BODY_KB."""
+    limit = services().settings.max_upload_mb
+    request.max_content_length = limit * 1024 * 1024
+    g.body_limit = ("MAX_UPLOAD_MB", f"{limit} MB")
+
+
+def text_body_limit() -> None:
+    """The 413 for a body without images names MAX_BODY_KB again."""
+    g.pop("body_limit", None)
+
+
 def _edit(variation: bool):
-    """Multipart (the clients' form) or JSON with data URLs; uploads may reach MAX_UPLOAD_MB."""
+    """Multipart (the clients' form) or JSON with data URLs."""
     settings, pipeline = services().settings, services().pipeline
-    request.max_content_length = settings.max_upload_mb * 1024 * 1024
-    g.body_limit = ("MAX_UPLOAD_MB", f"{settings.max_upload_mb} MB")
+    allow_uploads()
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         edit = edits.parse_form(request.form, request.files, settings.images_max_n, variation)
     else:

@@ -20,28 +20,50 @@ class ChatRequest:
     model: str | None
     stream: bool
     include_usage: bool
+    image_urls: tuple[str, ...] = ()  # the last user message's images: then it is an edit
 
 
 def parse_request(body: dict) -> ChatRequest:
     """The fields this service reads; the others OpenAI clients send are ignored."""
-    prompt = prompt_from_messages(body.get("messages"))
+    content = last_user_content(body.get("messages"))
     model = optional(body, "model", str, "a string")
     stream = optional(body, "stream", bool, "true or false")
     options = optional(body, "stream_options", dict, "an object")
     include_usage = optional(options or {}, "include_usage", bool, "true or false")
-    return ChatRequest(prompt, model, stream is True, include_usage is True)
+    return ChatRequest(
+        _text_of(content), model, stream is True, include_usage is True, _image_urls_of(content)
+    )
 
 
 def prompt_from_messages(messages: object) -> str:
     """The text of the last `user` message; `content` may be a string or a list of parts."""
+    return _text_of(last_user_content(messages))
+
+
+def last_user_content(messages: object) -> object:
     if not isinstance(messages, list) or not messages:
         raise invalid_request("`messages` must be a non-empty list of chat messages.", "messages")
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return _text_of(message.get("content"))
+            return message.get("content")
     raise invalid_request(
         "No `user` message found: send the image prompt as a user message.", "messages"
     )
+
+
+def _image_urls_of(content: object) -> tuple[str, ...]:
+    """The `image_url` parts' URLs (`{"image_url": {"url": …}}`, or the bare string some send)."""
+    if not isinstance(content, list):
+        return ()
+    urls = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            if not isinstance(url, str):
+                raise invalid_request("An `image_url` part needs a `url`.", "messages")
+            urls.append(url)
+    return tuple(urls)
 
 
 def _text_of(content: object) -> str:
@@ -75,13 +97,18 @@ class Reply:
         self.pieces: list[str] = []
         width, height = plan.size
         self.facts: dict = {"original_prompt": plan.original_prompt, "size": f"{width}x{height}"}
+        if plan.images:
+            self.facts["input_images"] = len(plan.images)
 
     def _add(self, *pieces: str) -> list[str]:
         self.pieces.extend(pieces)
         return list(pieces)
 
     def start(self) -> list[str]:
-        return self._add(f"🎨 Original Prompt: {self.plan.original_prompt}\n")
+        lines = [f"🎨 Original Prompt: {self.plan.original_prompt}\n"]
+        if self.plan.images:
+            lines.append(f"🖼️ Reference Images: {len(self.plan.images)}\n")
+        return self._add(*lines)
 
     def on(self, event: PromptChoice | Generated) -> list[str]:
         if isinstance(event, PromptChoice):

@@ -41,6 +41,7 @@ _DATA_URL = re.compile(
     r"data:(?P<type>[\w/+.-]*)(?P<params>(?:;[^,;]*)*?);base64,(?P<data>.*)", re.S
 )
 _NUMBERS = {"n": int, "seed": int, "strength": float}
+_OWN_IMAGE = re.compile(r"/image/(?P<key>[A-Za-z0-9_-]{16,64})$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,28 @@ def parse_json(body: dict, max_n: int) -> EditRequest:
     mask = body.get("mask")
     mask_bytes = _from_url(mask, "mask") if isinstance(mask, dict) else None
     return _request(body, uploads, mask_bytes, max_n, variation=False)
+
+
+def from_chat(prompt: str, image_urls: tuple[str, ...], model: str | None, store) -> EditRequest:
+    """A chat message with images is an edit of those images with its text. An image of this
+    service (its /image/<key> URL, as in an earlier reply) is taken from the store."""
+    uploads = [_chat_image(url, store, index) for index, url in enumerate(image_urls)]
+    body = {"prompt": prompt, "model": model, "response_format": "url"}
+    return _request(body, uploads, None, max_n=1, variation=False)
+
+
+def _chat_image(url: str, store, index: int) -> bytes:
+    key = _OWN_IMAGE.search(url)
+    if key is not None and not url.startswith("data:"):
+        stored = store.get(key["key"])
+        if stored is None:
+            raise invalid_request(
+                f"Image {index} ({url[:100]}) has expired or never existed here.",
+                param="messages",
+                code="image_not_found",
+            )
+        return stored
+    return _from_url({"image_url": url}, "messages")
 
 
 def plan_edit(pipeline: Pipeline, request: EditRequest, base_url: str) -> Plan:

@@ -57,9 +57,8 @@ def test_flux_num_steps_is_sent_and_clamped_to_the_model_limit(start_service, fa
 def test_content_as_a_list_of_parts_joins_the_text_parts(service, fake_ai):
     parts = [
         {"type": "text", "text": "a tabby cat"},
-        {"type": "image_url", "image_url": {"url": "https://example.invalid/x.png"}},
         {"type": "text", "text": "on a windowsill 3:2"},
-    ]
+    ]  # image parts make it an edit: tests/test_edits.py
     response = service.chat(parts)
     assert response.status_code == 200
     assert fake_ai.calls[-1]["fields"]["prompt"] == "a tabby cat\non a windowsill"

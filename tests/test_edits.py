@@ -217,3 +217,52 @@ def test_an_upload_over_max_upload_mb_is_a_413_naming_it(start_service, fake_ai)
     assert response.status_code == 413
     assert "MAX_UPLOAD_MB" in response.json()["error"]["message"]
     assert fake_ai.calls == []
+
+
+def chat_with_images(service, text: str, *urls: str, **body) -> requests.Response:
+    content = [{"type": "text", "text": text}]
+    content += [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+    return service.post(
+        "/v1/chat/completions", {"messages": [{"role": "user", "content": content}], **body}
+    )
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def test_a_chat_message_with_an_image_is_an_edit_of_it(service, fake_ai):
+    response = chat_with_images(service, "make it blue", data_url(picture(800, 400)))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "🖼️ Reference Images: 1" in body["choices"][0]["message"]["content"]
+    assert body["flux_api"]["input_images"] == 1 and body["flux_api"]["size"] == "1024x512"
+    assert [ref[0] for ref in fake_ai.calls[0]["references"]] == ["input_image_0"]
+
+
+def test_an_earlier_reply_s_image_is_taken_from_the_store_without_a_fetch(service, fake_ai):
+    first = service.chat("a fox").json()
+    url = first["flux_api"]["image_url"]
+    response = chat_with_images(service, "the same fox in winter", url, stream=True)
+    assert response.status_code == 200
+    assert "Reference Images: 1" in response.text
+    assert len(fake_ai.calls[1]["references"]) == 1
+
+
+def test_a_chat_image_that_is_a_remote_url_is_a_400(service, fake_ai):
+    response = chat_with_images(service, "make it blue", "https://example.com/fox.png")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_image_url"
+    assert fake_ai.calls == []
+
+
+def test_a_big_image_in_chat_is_within_max_upload_mb_but_text_alone_keeps_max_body_kb(
+    service, fake_ai
+):
+    noise = Image.effect_noise((600, 600), 64).convert("RGB")
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    assert len(out.getvalue()) > 64 * 1024
+    assert chat_with_images(service, "sharper", data_url(out.getvalue())).status_code == 200
+    text_only = service.chat("x" * 100_000)
+    assert text_only.status_code == 413 and "MAX_BODY_KB" in text_only.json()["error"]["message"]

@@ -1,6 +1,8 @@
 """The shipped nginx site in front of the real gunicorn, over TLS on loopback."""
 
+import base64
 import difflib
+import io
 import re
 import socket
 import ssl
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from tests.conftest import API_KEY, ROOT, Gunicorn, read_sse
 from tests.nginx import SITE, Nginx, require_program
@@ -49,6 +52,17 @@ def chat(nginx, content="a fox", **body):
         verify=nginx.cert,
         timeout=30,
         stream=body.get("stream", False),
+    )
+
+
+def generate(url: str, prompt: str, verify=True, headers=None) -> requests.Response:
+    """An Images API call: its path keeps nginx's 80k body limit (chat's allows images)."""
+    return requests.post(
+        f"{url}/v1/images/generations",
+        json={"prompt": prompt},
+        headers={**AUTH, **(headers or {})},
+        verify=verify,
+        timeout=30,
     )
 
 
@@ -158,7 +172,7 @@ def test_oversized_bodies_get_json_413_from_the_app_and_from_nginx(stack, fake_a
     assert from_app.status_code == 413
     assert from_app.json()["error"]["code"] == "request_too_large"
     assert "X-Request-ID" in from_app.headers  # the app answered
-    from_nginx = chat(nginx, "x" * 200_000)
+    from_nginx = generate(nginx.url, "x" * 200_000, nginx.cert)
     assert from_nginx.status_code == 413
     assert from_nginx.headers["Content-Type"] == "application/json"
     assert from_nginx.json()["error"]["code"] == "request_too_large"
@@ -167,14 +181,7 @@ def test_oversized_bodies_get_json_413_from_the_app_and_from_nginx(stack, fake_a
 
 
 def allowed_origin(url: str, size: int, origin: str, verify=True) -> str | None:
-    headers = {**AUTH, "Origin": origin}
-    response = requests.post(
-        f"{url}/v1/chat/completions",
-        json={"messages": [{"role": "user", "content": "x" * size}]},
-        headers=headers,
-        verify=verify,
-        timeout=30,
-    )
+    response = generate(url, "x" * size, verify, headers={"Origin": origin})
     assert response.status_code == 413
     return response.headers.get("Access-Control-Allow-Origin")
 
@@ -201,7 +208,7 @@ def test_every_https_answer_carries_hsts_and_plain_http_none(stack, fake_ai):
         "image miss": get(path),
         "image hit": get(path),
         "unknown image": get("/image/" + "A" * 32),
-        "nginx's 413": chat(nginx, "x" * 200_000),
+        "nginx's 413": generate(nginx.url, "x" * 200_000, nginx.cert),
     }
     assert answers["image hit"].headers["X-Cache-Status"] == "HIT"
     assert answers["unknown image"].status_code == 404
@@ -322,3 +329,20 @@ def test_systemd_unit_verifies(tmp_path):
         "User=flux-api",
     ):
         assert hardening in unit
+
+
+def test_a_chat_message_with_an_image_passes_nginx_and_text_alone_keeps_its_limit(stack, fake_ai):
+    """Chat bodies may carry images (data URLs) up to MAX_UPLOAD_MB through nginx too."""
+    nginx, _ = stack()
+    image = io.BytesIO()
+    Image.effect_noise((400, 400), 64).convert("RGB").save(image, format="PNG")  # ~150 KB
+    data_url = "data:image/png;base64," + base64.b64encode(image.getvalue()).decode()
+    content = [
+        {"type": "text", "text": "make it blue"},
+        {"type": "image_url", "image_url": {"url": data_url}},
+    ]
+    response = chat(nginx, content)
+    assert response.status_code == 200, response.text
+    assert "Reference Images: 1" in response.json()["choices"][0]["message"]["content"]
+    text_only = chat(nginx, "x" * 100_000)
+    assert text_only.status_code == 413 and "MAX_BODY_KB" in text_only.json()["error"]["message"]
