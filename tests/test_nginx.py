@@ -346,3 +346,20 @@ def test_a_chat_message_with_an_image_passes_nginx_and_text_alone_keeps_its_limi
     assert "Reference Images: 1" in response.json()["choices"][0]["message"]["content"]
     text_only = chat(nginx, "x" * 100_000)
     assert text_only.status_code == 413 and "MAX_BODY_KB" in text_only.json()["error"]["message"]
+
+
+def test_an_edit_upload_above_nginx_s_80k_reaches_the_app(stack, fake_ai):
+    nginx, _ = stack()
+    image = io.BytesIO()
+    Image.effect_noise((500, 500), 64).convert("RGB").save(image, format="PNG")  # ~240 KB
+    assert len(image.getvalue()) > 80 * 1024
+    response = requests.post(
+        f"{nginx.url}/v1/images/edits",
+        files=[("image[]", ("noise.png", image.getvalue(), "image/png"))],
+        data={"prompt": "a calm sea", "response_format": "url"},
+        headers=AUTH,
+        verify=nginx.cert,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert len(fake_ai.calls[0]["references"]) == 1
