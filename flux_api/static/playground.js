@@ -2,7 +2,7 @@
 //
 // It talks to the same API as any client: GET v1/models, and POST v1/chat/completions with
 // stream: true, read with fetch and a stream reader (EventSource cannot send the Authorization
-// header). URLs are relative, so the page works under any prefix and behind https. The API key
+// header); with images attached, POST v1/images/edits (multipart, as the openai SDK sends it). URLs are relative, so the page works under any prefix and behind https. The API key
 // and a gallery of recent images live in this browser's localStorage, never in the page.
 "use strict";
 
@@ -11,6 +11,8 @@ const GALLERY_STORE = "flux-api.gallery";
 const GALLERY_MAX = 30;
 const $ = (id) => document.getElementById(id);
 const EXPIRATION_MS = Number(document.body.dataset.imageExpiration) * 1000;
+const EDIT_MODEL = document.body.dataset.editModel || "";
+const MAX_IMAGES = 4; // FLUX.2 takes up to 4 reference images
 
 // ---- the API key ------------------------------------------------------------------------
 
@@ -86,13 +88,48 @@ async function loadModels() {
   const { data } = await response.json();
   const select = $("model");
   const chosen = select.value;
+  abilities.clear();
   select.replaceChildren(
     ...data.map((model, index) => {
-      const label = index === 0 ? `${model.id} (default)` : model.id;
+      abilities.set(model.id, model.flux_api || {});
+      let label = index === 0 ? `${model.id} (default)` : model.id;
+      if (model.flux_api && model.flux_api.text_to_image === false) label += " (edits only)";
       return new Option(label, model.id, false, model.id === chosen);
     }),
   );
+  showModelUsed();
 }
+
+/** What each listed model can do (its flux_api field): text_to_image, edits, max_input_images. */
+const abilities = new Map();
+
+/** The model that will edit `count` images: the chosen one if it edits that many, else the
+ * service's EDIT_MODEL (flux_api/model_choice.py edit_model decides the same way). */
+function editModelFor(chosen, count) {
+  const can = abilities.get(chosen);
+  if (can && can.edits && can.max_input_images >= count) return chosen;
+  return EDIT_MODEL || chosen;
+}
+
+/** Under the model menu while images are attached: which model edits them. */
+function showModelUsed() {
+  const line = $("model-used");
+  if (!attached.length) {
+    line.hidden = true;
+    line.textContent = "";
+    return;
+  }
+  const chosen = $("model").value;
+  const used = editModelFor(chosen, attached.length);
+  const text =
+    used === chosen
+      ? `Edits with ${used}.`
+      : `The chosen model does not edit ${plural(attached.length, "image")}: ${used} edits them.`;
+  line.hidden = false;
+  if (line.textContent !== text) line.textContent = text;
+}
+
+const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 
 // ---- generating -------------------------------------------------------------------------
 
@@ -111,7 +148,11 @@ function showRatioUsed() {
   const typed = parseRatio($("prompt").value).ratio;
   let text;
   if (chosen === null) text = "none yet: write the custom ratio as W:H, such as 5:4.";
-  else if (!chosen) text = typed ? `${typed}, from the prompt.` : "1:1.";
+  else if (!chosen && attached.length) {
+    text = typed
+      ? `the first image's shape (the ${typed} ending the prompt is not read when editing: choose it in the menu).`
+      : "the first image's shape.";
+  } else if (!chosen) text = typed ? `${typed}, from the prompt.` : "1:1.";
   else if (typed) text = `${chosen}, from the menu (the ${typed} in the prompt is left out).`;
   else text = `${chosen}, from the menu.`;
   // A status region is read out when it changes: keystrokes that change nothing stay quiet.
@@ -166,9 +207,9 @@ function addProgress(piece) {
   }
 }
 
-function setBusy(busy) {
+function setBusy(busy, editing = false) {
   $("generate").disabled = busy;
-  $("generate").textContent = busy ? "Generating…" : "Generate";
+  $("generate").textContent = busy ? (editing ? "Editing…" : "Generating…") : "Generate";
   $("result").setAttribute("aria-busy", String(busy));
 }
 
@@ -183,6 +224,7 @@ async function generate(event) {
     return fail("Write a prompt first: describe the image you want.", "prompt");
   }
   if (ratio === null) return fail("Write the custom ratio as W:H, such as 5:4.", "custom-ratio");
+  if (attached.length) return edit(prompt, ratio);
 
   setBusy(true);
   $("idle").hidden = true;
@@ -211,6 +253,52 @@ async function generate(event) {
   }
 }
 
+/** Edit the attached images with the prompt: POST v1/images/edits, the Images API's answer. */
+async function edit(prompt, ratio) {
+  const size = ratio ? sizeForRatio(ratio) : "";
+  if (size === null) {
+    return fail(`Aspect ratio ${ratio} is not usable: choose one from 1:4 to 4:1.`, "ratio");
+  }
+  const images = attached.slice();
+  const model = editModelFor($("model").value, images.length);
+  const text = ratio ? parseRatio(prompt).text : prompt; // the menu's ratio replaces a typed one
+  const form = new FormData();
+  for (const { file } of images) form.append("image[]", file, file.name);
+  form.append("prompt", text);
+  form.append("model", $("model").value);
+  if (size) form.append("size", size);
+  form.append("response_format", "url");
+
+  setBusy(true, true);
+  $("idle").hidden = true;
+  $("figure").hidden = true;
+  $("progress").replaceChildren();
+  addProgress(`Editing ${plural(images.length, "image")}…`);
+  try {
+    const response = await fetch("v1/images/edits", {
+      method: "POST",
+      headers: authHeaders(), // the browser writes the multipart Content-Type and boundary
+      body: form,
+    });
+    if (!response.ok) return showError(await messageOf(response));
+    const answer = await response.json();
+    const first = answer.data && answer.data[0];
+    const image = first && imageAt(first.url, {
+      prompt,
+      used: first.revised_prompt || text,
+      size: answer.size || "",
+      model,
+    });
+    if (!image) return showError("The answer named no image: is the service up to date?");
+    addProgress(`🖌️ Edited with ${model}: ${image.size}.`);
+    showImage(image);
+  } catch (error) {
+    showError(`The service could not be reached (${error.message}). Try again in a moment.`);
+  } finally {
+    setBusy(false);
+  }
+}
+
 function fail(message, focusId) {
   showError(message);
   $(focusId).focus();
@@ -220,19 +308,21 @@ function fail(message, focusId) {
  * null when they name no stored image. */
 function describe(result, prompt) {
   const facts = result.facts || {};
-  if (!facts.image_url) return null;
-  // The key is the last segment of the image URL's path (/image/<key>), read as a URL.
-  const key = new URL(facts.image_url, location.href).pathname.split("/").pop();
-  if (!/^[A-Za-z0-9_-]+$/.test(key)) return null;
-  return {
-    key,
-    url: facts.image_url,
+  return imageAt(facts.image_url, {
     prompt,
     used: facts.prompt || "",
     size: facts.size || "",
     model: result.model,
-    expiresAt: Date.now() + EXPIRATION_MS,
-  };
+  });
+}
+
+/** The image stored at `url` (/image/<key>) with its facts; null when it names none. */
+function imageAt(url, facts) {
+  if (typeof url !== "string" || !url) return null;
+  // The key is the last segment of the image URL's path (/image/<key>), read as a URL.
+  const key = new URL(url, location.href).pathname.split("/").pop();
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) return null;
+  return { key, url, ...facts, expiresAt: Date.now() + EXPIRATION_MS };
 }
 
 /** Markdown for an image: the alt text may not end the brackets early or span lines. */
@@ -324,9 +414,149 @@ function renderGallery() {
       const title = Object.assign(document.createElement("p"), { className: "prompt" });
       title.textContent = item.prompt;
       entry.append(title, caption);
+      if (!expired) {
+        const button = Object.assign(document.createElement("button"), {
+          type: "button",
+          className: "small",
+          textContent: "Edit",
+        });
+        // Named with its image, so a list of "Edit" buttons can be told apart by ear.
+        button.setAttribute("aria-label", `Edit this image: ${item.prompt}`);
+        button.addEventListener("click", () => attachStored(item.key, button));
+        entry.append(button);
+      }
       return entry;
     }),
   );
+}
+
+// ---- images to edit ----------------------------------------------------------------------
+//
+// Up to MAX_IMAGES files, from the file picker, a drop, or a gallery image's Edit button. The
+// service judges each file by its bytes (a 400 naming `image` otherwise), so the page sends
+// what it is given. Previews are drawn on a canvas from the file's own bytes
+// (createImageBitmap): the page's Content-Security-Policy allows images from the service only
+// (img-src 'self'), which a blob: or data: URL is not.
+
+/** The attached images, in the order sent (image 0 first): { file, preview }. */
+let attached = [];
+
+function attach(files) {
+  hideError();
+  const room = Math.max(0, MAX_IMAGES - attached.length);
+  for (const file of files.slice(0, room)) attached.push({ file, preview: previewOf(file) });
+  renderAttachments();
+  const refused = files.length - Math.min(files.length, room);
+  if (refused) {
+    showError(
+      `At most ${MAX_IMAGES} images can be edited at once: ` +
+        `${refused === 1 ? "1 file was" : `${refused} files were`} not added. ` +
+        "Remove an image to add another.",
+    );
+  }
+}
+
+/** A canvas showing the file, drawn once it is decoded; a plain tile when it cannot be. */
+function previewOf(file) {
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("role", "img");
+  createImageBitmap(file)
+    .then((bitmap) => {
+      const scale = Math.min(1, 256 / Math.max(bitmap.width, bitmap.height));
+      canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+      canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      bitmap.close();
+      canvas.classList.add("drawn");
+    })
+    .catch(() => {
+      const tile = Object.assign(document.createElement("div"), { className: "tile" });
+      tile.textContent = "No preview";
+      tile.setAttribute("role", "img");
+      tile.setAttribute("aria-label", canvas.getAttribute("aria-label") + " (no preview)");
+      const entry = attached.find((item) => item.preview === canvas);
+      if (entry) entry.preview = tile;
+      canvas.replaceWith(tile);
+    });
+  return canvas;
+}
+
+function renderAttachments() {
+  const list = $("attachments");
+  list.hidden = attached.length === 0;
+  list.replaceChildren(
+    ...attached.map((item, index) => {
+      const entry = document.createElement("li");
+      const name = `image ${index}: ${item.file.name || "unnamed"}`;
+      item.preview.setAttribute("aria-label", name);
+      const caption = Object.assign(document.createElement("p"), { textContent: name });
+      const remove = Object.assign(document.createElement("button"), {
+        type: "button",
+        className: "small",
+        textContent: "Remove",
+      });
+      remove.setAttribute("aria-label", `Remove ${name}`);
+      remove.addEventListener("click", () => detach(index));
+      entry.append(item.preview, caption, remove);
+      return entry;
+    }),
+  );
+  showRatioUsed();
+  showModelUsed();
+}
+
+function detach(index) {
+  attached.splice(index, 1);
+  renderAttachments();
+  hideError();
+  // Focus stays in the list (the next image's Remove), else returns to the file picker.
+  const buttons = $("attachments").querySelectorAll("button");
+  (buttons[Math.min(index, buttons.length - 1)] || $("edit-images")).focus();
+}
+
+/** A stored image (a gallery entry) as a file to edit, fetched from this service. */
+async function attachStored(key, button) {
+  hideError();
+  if (attached.length >= MAX_IMAGES) {
+    return showError(`At most ${MAX_IMAGES} images can be edited at once: remove one first.`);
+  }
+  button.disabled = true;
+  try {
+    const response = await fetch(`image/${key}`);
+    if (!response.ok) return showError(await messageOf(response));
+    const blob = await response.blob();
+    const extension = (blob.type.split("/")[1] || "png").replace("jpeg", "jpg");
+    attach([new File([blob], `flux-${key.slice(0, 8)}.${extension}`, { type: blob.type })]);
+    $("prompt").focus(); // next: say how to change it
+  } catch (error) {
+    showError(`The image could not be fetched (${error.message}).`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Files dropped on the zone; an image dragged from this page's gallery comes as its URL. */
+function dropped(event) {
+  event.preventDefault();
+  $("drop-zone").classList.remove("over");
+  const files = [...event.dataTransfer.files];
+  if (files.length) return attach(files);
+  const lines = (event.dataTransfer.getData("text/uri-list") || "").split(/\r?\n/);
+  const link = lines.find((line) => line.trim() && !line.startsWith("#"));
+  let url;
+  try {
+    url = new URL((link || "").trim(), location.href);
+  } catch (error) {
+    return; // not a URL: nothing to add
+  }
+  if (!link) return;
+  const key = url.pathname.split("/").pop();
+  const here = new URL("image/", location.href);
+  if (url.origin === here.origin && url.pathname === here.pathname + key && /^[\w-]+$/.test(key)) {
+    attachStored(key, $("edit-images"));
+  } else {
+    showError("Only image files, or images from this page's gallery, can be dropped here.");
+  }
 }
 
 // ---- wiring -----------------------------------------------------------------------------
@@ -348,6 +578,20 @@ $("ratio").addEventListener("change", () => {
 });
 $("prompt").addEventListener("input", showRatioUsed);
 $("custom-ratio").addEventListener("input", showRatioUsed);
+$("model").addEventListener("change", showModelUsed);
+$("edit-images").addEventListener("change", (event) => {
+  attach([...event.target.files]);
+  event.target.value = ""; // the same file may be picked again after a Remove
+});
+$("drop-zone").addEventListener("dragover", (event) => {
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+  $("drop-zone").classList.add("over");
+});
+$("drop-zone").addEventListener("dragleave", (event) => {
+  if (!$("drop-zone").contains(event.relatedTarget)) $("drop-zone").classList.remove("over");
+});
+$("drop-zone").addEventListener("drop", dropped);
 $("clear-gallery").addEventListener("click", () => {
   localStorage.removeItem(GALLERY_STORE);
   renderGallery();
@@ -357,4 +601,5 @@ showKeyState();
 showRatioUsed();
 renderGallery();
 loadModels();
-setInterval(renderGallery, 30000); // time left, and expiry, move on
+// Time left, and expiry, move on; not while a gallery control has the focus (it would lose it).
+setInterval(() => $("gallery").contains(document.activeElement) || renderGallery(), 30000);

@@ -49,3 +49,38 @@ function withRatio(prompt, chosen) {
   // A ratio after an earlier --ar would lose to it: the last --ar always wins.
   return parseRatio(plain).ratio === parseRatio(chosen).ratio ? plain : `${text} --ar ${chosen}`;
 }
+
+// The service's size for a ratio (flux_api/sizes.py size_for_ratio), for the Images API's
+// `size` field when the page edits images: a preset, or long side 1024 and short side a
+// multiple of 64 (rounded half to even, as Python's round does).
+const SIZE_PRESETS = {
+  "1:1": "1024x1024",
+  "1:2": "512x1024",
+  "3:2": "768x512",
+  "3:4": "768x1024",
+  "16:9": "1024x576",
+  "9:16": "576x1024",
+};
+
+function roundHalfEven(value) {
+  const rounded = Math.round(value);
+  return Math.abs(value % 1) === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
+}
+
+/** "WxH" for a ratio "W:H", or null for one the service refuses (a zero side, beyond 4:1). */
+function sizeForRatio(ratio) {
+  const match = /^(\d+):(\d+)$/.exec(ratio || "");
+  if (!match) return null;
+  let [width, height] = [Number(match[1]), Number(match[2])];
+  if (!width || !height) return null;
+  const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+  const divisor = gcd(width, height);
+  [width, height] = [width / divisor, height / divisor];
+  const preset = SIZE_PRESETS[`${width}:${height}`];
+  if (preset) return preset;
+  const long = Math.max(width, height);
+  const short = Math.min(width, height);
+  if (long > 4 * short) return null;
+  const shortSide = Math.max(256, roundHalfEven((1024 * short) / long / 64) * 64);
+  return width >= height ? `1024x${shortSide}` : `${shortSide}x1024`;
+}
