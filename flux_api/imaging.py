@@ -1,7 +1,8 @@
 """Image bytes: detect the real type, read the size, crop and resize to an exact size.
 
 Pixels are decoded only when the size has to change; an image already at the requested size is
-passed through byte for byte.
+passed through byte for byte, and a JPEG that only needs a crop (flux-1-schnell's 1024x1024 at
+every ratio whose long side is 1024) is cropped losslessly, in the DCT domain.
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 import io
 
 from PIL import Image
+
+try:  # libjpeg-turbo's lossless transforms (tj3Transform); see requirements.txt
+    import turbojpeg
+except ImportError:  # no wheel for this platform: every crop decodes and re-encodes
+    turbojpeg = None
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -64,11 +70,55 @@ def crop_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, 
     return 0, top, width, top + new_h
 
 
+# A lossless crop starts on a whole MCU (16x16 pixels for 4:2:0 JPEGs): a crop box between two
+# MCU boundaries moves to the nearest one, at most this many pixels off the centred box.
+MAX_SHIFT = 8
+
+
+def lossless_crop(data: bytes, image: Image.Image, target: tuple[int, int]) -> bytes | None:
+    """`data` (the JPEG `image` was opened from) cropped to exactly `target` without decoding or
+    re-encoding a pixel: the entropy-coded DCT blocks inside the box are copied, with the
+    original's quantization tables and markers. None when that cannot be done: not a whole JPEG,
+    no lossless library here, a resize needed (the centred box is not `target` itself), the box
+    more than MAX_SHIFT pixels from an MCU boundary, or the library refusing the file."""
+    if turbojpeg is None or image.format != "JPEG" or not is_complete(data):
+        return None  # a cut-off JPEG goes to Pillow, which fails on it as before
+    left, top, right, bottom = crop_box(image.size, target)
+    if (right - left, bottom - top) != target:
+        return None
+    sampling = [(h, v) for _, h, v, _ in getattr(image, "layer", None) or []]
+    if not sampling:
+        return None
+    mcu_w = 8 * max(h for h, _ in sampling)
+    mcu_h = 8 * max(v for _, v in sampling)
+    x = _aligned(left, mcu_w, image.width - target[0])
+    y = _aligned(top, mcu_h, image.height - target[1])
+    if x is None or y is None:
+        return None
+    try:
+        cropped = turbojpeg.transform(data, x=x, y=y, w=target[0], h=target[1], crop=True)
+        return cropped if image_size(cropped) == target else None
+    except (RuntimeError, OSError, ValueError):  # a JPEG libjpeg-turbo cannot transform
+        return None
+
+
+def _aligned(offset: int, step: int, limit: int) -> int | None:
+    """The multiple of `step` nearest `offset` (the lower on a tie) from 0 to `limit`, or None
+    when it is more than MAX_SHIFT away."""
+    lower = offset - offset % step
+    nearest = lower + step if offset - lower > step / 2 and lower + step <= limit else lower
+    return nearest if abs(nearest - offset) <= MAX_SHIFT else None
+
+
 def fit(data: bytes, target: tuple[int, int]) -> bytes:
-    """Return an image of exactly `target` pixels: centre-crop to its ratio, then resize."""
+    """Return an image of exactly `target` pixels: centre-crop to its ratio, then resize. A JPEG
+    that needs no resize is cropped losslessly when it can be (see lossless_crop)."""
     with Image.open(io.BytesIO(data)) as image:
         if image.size == target:
             return data
+        cropped = lossless_crop(data, image, target)
+        if cropped is not None:
+            return cropped
         mime = sniff_type(data) or "image/png"
         fitted = image.resize(target, Image.Resampling.LANCZOS, box=crop_box(image.size, target))
     out = io.BytesIO()

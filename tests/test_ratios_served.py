@@ -7,6 +7,7 @@ import re
 import pytest
 from PIL import Image
 
+from flux_api import imaging
 from tests.fakes.workers_ai import render_image
 
 SCHNELL = "@cf/black-forest-labs/flux-1-schnell"
@@ -101,3 +102,26 @@ def test_the_ratio_rule_reaches_the_model(service, fake_ai, content, prompt, siz
     facts = service.chat(content).json()["flux_api"]
     assert (facts["prompt"], facts["size"]) == (prompt, size)
     assert fake_ai.calls[-1]["fields"]["prompt"] == prompt
+
+
+@pytest.mark.skipif(imaging.turbojpeg is None, reason="no turbojpeg wheel for this platform")
+@pytest.mark.parametrize(
+    "ratio, size",
+    [("16:9", (1024, 576)), ("9:16", (576, 1024)), ("1:2", (512, 1024)), ("3:4", (768, 1024))],
+)
+def test_schnell_crops_are_lossless(service, fake_ai, ratio, size):
+    image, mime, data = served_image(service, f"a harbour {ratio}", SCHNELL)
+    original = render_image(1024, 1024, "JPEG")
+    with Image.open(io.BytesIO(original)) as generated:
+        assert image.size == size
+        assert image.quantization == generated.quantization  # not re-encoded at quality 92
+    assert len(data) < len(original)
+    assert mime == "image/jpeg"
+
+
+def test_schnell_3_2_is_resized(service, fake_ai):
+    # 768x512 is not a crop of 1024x1024: the centred 1024x683 box is decoded and resized.
+    image, mime, data = served_image(service, "a harbour 3:2", SCHNELL)
+    with Image.open(io.BytesIO(render_image(1024, 1024, "JPEG"))) as generated:
+        assert image.quantization != generated.quantization
+    assert (image.size, mime) == ((768, 512), "image/jpeg")
