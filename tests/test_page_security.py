@@ -92,11 +92,11 @@ def test_the_page_works_under_its_policy_with_no_violation(browser, site):
         response = page.goto(site.url + "/")
         assert response.headers["content-security-policy"] == POLICY
         save_key(page)
-        page.wait_for_function("document.querySelectorAll('#model option').length > 1")
+        page.wait_for_function("() => document.querySelectorAll('#model option').length > 1")
         page.get_by_label("Prompt").fill("a fox under a strict policy")
         page.get_by_role("button", name="Generate").click()
         page.get_by_role("img", name="a fox under a strict policy").first.wait_for(timeout=15000)
-        page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+        page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
         page.reload()  # the gallery, drawn from localStorage
         page.wait_for_function(
             "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth)"
