@@ -99,7 +99,8 @@ def test_the_page_works_under_its_policy_with_no_violation(browser, site):
         page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
         page.reload()  # the gallery, drawn from localStorage
         page.wait_for_function(
-            "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth)"
+            "() => [...document.querySelectorAll('#gallery img')]"
+            ".every(i => i.complete && i.naturalWidth)"
         )
         assert page.evaluate("window.violations") == []
         assert API_KEY not in page.content()
