@@ -253,7 +253,13 @@ def _edit(variation: bool):
     g.model = plan.model.short_name
     spend(edit.n)
     answer = images.deliver(
-        pipeline, plan, edit.n, edit.response_format, request_budget(), services().image_memory
+        pipeline,
+        plan,
+        edit.n,
+        edit.response_format,
+        request_budget(),
+        services().image_memory,
+        edit.output_format,
     )
     return jsonify(answer) if isinstance(answer, dict) else Response(answer, mimetype=JSON)
 

@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from . import model_choice
 from .errors import invalid_request
 from .fields import optional, whole_number
-from .images import RESPONSE_FORMATS
+from .images import RESPONSE_FORMATS, output_format
 from .models import EditInput
 from .pipeline import Pipeline, Plan
 from .references import (
@@ -54,6 +54,7 @@ class EditRequest:
     size: tuple[int, int] | None
     response_format: str
     extras: dict
+    output_format: str | None = None
 
 
 def parse_form(form: MultiDict, files: MultiDict, max_n: int, variation: bool) -> EditRequest:
@@ -176,6 +177,7 @@ def _request(
         size=parse_size(body.get("size")),
         response_format=response_format,
         extras={name: value for name, value in extras.items() if value is not None},
+        output_format=output_format(body),
     )
 
 

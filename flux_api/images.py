@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator
 
 import pybase64
@@ -21,9 +21,23 @@ from .memory import ImageMemory, image_bytes
 from .pipeline import Pipeline, Plan
 from .sizes import parse_size
 
-# Accepted for compatibility and ignored: quality, style, user, background, output_format,
-# output_compression, moderation (and any other field OpenAI may add).
+# Accepted for compatibility and ignored: quality, style, user, background, output_compression,
+# moderation (and any other field OpenAI may add).
 RESPONSE_FORMATS = ("url", "b64_json")
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+
+
+def output_format(body: dict) -> str | None:
+    """`output_format` when a client asks for one (the image is then served in it); None keeps
+    the model's own format untouched."""
+    value = body.get("output_format")
+    if value is None or value == "":
+        return None
+    if value not in OUTPUT_FORMATS:
+        raise invalid_request(
+            '`output_format` must be "png", "jpeg" or "webp".', param="output_format"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class ImagesRequest:
     response_format: str
     steps: int | None
     extras: dict
+    output_format: str | None = None
 
 
 def parse_request(body: dict, max_n: int) -> ImagesRequest:
@@ -62,6 +77,7 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
         response_format=response_format,
         steps=whole_number(body, "steps", 1),
         extras={k: v for k, v in extras.items() if v is not None},
+        output_format=output_format(body),
     )
 
 
@@ -82,7 +98,9 @@ def generate(
         extras=request.extras,
         param="prompt",
     )
-    return deliver(pipeline, plan, request.n, request.response_format, budget, memory)
+    return deliver(
+        pipeline, plan, request.n, request.response_format, budget, memory, request.output_format
+    )
 
 
 def deliver(
@@ -92,6 +110,7 @@ def deliver(
     response_format: str,
     budget: Budget,
     memory: ImageMemory,
+    fmt: str | None = None,
 ) -> dict | Iterable[bytes]:
     """Make a plan's `n` images and answer in the Images API's shape, for generations and edits
     alike. A `url` answer is a dict; a `b64_json` one is JSON streamed image by image, holding
@@ -101,6 +120,7 @@ def deliver(
     largest = max(plan.size, (1024, 1024), key=lambda size: size[0] * size[1])
     reservation = memory.reserve(image_bytes(largest, n), budget)
     try:
+        plan = replace(plan, output_format=fmt) if fmt else plan
         choice, generated = pipeline.run(plan, n, keep=not as_base64, budget=budget)
         width, height = plan.size
         image_type = sniff_type(generated.images[0]) or "image/png"

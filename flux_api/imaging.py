@@ -127,3 +127,17 @@ def fit(data: bytes, target: tuple[int, int]) -> bytes:
     options = {"quality": 92} if mime != "image/png" else {"compress_level": 1}
     fitted.save(out, format=_PIL_FORMAT[mime], **options)
     return out.getvalue()
+
+
+def convert(data: bytes, fmt: str) -> bytes:
+    """The image in `fmt` ("png", "jpeg" or "webp"), re-encoded only when it is not already so
+    (a client that asks for PNG labels the bytes PNG, whatever the model made)."""
+    mime = f"image/{fmt}"
+    if sniff_type(data) == mime:
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        picture = image.convert("RGBA" if fmt != "jpeg" and "A" in image.getbands() else "RGB")
+    out = io.BytesIO()
+    options = {"quality": 92} if fmt in ("jpeg", "webp") else {"compress_level": 1}
+    picture.save(out, format=_PIL_FORMAT[mime], **options)
+    return out.getvalue()

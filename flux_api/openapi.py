@@ -253,7 +253,8 @@ _SCHEMAS: dict = {
         "type": "object",
         "required": ["prompt"],
         "description": "OpenAI's Images API body. quality, style, user, background, "
-        "output_format, output_compression and moderation are accepted and ignored.",
+        "output_compression and moderation are accepted and ignored; `output_format` converts "
+        "the image when given.",
         "properties": {
             "prompt": _TEXT,
             "model": _nullable({"type": "string"}),

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .budget import Budget, ClientLeft
 from .errors import api_error_for, invalid_request, log_unexpected
-from .imaging import fit, image_size
+from .imaging import convert, fit, image_size
 from . import model_choice
 from .models import ModelProfile
 from .optimizer import OptimizerClient, OptimizerError
@@ -48,6 +48,7 @@ class Plan:
     # An edit's input images, prepared for the model (references.py), and its mask.
     images: tuple[bytes, ...] = ()
     mask: bytes | None = None
+    output_format: str | None = None  # "png", "jpeg", "webp": what the client asked to get
 
     @property
     def aspect_ratio(self) -> str:
@@ -229,6 +230,8 @@ class Pipeline:
         try:
             if image_size(data) != plan.size:
                 data = fit(data, plan.size)
+            if plan.output_format:
+                data = convert(data, plan.output_format)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise BadResponse("the image could not be decoded") from exc
         log.debug(

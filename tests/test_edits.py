@@ -266,3 +266,11 @@ def test_a_big_image_in_chat_is_within_max_upload_mb_but_text_alone_keeps_max_bo
     assert chat_with_images(service, "sharper", data_url(out.getvalue())).status_code == 200
     text_only = service.chat("x" * 100_000)
     assert text_only.status_code == 413 and "MAX_BODY_KB" in text_only.json()["error"]["message"]
+
+
+def test_an_edit_in_the_format_asked_for(service, fake_ai):
+    """LibreChat asks for png and labels the data PNG."""
+    files = [("image[]", ("a.jpg", picture(fmt="JPEG"), "image/jpeg"))]
+    response = edit(service, files, prompt="x", model="gpt-image-1", output_format="png")
+    assert response.status_code == 200, response.text
+    assert base64.b64decode(response.json()["data"][0]["b64_json"])[:4] == b"\x89PNG"

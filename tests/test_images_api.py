@@ -265,3 +265,25 @@ def test_b64_answer_left_unread_gives_its_memory_back(gunicorn, service_env, fak
     assert [base64.b64decode(item["b64_json"])[:4] for item in whole.json()["data"]] == [
         b"\x89PNG"
     ] * 4
+
+
+@pytest.mark.parametrize(
+    "fmt, magic", [("png", b"\x89PNG"), ("webp", b"RIFF"), ("jpeg", b"\xff\xd8")]
+)
+def test_output_format_is_honoured(service, fake_ai, fmt, magic):
+    body = {"prompt": "a fox", "response_format": "b64_json", "output_format": fmt}
+    answer = service.post("/v1/images/generations", body).json()
+    assert base64.b64decode(answer["data"][0]["b64_json"]).startswith(magic)
+    assert answer["output_format"] == fmt
+
+
+def test_without_output_format_the_model_s_bytes_are_served_untouched(service, fake_ai):
+    answer = service.post("/v1/images/generations", {"prompt": "a fox", "size": "1024x1024"})
+    image = service.get(answer.json()["data"][0]["url"].removeprefix(service.url), key=None)
+    assert image.headers["Content-Type"] == "image/jpeg"
+
+
+def test_an_unknown_output_format_is_a_400(service, fake_ai):
+    response = service.post("/v1/images/generations", {"prompt": "a fox", "output_format": "gif"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "output_format"
+    assert fake_ai.calls == []
