@@ -8,7 +8,7 @@ from typing import Mapping
 from flask import Flask
 from flask_cors import CORS
 
-from . import api, auth, handlers, logs, page_security
+from . import api, auth, handlers, images_api, logs, page_security
 from .auth import load_or_create_key
 from .image_files import ImageFiles
 from .services import build_services
@@ -36,6 +36,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     handlers.init_app(app)
     page_security.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(images_api.bp)
     # Stored images are answered before Flask's request machinery (see image_files).
     app.wsgi_app = ImageFiles(app.wsgi_app, services.store, settings.cors_origins)
     return app

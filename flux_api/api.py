@@ -1,93 +1,31 @@
-"""The HTTP endpoints: thin views that parse and bound input, call the pipeline, shape replies."""
+"""The page, health, models, chat completions and stored images: thin views that parse and bound
+input, call the pipeline, shape replies (the Images API is in images_api.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import wrap_file
 
-from . import chat, edits, hosts, images, openapi, tasks, wire
+from . import chat, edits, openapi, tasks, wire
 from .auth import presents_key
-from .budget import Budget, peer_closed
-from .errors import APIError, invalid_request
+from .errors import APIError
 from .image_files import image_headers
-from .services import Services
+from .requests_in import (
+    allow_uploads,
+    json_body,
+    public_base_url,
+    request_budget,
+    services,
+    spend,
+    text_body_limit,
+)
 from .sizes import COMMON_RATIOS
 
 bp = Blueprint("api", __name__)
-JSON = "application/json"
 _STARTED = int(time.time())
-
-
-def services() -> Services:
-    return current_app.extensions["flux_api"]
-
-
-def public_base_url() -> str:
-    """PUBLIC_BASE_URL when set; otherwise the URL this request came in on, whose Host must be
-    a plain host[:port] (it goes into every image link of a billed reply)."""
-    configured = services().settings.public_base_url
-    if configured:
-        return configured
-    host = hosts.checked_host(request.host)
-    return f"{request.scheme}://{host}"
-
-
-def request_budget() -> Budget:
-    """This request's deadline (UPSTREAM_TIMEOUT from its start) and a check that its client
-    is still connected (the server's socket: gunicorn's, or werkzeug's in tests)."""
-    environ = request.environ
-    client = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    # From when the request began to arrive (flux_api/server.py records it on the socket),
-    # waiting for a free thread included; else from when Flask began with it.
-    started = getattr(client, "request_started", None) or g.started
-    deadline = started + services().settings.upstream_timeout
-    g.budget = Budget(deadline, client_closed=lambda: peer_closed(client))
-    return g.budget
-
-
-def spend(images: int) -> None:
-    """Count `images` Workers AI calls against the key's RATE_LIMIT (a 429 if over it): called
-    once a request is known to call Workers AI, so task prompts and bad requests cost nothing."""
-    limiter = services().rate_limiter
-    if limiter is not None:
-        limiter.hit(g.api_key, images)
-
-
-def json_body() -> dict:
-    """The body as a JSON object, whatever its Content-Type says (clients differ)."""
-    data = request.get_data(cache=False)
-    g.body_size = len(data)
-    if request.content_length is None and len(data) >= (request.max_content_length or 0):
-        # A chunked body is cut at the limit without a word: reading on raises the 413.
-        request.stream.read(1)
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
-        body = None
-    if not isinstance(body, dict):
-        raise invalid_request("The request body must be a JSON object.")
-    for name, value in body.items():
-        if not _encodable(value):
-            raise invalid_request(
-                f"`{name}` holds text that is not valid Unicode (a lone surrogate such as "
-                "\\ud800); send UTF-8 text.",
-                param=name,
-            )
-    return body
-
-
-def _encodable(value: object) -> bool:
-    """JSON allows escapes of lone UTF-16 surrogates, which no answer or upstream body can
-    carry as UTF-8."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @bp.get("/")
@@ -202,66 +140,6 @@ def event_stream(frames) -> Response:
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-@bp.post("/v1/images/generations")
-def images_generations():
-    request_ = images.parse_request(json_body(), services().settings.images_max_n)
-    g.model = services().pipeline.resolve_model(request_.model).short_name
-    spend(request_.n)
-    answer = images.generate(
-        services().pipeline,
-        request_,
-        public_base_url(),
-        request_budget(),
-        services().image_memory,
-    )
-    return jsonify(answer) if isinstance(answer, dict) else Response(answer, mimetype=JSON)
-
-
-@bp.post("/v1/images/edits")
-def images_edits():
-    return _edit(variation=False)
-
-
-@bp.post("/v1/images/variations")
-def images_variations():
-    return _edit(variation=True)
-
-
-def allow_uploads() -> None:
-    """This request's body may reach MAX_UPLOAD_MB (it carries images), not MAX_BODY_KB."""
-    limit = services().settings.max_upload_mb
-    request.max_content_length = limit * 1024 * 1024
-    g.body_limit = ("MAX_UPLOAD_MB", f"{limit} MB")
-
-
-def text_body_limit() -> None:
-    """The 413 for a body without images names MAX_BODY_KB again."""
-    g.pop("body_limit", None)
-
-
-def _edit(variation: bool):
-    """Multipart (the clients' form) or JSON with data URLs."""
-    settings, pipeline = services().settings, services().pipeline
-    allow_uploads()
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        edit = edits.parse_form(request.form, request.files, settings.images_max_n, variation)
-    else:
-        edit = edits.parse_json(json_body(), settings.images_max_n)
-    plan = edits.plan_edit(pipeline, edit, public_base_url())
-    g.model = plan.model.short_name
-    spend(edit.n)
-    answer = images.deliver(
-        pipeline,
-        plan,
-        edit.n,
-        edit.response_format,
-        request_budget(),
-        services().image_memory,
-        edit.output_format,
-    )
-    return jsonify(answer) if isinstance(answer, dict) else Response(answer, mimetype=JSON)
 
 
 @bp.get("/image/<path:key>")
