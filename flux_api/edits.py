@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from . import model_choice
 from .errors import invalid_request
 from .fields import optional, whole_number
-from .images import RESPONSE_FORMATS, output_format
+from .images import output_format, response_format
 from .models import EditInput
 from .pipeline import Pipeline, Plan
 from .references import (
@@ -156,14 +156,6 @@ def _request(
     if not isinstance(prompt, str) or not prompt.strip():
         raise invalid_request("`prompt` is required: say how to change the image.", param="prompt")
     model = optional(body, "model", str, "a string")
-    response_format = body.get("response_format")
-    if response_format is None:  # gpt-image models only answer base64, and their clients expect it
-        wants_b64 = isinstance(model, str) and model.startswith("gpt-image")
-        response_format = "b64_json" if wants_b64 else "url"
-    if response_format not in RESPONSE_FORMATS:
-        raise invalid_request(
-            '`response_format` must be "url" or "b64_json".', param="response_format"
-        )
     strength = optional(body, "strength", (int, float), "a number from 0 to 1")
     if strength is not None and not 0 <= strength <= 1:
         raise invalid_request("`strength` must be a number from 0 to 1.", param="strength")
@@ -175,7 +167,7 @@ def _request(
         model=model,
         n=whole_number(body, "n", 1, max_n) or 1,
         size=parse_size(body.get("size")),
-        response_format=response_format,
+        response_format=response_format(body, model),
         extras={name: value for name, value in extras.items() if value is not None},
         output_format=output_format(body),
     )

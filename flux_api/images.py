@@ -27,6 +27,19 @@ RESPONSE_FORMATS = ("url", "b64_json")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 
 
+def response_format(body: dict, model: str | None) -> str:
+    """`response_format`, or the default for the model named: gpt-image models only ever answer
+    base64, and the clients that use them expect it."""
+    value = body.get("response_format")
+    if value is None:
+        return "b64_json" if isinstance(model, str) and model.startswith("gpt-image") else "url"
+    if value not in RESPONSE_FORMATS:
+        raise invalid_request(
+            '`response_format` must be "url" or "b64_json".', param="response_format"
+        )
+    return value
+
+
 def output_format(body: dict) -> str | None:
     """`output_format` when a client asks for one (the image is then served in it); None keeps
     the model's own format untouched."""
@@ -58,15 +71,6 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
     if not isinstance(prompt, str) or not prompt.strip():
         raise invalid_request("`prompt` is required: describe the image you want.", param="prompt")
     model = optional(body, "model", str, "a string")
-    response_format = body.get("response_format")
-    if response_format is None:
-        # gpt-image models only ever answer base64, and the clients that use them expect it.
-        wants_b64 = isinstance(model, str) and model.startswith("gpt-image")
-        response_format = "b64_json" if wants_b64 else "url"
-    if response_format not in RESPONSE_FORMATS:
-        raise invalid_request(
-            '`response_format` must be "url" or "b64_json".', param="response_format"
-        )
     negative = optional(body, "negative_prompt", str, "a string")
     extras = {"seed": whole_number(body, "seed", 0, 2**32 - 1), "negative_prompt": negative}
     return ImagesRequest(
@@ -74,7 +78,7 @@ def parse_request(body: dict, max_n: int) -> ImagesRequest:
         model=model,
         n=whole_number(body, "n", 1, max_n) or 1,
         size=parse_size(body.get("size")),
-        response_format=response_format,
+        response_format=response_format(body, model),
         steps=whole_number(body, "steps", 1),
         extras={k: v for k, v in extras.items() if v is not None},
         output_format=output_format(body),

@@ -18,10 +18,10 @@ from typing import Iterator
 
 from PIL import Image
 
+from . import model_choice
 from .budget import Budget, ClientLeft
 from .errors import api_error_for, invalid_request, log_unexpected
 from .imaging import convert, fit, image_size
-from . import model_choice
 from .models import ModelProfile
 from .optimizer import OptimizerClient, OptimizerError
 from .settings import Settings

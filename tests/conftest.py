@@ -18,6 +18,7 @@ from flux_api import create_app
 from tests.fakes.optimizer import OPTIMIZER_KEY, OPTIMIZER_MODEL, FakeOptimizer
 from tests.fakes.server import BackgroundServer
 from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN, FakeWorkersAI
+from tests.nginx import require_program
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-SECRET-key-one"
@@ -244,3 +245,30 @@ def gunicorn(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+# Debian's chromium, headless, for the tests that drive the page (playground, page security).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright (never a downloaded browser); skipped where missing,
+    except in CI."""
+    chromium = require_program("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()

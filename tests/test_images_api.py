@@ -218,18 +218,22 @@ def test_optimizer_rewrites_the_prompt_once_for_all_images(
     assert fake_ai.calls[-1]["fields"]["prompt"] == revised.pop()
 
 
+# Four 2048x2048 PNGs as base64: 48 MB estimated, the largest request the tests make.
+FOUR_LARGE_PNGS = {
+    "prompt": "a fox",
+    "model": "@cf/stabilityai/stable-diffusion-xl-base-1.0",
+    "n": 4,
+    "size": "2048x2048",
+    "response_format": "b64_json",
+}
+
+
 def test_memory_bound_runs_large_requests_one_after_another(start_service, fake_ai):
     """IMAGE_MEMORY_MB=16 holds one request of four 2048x2048 images (48 MB estimated, capped
     at the whole bound): three such requests run in turn, never twelve upstream calls at once."""
     service = start_service(IMAGE_MEMORY_MB="16")
     fake_ai.latency = 0.3
-    body = {
-        "prompt": "a fox",
-        "model": "@cf/stabilityai/stable-diffusion-xl-base-1.0",
-        "n": 4,
-        "size": "2048x2048",
-        "response_format": "b64_json",
-    }
+    body = FOUR_LARGE_PNGS
     with ThreadPoolExecutor(3) as pool:
         responses = list(pool.map(lambda _: service.post("/v1/images/generations", body), range(3)))
     assert [r.status_code for r in responses] == [200, 200, 200]
@@ -247,13 +251,7 @@ def test_b64_answer_left_unread_gives_its_memory_back(gunicorn, service_env, fak
     IMAGE_MEMORY_MB=16 holds one such request at a time: had the abandoned answer kept its
     reservation, the next request would wait for room until its deadline."""
     server = gunicorn({**service_env, "IMAGE_MEMORY_MB": "16", "UPSTREAM_TIMEOUT": "5"}, 1)
-    body = {
-        "prompt": "a fox",
-        "model": "@cf/stabilityai/stable-diffusion-xl-base-1.0",
-        "n": 4,
-        "size": "2048x2048",
-        "response_format": "b64_json",
-    }
+    body = FOUR_LARGE_PNGS
     headers = {"Authorization": f"Bearer {API_KEY}"}
     url = server.url + "/v1/images/generations"
     response = requests.post(url, json=body, headers=headers, stream=True, timeout=30)

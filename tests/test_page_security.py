@@ -13,8 +13,7 @@ import pytest
 
 from flux_api.page_security import POLICY
 from tests.conftest import API_KEY, ROOT
-from tests.nginx import require_program
-from tests.test_playground import CHROMIUM_ARGS, save_key
+from tests.test_playground import save_key
 
 PAGE_FILES = ("/", "/static/playground.js", "/static/playground.css")
 
@@ -58,19 +57,6 @@ def test_the_page_has_no_inline_code_the_policy_would_block():
     assert parser.found == []
     script = (ROOT / "flux_api" / "static" / "playground.js").read_text()
     assert not re.search(r"\beval\(|new Function\(|setAttribute\(\s*[\"'](on|style)", script)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = require_program("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

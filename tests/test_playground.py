@@ -19,36 +19,14 @@ from flux_api.errors import APIError
 from flux_api.sizes import Ratio, parse_ratio, size_for_ratio
 from tests.conftest import API_KEY, ROOT, Gunicorn
 from tests.fakes.workers_ai import Scripted
-from tests.nginx import Nginx, require_program
+from tests.nginx import Nginx
 from tests.test_sizes import RATIO_CASES, TEXT_CASES
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SHOTS = ROOT / "test-artifacts" / "playground"
+
+
 # What this machine's closed network needs (no background connections to Google's services).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = require_program("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def site(gunicorn, service_env, fake_ai):
     """The real gunicorn serving the page; the fake takes 2 s a generation."""
