@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Mapping
+import time
+from typing import Callable, Mapping
 
 from flask import Flask
 from flask_cors import CORS
@@ -15,8 +16,11 @@ from .services import build_services
 from .settings import SettingsError, load_settings
 
 
-def create_app(environ: Mapping[str, str] | None = None) -> Flask:
-    """Build the app from `environ` (default: .env, then the process environment)."""
+def create_app(
+    environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+) -> Flask:
+    """Build the app from `environ` (default: .env, then the process environment). `clock`:
+    wall-clock seconds, for tests of what happens at midnight UTC."""
     logs.configure()
     settings = load_settings(environ)
     api_keys = settings.api_keys or (load_or_create_key(settings.data_dir),)
@@ -27,7 +31,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.debug = False  # whatever FLASK_DEBUG says: a debug page would show code and tracebacks
     # `//` in a path is an answer (a JSON 404), not a redirect to a path with one slash.
     app.url_map.merge_slashes = False
-    services = app.extensions["flux_api"] = build_services(settings, api_keys)
+    services = app.extensions["flux_api"] = build_services(settings, api_keys, clock)
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
     logs.init_app(app)  # first, so every later hook and error has a request id

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import wrap_file
 
 from . import chat, edits, openapi, tasks, wire
+from .account_pool import usable_count
 from .auth import presents_key
 from .errors import APIError
 from .image_files import image_headers
@@ -31,9 +32,12 @@ _STARTED = int(time.time())
 @bp.get("/")
 def index():
     settings = services().settings
+    accounts = services().accounts.report()
     return render_template(
         "index.html",
         settings=settings,
+        accounts=accounts,
+        usable_accounts=usable_count(accounts),
         base_url=public_base_url(),
         optimizer_on=services().pipeline.optimizer is not None,
         ratios=COMMON_RATIOS,
@@ -48,19 +52,27 @@ def favicon():
 
 @bp.get("/healthz")
 def healthz():
-    """For load balancers and monitors: 200 while images can be stored, else 503. No secrets."""
+    """For load balancers and monitors, no secrets. 503 when this node cannot serve: its store
+    is not writable, or Cloudflare refused every account's token (a fix only the operator can
+    make). Accounts that used their daily quota keep it 200: every node shares them, and the
+    429 with Retry-After that a request gets is the right answer until 00:00 UTC."""
     settings, store = services().settings, services().store
     writable = store.writable()
+    accounts = services().accounts.report()
+    refused = bool(accounts) and all(a["state"] == "rejected_token" for a in accounts)
+    healthy = writable and not refused
     body = {
-        "status": "ok" if writable else "unavailable",
+        "status": "ok" if healthy else "unavailable",
         "store": "writable" if writable else "not writable",
         "cloudflare": "configured" if settings.cloudflare_configured else "missing",
+        "accounts": accounts,
+        "usable_accounts": usable_count(accounts),
         "prompt_optimization": "on" if settings.prompt_optimization else "off",
         "default_model": settings.flux_model,
     }
     if writable and presents_key(services().api_keys):  # how busy it is: for the operator only
         body["images_stored"] = len(store)
-    return jsonify(body), 200 if writable else 503
+    return jsonify(body), 200 if healthy else 503
 
 
 @bp.get("/openapi.json")

@@ -152,11 +152,44 @@ _SCHEMAS: dict = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "store", "cloudflare", "prompt_optimization", "default_model"],
+        "required": [
+            "status",
+            "store",
+            "cloudflare",
+            "accounts",
+            "usable_accounts",
+            "prompt_optimization",
+            "default_model",
+        ],
         "properties": {
             "status": {"enum": ["ok", "unavailable"]},
             "store": {"enum": ["writable", "not writable"]},
             "cloudflare": {"enum": ["configured", "missing"]},
+            "accounts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "state"],
+                    "properties": {
+                        "id": {
+                            "type": "string",
+                            "description": "The account id shortened: first 6 and last 4 "
+                            "characters.",
+                        },
+                        "state": {"enum": ["ok", "busy", "quota_exhausted", "rejected_token"]},
+                        "until": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "quota_exhausted: when the daily allocation resets.",
+                        },
+                        "neurons_today": {
+                            "type": "number",
+                            "description": "Neurons spent today (UTC), as Cloudflare reported.",
+                        },
+                    },
+                },
+            },
+            "usable_accounts": {"type": "integer", "minimum": 0},
             "prompt_optimization": {"enum": ["on", "off"]},
             "default_model": {"type": "string"},
             "images_stored": {
@@ -403,11 +436,14 @@ _PATHS: dict = {
     },
     "/healthz": {
         "get": {
-            "summary": "Health for load balancers: 200 while images can be stored",
+            "summary": "Health for load balancers: 200 while this node can serve",
             "security": [],
             "responses": {
                 "200": _json(_ref("Health"), "Ready."),
-                "503": _json(_ref("Health"), "The image store cannot be written."),
+                "503": _json(
+                    _ref("Health"),
+                    "The image store cannot be written, or Cloudflare refused every account.",
+                ),
             },
         }
     },

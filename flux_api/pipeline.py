@@ -144,7 +144,8 @@ class Pipeline:
             )
         if not self.workers_ai.configured:
             raise NotConfigured(
-                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
+                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
+                "(or CF_ACCOUNTS)."
             )
 
     def run(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
+from typing import Callable
 
+from .account_pool import AccountPool
+from .account_states import FileAccountStates
 from .memory import ImageMemory
 from .optimizer import OptimizerClient
 from .pipeline import Pipeline
@@ -21,6 +25,7 @@ class Services:
     store: ImageStore
     pipeline: Pipeline
     image_memory: ImageMemory
+    accounts: AccountPool
     rate_limiter: RateLimiter | None = None
 
 
@@ -38,11 +43,15 @@ def open_store(settings: Settings) -> ImageStore:
         ) from None
 
 
-def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
+def build_services(
+    settings: Settings, api_keys: tuple[str, ...], clock: Callable[[], float] = time.time
+) -> Services:
+    """`clock`: wall-clock seconds for the account pool (tests move it past midnight)."""
     store = open_store(settings)
+    pool = AccountPool(settings.accounts, FileAccountStates(settings.data_dir / "accounts"), clock)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
-        settings.cf_api_token,
+        pool,
         timeout=settings.upstream_timeout,
         backoff=settings.upstream_retry_backoff,
         concurrency=settings.upstream_concurrency,
@@ -61,4 +70,4 @@ def build_services(settings: Settings, api_keys: tuple[str, ...]) -> Services:
     if settings.rate_limit is not None:
         limiter = RateLimiter(settings.data_dir / "ratelimit", settings.rate_limit)
     memory = ImageMemory(settings.image_memory_mb * 1024 * 1024)
-    return Services(settings, api_keys, store, pipeline, memory, limiter)
+    return Services(settings, api_keys, store, pipeline, memory, pool, limiter)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
 
+from .accounts import Account, parse_accounts
 from .environment import SettingsError, flag, items, number, read_environment, text, url
 from .models import EDIT_ONLY_MODELS, MODELS, ModelProfile, find_model
 
@@ -54,6 +55,8 @@ class Settings:
     cf_account_id: str = ""
     cf_api_token: str = field(default="", repr=False)
     cf_api_base: str = DEFAULT_CF_API_BASE
+    # CF_ACCOUNT_ID + CF_API_TOKEN and every pair of CF_ACCOUNTS, checked (accounts.py).
+    accounts: tuple[Account, ...] = field(default=(), repr=False)
     prompt_optimization: bool = False
     external_api_base: str = ""
     external_model: str = ""
@@ -87,6 +90,8 @@ class Settings:
     @property
     def missing_cloudflare(self) -> list[str]:
         """The Cloudflare settings still to set (the service starts without them)."""
+        if self.accounts:
+            return []
         missing = [] if self.cf_api_token else ["CF_API_TOKEN"]
         if not self.cf_account_id and "{account_id}" in self.cf_api_base:
             missing.insert(0, "CF_ACCOUNT_ID")
@@ -94,8 +99,8 @@ class Settings:
 
     @property
     def workers_ai_url(self) -> str:
-        """The URL prefix to which `/{model}` is appended."""
-        return self.cf_api_base.replace("{account_id}", self.cf_account_id).rstrip("/")
+        """The URL prefix to which `/{model}` is appended; `{account_id}` is filled per call."""
+        return self.cf_api_base.rstrip("/")
 
     @property
     def default_model(self) -> ModelProfile:
@@ -173,11 +178,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "PROMPT_OPTIMIZATION is on, so EXTERNAL_API_BASE and EXTERNAL_MODEL must be set."
         )
 
+    account_id, token = text(env, "CF_ACCOUNT_ID"), text(env, "CF_API_TOKEN")
+    api_base = url(env, "CF_API_BASE", DEFAULT_CF_API_BASE)
     return Settings(
         api_keys=items(env, "API_KEY"),
-        cf_account_id=text(env, "CF_ACCOUNT_ID"),
-        cf_api_token=text(env, "CF_API_TOKEN"),
-        cf_api_base=url(env, "CF_API_BASE", DEFAULT_CF_API_BASE),
+        cf_account_id=account_id,
+        cf_api_token=token,
+        cf_api_base=api_base,
+        accounts=parse_accounts(text(env, "CF_ACCOUNTS"), account_id, token, api_base),
         prompt_optimization=optimization,
         external_api_base=external_base,
         external_model=external_model,

@@ -1,49 +1,68 @@
 """Client for the Cloudflare Workers AI REST API (`POST {base}/{model}`), one per app.
 
-It encodes each request the way the model's schema wants (models.py), decodes the answer into
-image bytes, retries what a retry can fix, and raises its own exceptions for the rest; errors.py
-maps those to HTTP.
+It encodes each request the way the model's schema wants (workers_ai_fields.py), sends each try
+to an account of the pool (account_pool.py), retries what a retry can fix, and raises its own
+exceptions for the rest (workers_ai_errors.py); errors.py maps those to HTTP.
+
+Which failure goes where:
+
+| answer | this account | the request |
+|---|---|---|
+| daily quota used up (4006/3036) | parked until 00:00 UTC | at once on another account; not a try |
+| token or account refused (10000, 7000, 401, 403) | set aside | at once on another account; not a try |
+| out of capacity (3040), rate limited | busy for a while | next try on another account, no wait |
+| no connection, 502/503 | - | next try, another account if any, after the backoff |
+| flagged, input rejected, timeout, broken after sending | - | fails: it may be billed |
+
+Tries (the last four rows) are at most 3 and all fit the request's deadline.
 """
 
 from __future__ import annotations
 
-import binascii
-import json
 import logging
 import os
 import threading
 import time
 
-import pybase64
 import requests
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 from urllib3.exceptions import HTTPError, ProtocolError
 
+from .account_pool import AccountPool, Choice
+from .accounts import Account
 from .budget import Budget
-from .imaging import is_complete, sniff_type
-from .models import EditInput, Encoding, ModelProfile, ResponseForm
+from .models import Encoding, ModelProfile
 from .upstream_http import DeadlineAdapter, fetch, never_sent, tls_reason
+from .workers_ai_answers import decode, neurons_spent
 from .workers_ai_errors import (
-    BadResponse,
+    InputRejected,
+    Misconfigured,
     NotConfigured,
+    OutOfCapacity,
+    QuotaExceeded,
+    RateLimited,
     TLSFailed,
     Unavailable,
     UpstreamFailed,
     UpstreamTimeout,
     WorkersAIError,
-    classify,
     parse_retry_after,
 )
+from .workers_ai_fields import build_fields, image_fields, multipart_parts
 
 log = logging.getLogger(__name__)
+
+# Sent with a JSON body when another account could take the call: a busy account answers at once
+# (as 3040) instead of holding the request in Cloudflare's capacity queue.
+_REJECT_IF_BUSY = {"rejectIfBusy": True}
 
 
 class WorkersAIClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        pool: AccountPool,
         *,
         timeout: float,
         connect_timeout: float = 10.0,
@@ -51,13 +70,12 @@ class WorkersAIClient:
         backoff: float = 0.5,
         concurrency: int = 0,
     ):
-        self.base_url = base_url.rstrip("/")
-        self._token = token
+        self.base_url = base_url.rstrip("/")  # may hold {account_id}, filled per account
+        self.pool = pool
         self._timeout = (connect_timeout, timeout)
         self._max_tries = max_tries
         self._backoff = backoff
         self._local = threading.local()
-        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "flux-api"}
         self._proxies = requests.utils.get_environ_proxies(self.base_url) if self.base_url else {}
         self._verify = (
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
@@ -67,10 +85,12 @@ class WorkersAIClient:
         # Seconds a successful call of each model took lately: a retry that could not finish
         # before the request's deadline is not started (it would be billed, then abandoned).
         self._typical_seconds: dict[str, float] = {}
+        # Models whose schema turned `options` down: they are called without rejectIfBusy.
+        self._no_options: set[str] = set()
 
     @property
     def configured(self) -> bool:
-        return bool(self.base_url and self._token)
+        return bool(self.base_url and len(self.pool))
 
     def _adapter(self) -> HTTPAdapter:
         """This thread's connection pool (requests advises against sharing one across threads).
@@ -84,14 +104,16 @@ class WorkersAIClient:
         return adapter
 
     def _post(
-        self, url: str, fields: dict, multipart: bool, read_timeout: float
+        self, account: Account, model: ModelProfile, fields: dict, read_timeout: float
     ) -> requests.Response:
         request = PreparedRequest()
         request.prepare_method("POST")
-        request.prepare_url(url, None)
-        request.prepare_headers(self._headers)
-        if multipart:
-            request.prepare_body(None, {k: _part(k, v) for k, v in fields.items()})
+        request.prepare_url(f"{self.base_url.replace('{account_id}', account.id)}/{model.id}", None)
+        request.prepare_headers(
+            {"Authorization": f"Bearer {account.token}", "User-Agent": "flux-api"}
+        )
+        if model.encoding is Encoding.MULTIPART:
+            request.prepare_body(None, multipart_parts(fields))
         else:
             request.prepare_body(None, None, json=fields)
         return self._adapter().send(
@@ -119,35 +141,92 @@ class WorkersAIClient:
         try once the client has left."""
         if not self.configured:
             raise NotConfigured(
-                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN."
+                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
+                "(or CF_ACCOUNTS)."
             )
         budget = budget or Budget.unlimited()
         fields = build_fields(model, prompt, size, steps, extras)
         fields.update(image_fields(model, images, mask))
-        attempt = 1
+        avoid: set[str] = set()  # failed this request; another account may do better
+        spent: set[str] = set()  # parked or refused during this request: not called again
+        refusal: Misconfigured | None = None
+        tries = 0
         while True:
+            choice = self.pool.choose(frozenset(avoid), frozenset(spent))
+            if choice is None:
+                raise refusal if refusal and not self._any_parked() else self._all_parked()
             try:
-                if self._slots is None:
-                    return self._try(model, fields, budget)
-                budget.wait_for(self._slots, "waiting for a free upstream slot")
-                try:
-                    return self._try(model, fields, budget)
-                finally:
-                    self._slots.release()
+                return self._slotted_try(choice, model, fields, budget)
+            except QuotaExceeded:
+                self.pool.exhausted(choice.account)  # answered at once and not billed
+                spent.add(choice.account.id)
+            except Misconfigured as exc:
+                if not exc.account_problem:
+                    raise
+                self.pool.refused(choice.account, exc.setting)
+                spent.add(choice.account.id)
+                refusal = exc
+                if not choice.others:
+                    raise
+            except InputRejected as exc:
+                if not self._options_refused(exc, model, fields):
+                    raise
             except WorkersAIError as exc:
-                # Cloudflare's Retry-After, when it gives one, is the least wait.
-                delay = max(self._backoff * 2 ** (attempt - 1), exc.retry_after or 0)
-                if not self._worth_retrying(exc, attempt, model, budget, delay):
+                tries += 1
+                if isinstance(exc, (OutOfCapacity, RateLimited)):
+                    self.pool.busy(choice.account, exc.retry_after)
+                avoid.add(choice.account.id)
+                delay = self._wait_before_retry(exc, tries, choice)
+                if not self._worth_retrying(exc, tries, model, budget, delay):
                     raise
                 log.warning(
-                    "workers_ai retry model=%s attempt=%d reason=%r wait=%.1fs",
+                    "workers_ai retry model=%s attempt=%d account=%s reason=%r wait=%.1fs",
                     model.short_name,
-                    attempt,
+                    tries,
+                    choice.account.label,
                     exc.detail,
                     delay,
                 )
                 time.sleep(delay)
-                attempt += 1
+
+    def _wait_before_retry(self, exc: WorkersAIError, tries: int, choice: Choice) -> float:
+        """No wait when the next try goes to another account that may have capacity; else the
+        backoff, or Cloudflare's Retry-After when longer."""
+        if choice.others and isinstance(exc, (OutOfCapacity, RateLimited)):
+            return 0.0
+        return max(self._backoff * 2 ** (tries - 1), exc.retry_after or 0)
+
+    def _any_parked(self) -> bool:
+        return any(entry["state"] == "quota_exhausted" for entry in self.pool.report())
+
+    def _all_parked(self) -> QuotaExceeded:
+        detail, retry_after = self.pool.exhausted_error_detail()
+        return QuotaExceeded(detail, retry_after)
+
+    def _options_refused(self, exc: InputRejected, model: ModelProfile, fields: dict) -> bool:
+        """Whether the schema turned down our `options` (rejectIfBusy): then the model is called
+        without it from now on, and this request tries again at once (a refusal bills nothing)."""
+        if "options" not in fields or "options" not in exc.detail:
+            return False
+        log.warning("workers_ai model=%s refuses options.rejectIfBusy; not sent again", model.id)
+        self._no_options.add(model.id)
+        del fields["options"]
+        return True
+
+    def _slotted_try(
+        self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget
+    ) -> bytes:
+        if choice.others and model.encoding is Encoding.JSON and model.id not in self._no_options:
+            fields["options"] = _REJECT_IF_BUSY
+        else:
+            fields.pop("options", None)
+        if self._slots is None:
+            return self._try(choice.account, model, fields, budget)
+        budget.wait_for(self._slots, "waiting for a free upstream slot")
+        try:
+            return self._try(choice.account, model, fields, budget)
+        finally:
+            self._slots.release()
 
     def _worth_retrying(
         self, exc: WorkersAIError, attempt: int, model: ModelProfile, budget: Budget, delay: float
@@ -165,28 +244,30 @@ class WorkersAIClient:
             return False
         return True
 
-    def _try(self, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
+    def _try(self, account: Account, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
         budget.check("before calling Workers AI")
         started = time.monotonic()
-        image = self._call_once(model, fields, budget)
+        image, neurons = self._call_once(account, model, fields, budget)
         took = time.monotonic() - started
         previous = self._typical_seconds.get(model.id, took)
         self._typical_seconds[model.id] = 0.7 * previous + 0.3 * took  # recent calls weigh most
+        self.pool.succeeded(account, neurons)
         return image
 
-    def _call_once(self, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
-        url = f"{self.base_url}/{model.id}"
+    def _call_once(
+        self, account: Account, model: ModelProfile, fields: dict, budget: Budget
+    ) -> tuple[bytes, float | None]:
         read_timeout = max(0.001, min(self._timeout[1], budget.remaining()))
         deadline = time.monotonic() + read_timeout
-        multipart = model.encoding is Encoding.MULTIPART
         try:
             response, content = fetch(
-                lambda: self._post(url, fields, multipart, read_timeout), deadline
+                lambda: self._post(account, model, fields, read_timeout), deadline
             )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{read_timeout:.1f} s (UPSTREAM_TIMEOUT)") from exc
         except requests.exceptions.SSLError as exc:
-            log.warning("workers_ai tls_failed host=%s", requests.utils.urlparse(url).hostname)
+            host = requests.utils.urlparse(self.base_url).hostname
+            log.warning("workers_ai tls_failed host=%s", host)
             raise TLSFailed(f"TLS handshake failed: {tls_reason(exc)}") from exc
         except requests.ConnectionError as exc:
             if never_sent(exc):
@@ -197,96 +278,18 @@ class WorkersAIClient:
         except (requests.RequestException, HTTPError) as exc:
             raise UpstreamFailed(f"the answer could not be read ({type(exc).__name__})") from exc
         if response.status_code != 200:
-            log.info("workers_ai model=%s status=%d", model.short_name, response.status_code)
+            log.info(
+                "workers_ai model=%s account=%s status=%d",
+                model.short_name,
+                account.label,
+                response.status_code,
+            )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return self._decode(model, response.status_code, content, retry_after)
-
-    def _decode(
-        self, model: ModelProfile, status: int, content: bytes, retry_after: int | None = None
-    ) -> bytes:
-        if status == 200 and model.response is ResponseForm.RAW and sniff_type(content):
-            return _whole(content)
-        envelope = _json_or_none(content)
-        if status != 200 or (envelope is not None and envelope.get("success") is False):
-            raise self._error_from(status, envelope, retry_after)
-        if envelope is None:
-            raise BadResponse(f"HTTP 200 with an unreadable {len(content)}-byte body")
-        image_b64 = (envelope.get("result") or {}).get("image")
-        if not isinstance(image_b64, str):
-            raise BadResponse("the answer holds no image")
-        try:
-            image = pybase64.b64decode(image_b64, validate=True)  # SIMD: ~50x the stdlib's speed
-        except (binascii.Error, ValueError) as exc:
-            raise BadResponse("the image is not valid base64") from exc
-        if not sniff_type(image):
-            raise BadResponse("the decoded bytes are not a JPEG, PNG or WebP image")
-        return _whole(image)
-
-    def _error_from(
-        self, status: int, envelope: dict | None, retry_after: int | None
-    ) -> WorkersAIError:
-        errors = (envelope or {}).get("errors") or []
-        first = errors[0] if errors and isinstance(errors[0], dict) else {}
-        code = first.get("code") if isinstance(first.get("code"), int) else None
-        message = self._scrub(str(first.get("message") or "no error message"))
-        return classify(status, code, message, retry_after)
+        image = decode(model, response.status_code, content, retry_after, self._scrub)
+        return image, neurons_spent(response.headers.get("cf-ai-neurons"))
 
     def _scrub(self, text: str) -> str:
         """Upstream text goes to clients and logs: cut it short and make sure no token is in it."""
-        if self._token:
-            text = text.replace(self._token, "***")
+        for token in self.pool.tokens:
+            text = text.replace(token, "***")
         return text[:300]
-
-
-def build_fields(
-    model: ModelProfile,
-    prompt: str,
-    size: tuple[int, int] | None,
-    steps: int | None,
-    extras: dict | None,
-) -> dict:
-    """The request fields this model's schema accepts, and nothing else."""
-    fields: dict = {"prompt": prompt}
-    if model.steps_field and steps is not None:
-        fields[model.steps_field] = model.clamp_steps(steps)
-    if size and model.native_sizes:
-        fields["width"], fields["height"] = size
-    for name, value in (extras or {}).items():
-        if name in model.extras and value is not None:
-            fields[name] = value
-    return fields
-
-
-def image_fields(model: ModelProfile, images: tuple[bytes, ...], mask: bytes | None) -> dict:
-    """The images an edit sends, as the model takes them (docs/workers-ai.md, "Editing")."""
-    if not images:
-        return {}
-    if model.edit_input is EditInput.REFERENCES:  # binary multipart parts, named exactly so
-        return {f"input_image_{index}": data for index, data in enumerate(images)}
-    fields: dict = {"image_b64": pybase64.b64encode(images[0]).decode()}
-    if mask is not None and model.edit_input is EditInput.IMAGE_AND_MASK:
-        fields["mask"] = list(mask)  # the mask file's bytes, as an array of 0-255
-    return fields
-
-
-def _part(name: str, value) -> tuple:
-    """A multipart part: a file for image bytes (type from the bytes), else a text field."""
-    if isinstance(value, bytes):
-        mime = sniff_type(value) or "application/octet-stream"
-        return (f"{name}.{mime.rsplit('/', 1)[-1]}", value, mime)
-    return (None, str(value))
-
-
-def _whole(image: bytes) -> bytes:
-    """The image, if it is complete: a cut-off one would be stored and served as a success."""
-    if not is_complete(image):
-        raise BadResponse(f"the image is cut off ({len(image)} bytes arrived)")
-    return image
-
-
-def _json_or_none(content: bytes) -> dict | None:
-    try:
-        data = json.loads(content)
-    except (ValueError, RecursionError):  # RecursionError: an envelope nested absurdly deep
-        return None
-    return data if isinstance(data, dict) else None

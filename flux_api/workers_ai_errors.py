@@ -31,11 +31,13 @@ class ContentFlagged(WorkersAIError):
 
 
 class Misconfigured(WorkersAIError):
-    """Bad token, account or model: `setting` names what to check."""
+    """Bad token, account or model: `setting` names what to check. `account_problem`: the
+    refusal is about the account called (its token or id), so another account may work."""
 
-    def __init__(self, detail: str, setting: str):
+    def __init__(self, detail: str, setting: str, account_problem: bool = False):
         super().__init__(detail)
         self.setting = setting
+        self.account_problem = account_problem
 
 
 class InputRejected(WorkersAIError):
@@ -63,9 +65,13 @@ class RateLimited(WorkersAIError):
 
 
 class Unavailable(WorkersAIError):
-    """Out of capacity (3040), 502/503, or no connection: worth another try."""
+    """502/503, no connection, or out of capacity: worth another try."""
 
     retryable = True
+
+
+class OutOfCapacity(Unavailable):
+    """3040: no capacity for this account at this moment (another account may have some)."""
 
 
 class BadResponse(WorkersAIError):
@@ -77,10 +83,11 @@ class UpstreamFailed(WorkersAIError):
 
 
 _SETTING_FOR_CODE = {
-    10000: "CF_API_TOKEN",
-    7000: "CF_ACCOUNT_ID (and CF_API_BASE)",
+    10000: "CF_API_TOKEN (or CF_ACCOUNTS)",
+    7000: "CF_ACCOUNT_ID or CF_ACCOUNTS (and CF_API_BASE)",
     5007: "FLUX_MODEL",
 }
+_ACCOUNT_CODES = (10000, 7000)
 
 
 def seconds_until_quota_reset(now: datetime | None = None) -> int:
@@ -117,9 +124,9 @@ def _classify(status: int, code: int | None, message: str) -> WorkersAIError:
     if code in (4006, 3036) or (status == 429 and "daily free allocation" in message.lower()):
         return QuotaExceeded(detail)
     if code == 3040:
-        return Unavailable(f"out of capacity, {detail}")
+        return OutOfCapacity(f"out of capacity, {detail}")
     if code in _SETTING_FOR_CODE:
-        return Misconfigured(detail, _SETTING_FOR_CODE[code])
+        return Misconfigured(detail, _SETTING_FOR_CODE[code], code in _ACCOUNT_CODES)
     # 5006: the schema refused a field; 5004: bad base64; 3030 "Model input is not valid": a
     # required input (an edit's image or mask) missing. Each is a bug in what we sent.
     if code in (5006, 5004) or (code == 3030 and "input is not valid" in message.lower()):
@@ -135,7 +142,7 @@ def _classify(status: int, code: int | None, message: str) -> WorkersAIError:
     if status in (502, 503):
         return Unavailable(detail)
     if status in (401, 403):
-        return Misconfigured(detail, "CF_API_TOKEN")
+        return Misconfigured(detail, "CF_API_TOKEN (or CF_ACCOUNTS)", account_problem=True)
     if status == 404:
         return Misconfigured(detail, "CF_ACCOUNT_ID, CF_API_BASE and FLUX_MODEL")
     return UpstreamFailed(detail)

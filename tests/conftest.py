@@ -150,12 +150,13 @@ def optimizer_env(fake_optimizer) -> dict:
 
 @pytest.fixture
 def start_service(service_env):
-    """Start the app from the factory on a real loopback port; `None` removes a setting."""
+    """Start the app from the factory on a real loopback port; `None` removes a setting.
+    `clock`: the wall clock the account pool reads (tests of what midnight UTC does)."""
     servers = []
 
-    def start(**overrides) -> Service:
+    def start(clock=time.time, **overrides) -> Service:
         env = {k: v for k, v in {**service_env, **overrides}.items() if v is not None}
-        app = create_app(env)
+        app = create_app(env, clock)
         server = BackgroundServer(app).__enter__()
         servers.append(server)
         return Service(server.url, app)

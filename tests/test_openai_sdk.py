@@ -17,19 +17,23 @@ from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN, Scripted
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, _fake_ai_server):
+    gunicorn = start_gunicorn(tmp_path_factory, _fake_ai_server)
+    yield gunicorn
+    gunicorn.stop()
+
+
+def start_gunicorn(tmp_path_factory, fake) -> Gunicorn:
     workdir = tmp_path_factory.mktemp("sdk")
     env = {
         "API_KEY": API_KEY,
         "CF_ACCOUNT_ID": ACCOUNT_ID,
         "CF_API_TOKEN": TOKEN,
-        "CF_API_BASE": cf_api_base(_fake_ai_server),
+        "CF_API_BASE": cf_api_base(fake),
         "DATA_DIR": str(workdir / "data"),
         "UPSTREAM_RETRY_BACKOFF": "0.05",
         "STREAM_HEARTBEAT": "0.3",
     }
-    gunicorn = Gunicorn(env, workdir).start()
-    yield gunicorn
-    gunicorn.stop()
+    return Gunicorn(env, workdir).start()
 
 
 @pytest.fixture
@@ -191,13 +195,17 @@ def test_not_found_error(client):
         client.models.retrieve("gpt-4o")
 
 
-def test_rate_limit_error_is_not_retried_by_the_sdk(server, fake_ai):
-    patient = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=2)
-    fake_ai.script(Scripted(429, 4006, "AiError: daily free allocation of 10,000 neurons used"))
-    with pytest.raises(openai.RateLimitError) as caught:
-        patient.images.generate(prompt="a fox")
-    assert caught.value.code == "insufficient_quota"
-    assert len(fake_ai.calls) == 1  # x-should-retry: false kept the SDK from repeating it
+def test_rate_limit_error_is_not_retried_by_the_sdk(tmp_path_factory, fake_ai):
+    server = start_gunicorn(tmp_path_factory, fake_ai)  # its only account ends up parked
+    try:
+        patient = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=2)
+        fake_ai.script(Scripted(429, 4006, "AiError: daily free allocation of 10,000 neurons"))
+        with pytest.raises(openai.RateLimitError) as caught:
+            patient.images.generate(prompt="a fox")
+        assert caught.value.code == "insufficient_quota"
+        assert len(fake_ai.calls) == 1  # x-should-retry: false kept the SDK from repeating it
+    finally:
+        server.stop()
 
 
 def test_upstream_outage_is_a_server_error(client, fake_ai):

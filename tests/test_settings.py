@@ -20,9 +20,10 @@ def test_defaults_match_the_original_worker(tmp_path):
     assert len(settings.models) == 11  # 9 text-to-image, 2 that only edit
 
 
-def test_account_id_fills_the_default_url():
+def test_account_id_and_token_are_a_pool_of_one():
     settings = load_settings({"CF_ACCOUNT_ID": "abc", "CF_API_TOKEN": "t"})
-    assert settings.workers_ai_url == "https://api.cloudflare.com/client/v4/accounts/abc/ai/run"
+    assert [(a.id, a.token) for a in settings.accounts] == [("abc", "t")]
+    assert settings.workers_ai_url == DEFAULT_CF_API_BASE  # {account_id} is filled per call
     assert settings.cloudflare_configured
 
 

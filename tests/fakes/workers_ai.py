@@ -6,6 +6,13 @@ validates the body against the model's schema exactly as Cloudflare does (flux-1
 only `prompt` and `steps`, FLUX.2 takes multipart only, …) and answers in the model's form: a
 JSON envelope with a base64 image, or raw image bytes. Tests script failures and latency.
 
+Accounts: `accounts` maps each known account id to its token (a token of another account gets
+10000, an unknown account 7000). Per account, tests script answers (`script(..., account=id)`),
+use up the daily allocation (`exhausted`: every call answers 429 4006 until removed, as at
+00:00 UTC), or make it busy (`busy`: a call waits `queue_seconds` in the capacity queue, or
+answers 429 3040 at once when the JSON body says `"options": {"rejectIfBusy": true}`). A success
+carries `cf-ai-neurons` when `neurons` is set. `call["account"]` records which account was called.
+
 Editing: FLUX.2 takes up to 4 reference images as file parts `input_image_0`…`input_image_3`
 (recorded in `call["references"]`); the SD 1.5 img2img and inpainting models take the input file
 as a JSON array of bytes (`image`) or base64 (`image_b64`), and a `mask` (recorded in
@@ -141,9 +148,15 @@ class FakeWorkersAI:
     # Photo-like 1024x1024 JPEGs of about 190 KiB (benchmarks) instead of small test cards.
     realistic: bool = False
     calls: list = field(default_factory=list)
+    accounts: dict = field(default_factory=lambda: {ACCOUNT_ID: TOKEN})
+    exhausted: set = field(default_factory=set)
+    busy: set = field(default_factory=set)
+    queue_seconds: float = 1.0
+    neurons: float | None = None
     in_flight: int = 0
     most_in_flight: int = 0  # the highest number of calls seen at once
     _script: list = field(default_factory=list)
+    _account_scripts: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -151,6 +164,10 @@ class FakeWorkersAI:
             self.latency, self.jitter = 0.0, 0.0
             self.calls.clear()
             self._script.clear()
+            self._account_scripts.clear()
+            self.accounts = {ACCOUNT_ID: TOKEN}
+            self.exhausted, self.busy = set(), set()
+            self.queue_seconds, self.neurons = 1.0, None
             self.most_in_flight = self.in_flight
 
     def _enter(self) -> None:
@@ -162,14 +179,28 @@ class FakeWorkersAI:
         with self._lock:
             self.in_flight -= 1
 
-    def script(self, *answers: Scripted) -> None:
-        """Queue answers for the next calls; once used up, calls succeed again."""
+    def script(self, *answers: Scripted, account: str | None = None) -> None:
+        """Queue answers for the next calls (to `account` only, when given); once used up,
+        calls succeed again."""
         with self._lock:
-            self._script.extend(answers)
+            queue = (
+                self._script if account is None else self._account_scripts.setdefault(account, [])
+            )
+            queue.extend(answers)
 
-    def _next_scripted(self) -> Scripted | None:
+    def add_account(self, account_id: str, token: str) -> None:
         with self._lock:
-            return self._script.pop(0) if self._script else None
+            self.accounts[account_id] = token
+
+    def _next_scripted(self, account: str) -> Scripted | None:
+        with self._lock:
+            for queue in (self._account_scripts.get(account), self._script):
+                if queue:
+                    return queue.pop(0)
+            return None
+
+    def calls_to(self, account: str) -> list:
+        return [call for call in self.calls if call["account"] == account]
 
     def app(self) -> Flask:
         app = Flask("fake_workers_ai")
@@ -189,27 +220,37 @@ class FakeWorkersAI:
 
     def handle(self, account: str, model: str) -> Response:
         call = {
+            "account": account,
             "model": model,
             "headers": dict(request.headers),
             "content_type": request.content_type or "",
         }
         self.calls.append(call)
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token not in self.accounts.values():
             return envelope_error(401, 10000, "Authentication error")
-        if account != ACCOUNT_ID:
+        if account not in self.accounts:
             return envelope_error(400, 7000, "No route for that URI")
+        if self.accounts[account] != token:  # a real token, of another account
+            return envelope_error(403, 10000, "Authentication error")
         schema = SCHEMAS.get(model)
         if schema is None:
             return envelope_error(400, 5007, f"No such model {model} or task")
-        fields, problem = self._read_fields(schema)
-        call["fields"] = fields
+        fields, options, problem = self._read_fields(schema)
+        call["fields"], call["options"] = fields, options
         if problem:
             return envelope_error(400, 5006, _bad_input(problem))
+        if account in self.exhausted:
+            return envelope_error(429, 4006, QUOTA_MESSAGE)
+        if account in self.busy:
+            if options.get("rejectIfBusy") is True:
+                return envelope_error(429, 3040, "AiError: Capacity temporarily exceeded")
+            time.sleep(self.queue_seconds)  # waits in Cloudflare's capacity queue
         try:
             tint, size = read_inputs(schema, fields, call)
         except Refused as refused:
             return envelope_error(refused.status, refused.code, str(refused))
-        scripted = self._next_scripted()
+        scripted = self._next_scripted(account)
         delay = self.latency + random.uniform(-self.jitter, self.jitter)
         if delay > 0:
             time.sleep(delay)
@@ -223,37 +264,48 @@ class FakeWorkersAI:
         image = render_image(int(width), int(height), schema.image_format, self.realistic, tint)
         if not schema.envelope:
             mime = "image/png" if schema.image_format == "PNG" else "image/jpeg"
-            return Response(image, mimetype=mime)
-        return Response(envelope(image), mimetype="application/json")
+            response = Response(image, mimetype=mime)
+        else:
+            response = Response(envelope(image), mimetype="application/json")
+        if self.neurons is not None:
+            response.headers["cf-ai-neurons"] = str(self.neurons)
+        return response
 
-    def _read_fields(self, schema: Schema) -> tuple[dict, str | None]:
+    def _read_fields(self, schema: Schema) -> tuple[dict, dict, str | None]:
+        """The model's input, the request's `options` (a JSON body's platform-level object,
+        never part of the model's schema), and what is wrong with them, if anything."""
+        options: dict = {}
         if schema.multipart:
             if not (request.content_type or "").startswith("multipart/form-data"):
-                return {}, "this model takes multipart/form-data input, even for a bare prompt"
+                return {}, options, _MULTIPART_ONLY
             fields = dict(request.form)
             for name in fields:
                 if _REFERENCE.fullmatch(name):  # a part without a filename arrives as text
-                    return fields, f"'{name}' must be a file part (a binary image with a filename)"
+                    problem = f"'{name}' must be a file part (a binary image with a filename)"
+                    return fields, options, problem
             for name in ("width", "height", "steps"):
                 if name in fields:
                     try:
                         fields[name] = int(fields[name])
                     except ValueError:
-                        return fields, f"'{name}' must be an integer"
+                        return fields, options, f"'{name}' must be an integer"
         else:
             fields = request.get_json(silent=True)
             if not isinstance(fields, dict):
-                return {}, "the body must be a JSON object"
+                return {}, options, "the body must be a JSON object"
+            options = fields.pop("options", {})
+            if not isinstance(options, dict):
+                return fields, {}, "'options' must be object"
         for name, value in fields.items():
             if name not in schema.fields:
-                return fields, f"must NOT have additional properties: '{name}'"
+                return fields, options, f"must NOT have additional properties: '{name}'"
             problem = _field_problem(name, value, schema.fields[name])
             if problem:
-                return fields, problem
+                return fields, options, problem
         prompt = fields.get("prompt")
         if not isinstance(prompt, str) or not 1 <= len(prompt) <= 2048:
-            return fields, "'prompt' must be a string of 1 to 2048 characters"
-        return fields, None
+            return fields, options, "'prompt' must be a string of 1 to 2048 characters"
+        return fields, options, None
 
     def _misbehave(self, scripted: Scripted, schema: Schema) -> Response:
         if scripted.mode == "hang":
@@ -293,6 +345,11 @@ class FakeWorkersAI:
 
 
 _REQUEST_ID = "(a1b2c3d4-request-id)"
+_MULTIPART_ONLY = "this model takes multipart/form-data input, even for a bare prompt"
+QUOTA_MESSAGE = (
+    "AiError: 4006: you have used up your daily free allocation of 10,000 neurons, please "
+    "upgrade to Cloudflare's Workers Paid plan if you would like to continue usage."
+)
 
 
 def _bad_input(problem: str) -> str:
