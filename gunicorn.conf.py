@@ -62,7 +62,7 @@ def on_starting(server):
     from flux_api import create_app_or_exit
 
     services = create_app_or_exit().extensions["flux_api"]
-    services.store.close()
+    services.close()  # workers open their own: SQLite files and sockets do not survive fork
     missing = services.settings.missing_cloudflare
     if missing:
         server.log.warning(

@@ -10,7 +10,6 @@ from flask import Flask
 from flask_cors import CORS
 
 from . import api, auth, handlers, images_api, logs, page_security
-from .auth import load_or_create_key
 from .image_files import ImageFiles
 from .services import build_services
 from .settings import SettingsError, load_settings
@@ -23,7 +22,6 @@ def create_app(
     wall-clock seconds, for tests of what happens at midnight UTC."""
     logs.configure()
     settings = load_settings(environ)
-    api_keys = settings.api_keys or (load_or_create_key(settings.data_dir),)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_kb * 1024
@@ -31,12 +29,11 @@ def create_app(
     app.debug = False  # whatever FLASK_DEBUG says: a debug page would show code and tracebacks
     # `//` in a path is an answer (a JSON 404), not a redirect to a path with one slash.
     app.url_map.merge_slashes = False
-    services = app.extensions["flux_api"] = build_services(settings, api_keys, clock)
+    services = app.extensions["flux_api"] = build_services(settings, clock)
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
     logs.init_app(app)  # first, so every later hook and error has a request id
-    created_key = None if settings.api_keys else (settings.data_dir / auth.KEY_FILE).absolute()
-    auth.init_app(app, api_keys, created_key)
+    auth.init_app(app, services.api_keys, services.created_key_at)
     handlers.init_app(app)
     page_security.init_app(app)
     app.register_blueprint(api.bp)

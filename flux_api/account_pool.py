@@ -26,11 +26,13 @@ from typing import Callable
 
 from .account_states import FileAccountStates, States
 from .accounts import Account
+from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 600.0
 BUSY_SECONDS = 10.0
+RESET_GRACE = 300.0  # seconds after 00:00 UTC in which a quota answer parks for a minute only
 DAY = 86400
 
 
@@ -55,6 +57,9 @@ class AccountPool:
         self.accounts = accounts
         self._states = states
         self._clock = clock
+
+    def close(self) -> None:
+        self._states.close()
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -119,8 +124,11 @@ class AccountPool:
     # What an answer means for the account it came from.
 
     def exhausted(self, account: Account) -> None:
-        """The daily free allocation is used up: park it until the next reset."""
-        until = next_reset(self._clock())
+        """The daily free allocation is used up: park it until the next reset. Just after 00:00
+        UTC the answer may predate Cloudflare's reset (or this clock be ahead of Cloudflare's):
+        then it is parked for a minute, not for a whole day."""
+        now = self._clock()
+        until = now + 60 if now % DAY < RESET_GRACE else next_reset(now)
 
         def park(states: States) -> bool:
             record = states.setdefault(account.id, {})
@@ -178,19 +186,29 @@ class AccountPool:
     # What /healthz and the page show.
 
     def report(self) -> list[dict]:
-        states, now = self._states.read(), self._clock()
+        try:
+            states = self._states.read()
+        except StoreUnavailable:  # Redis gone: /healthz says so under "store"
+            return [{"id": a.label, "state": "unknown"} for a in self.accounts]
+        now = self._clock()
         return [self._describe(a, states.get(a.id) or {}, now) for a in self.accounts]
 
     def exhausted_error_detail(self) -> tuple[str, int]:
-        """The message and Retry-After for a request that found every account parked."""
+        """The message and Retry-After for a request that found no account usable, some of them
+        parked until the reset (and the others, if any, refused)."""
         now = self._clock()
         reset = next_reset(now)
-        count = len(self.accounts)
-        used = (
-            "the account's daily free allocation is used up"
-            if count == 1
-            else f"all {count} accounts have used their daily free allocation"
-        )
+        states = [entry["state"] for entry in self.report()]
+        parked, count = states.count("quota_exhausted"), len(states)
+        if count == 1:
+            used = "the account's daily free allocation is used up"
+        elif parked == count:
+            used = f"all {count} accounts have used their daily free allocation"
+        else:
+            used = (
+                f"{parked} of {count} accounts have used their daily free allocation and "
+                f"Cloudflare refused the token of the other {count - parked} (check CF_ACCOUNTS)"
+            )
         return (
             f"{used}; it resets at 00:00 UTC, in {_duration(reset - now)}",
             max(1, int(reset - now + 0.999)),

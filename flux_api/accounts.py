@@ -4,6 +4,7 @@ read into one list. A token is never part of a message; an account is named by i
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from .environment import SettingsError
@@ -25,6 +26,15 @@ class Account:
         return hashlib.sha256(self.token.encode()).hexdigest()[:16]
 
 
+# Cloudflare account ids are 32 hex digits and API tokens 40 URL-safe characters; what goes into
+# a URL path and an HTTP header must at least be plain ASCII (a pasted curly quote would make
+# every call fail inside the HTTP library).
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no space
+_BAD_ID = "is not an account id (letters, digits, - and _ only, as Cloudflare's 32 hex digits)"
+_BAD_TOKEN = "is not an API token (printable ASCII with no spaces, ':' or ',')"
+
+
 def short_id(account_id: str) -> str:
     return account_id if len(account_id) <= 12 else f"{account_id[:6]}…{account_id[-4:]}"
 
@@ -36,8 +46,8 @@ def parse_accounts(pool: str, account_id: str, token: str, base_url: str) -> tup
     With a CF_API_BASE that has no `{account_id}` placeholder, CF_ACCOUNT_ID may stay empty, and
     only a single account makes sense (every call would go to the same URL)."""
     accounts: list[Account] = []
-    problems: list[str] = []
-    if token and (account_id or "{account_id}" not in base_url):
+    problems: list[str] = _single_problems(account_id, token, base_url, pool)
+    if token and (account_id or "{account_id}" not in base_url) and not problems:
         accounts.append(Account(account_id, token))
     entries = [entry.strip() for entry in pool.split(",")] if pool.strip() else []
     for number, entry in enumerate(entries, start=1):
@@ -66,8 +76,28 @@ def _entry(entry: str, number: int) -> tuple[Account | None, str | None]:
     account_id, token = account_id.strip(), token.strip()
     if not colon:
         return None, f"{where} has no ':'; each entry is account_id:api_token."
-    if not account_id or any(c.isspace() or c in "/?#" for c in account_id):
-        return None, f"{where} has no usable account id before its ':'."
-    if not token or ":" in token or any(c.isspace() for c in token):
+    if not account_id:
+        return None, f"{where} has no account id before its ':'."
+    if not _ID.fullmatch(account_id):
+        return None, f"{where}: the part before its ':' {_BAD_ID}."
+    if not token or ":" in token or not _TOKEN.fullmatch(token):
         return None, f"{where} (account {short_id(account_id)}) has no usable token after its ':'."
     return Account(account_id, token), None
+
+
+def _single_problems(account_id: str, token: str, base_url: str, pool: str) -> list[str]:
+    """What is wrong with CF_ACCOUNT_ID + CF_API_TOKEN. Half of the pair is only an error
+    beside CF_ACCOUNTS: alone, the page and the start-up warning name what is missing."""
+    problems = []
+    if account_id and not _ID.fullmatch(account_id):
+        problems.append(f"CF_ACCOUNT_ID {_BAD_ID}.")
+    if token and not _TOKEN.fullmatch(token):
+        problems.append(f"CF_API_TOKEN {_BAD_TOKEN}.")
+    needs_id = "{account_id}" in base_url
+    if pool.strip() and bool(token) != bool(account_id or not needs_id):
+        missing = "CF_API_TOKEN" if not token else "CF_ACCOUNT_ID"
+        problems.append(
+            f"{missing} is empty while its other half is set: set both (or list that account "
+            "in CF_ACCOUNTS instead), or neither."
+        )
+    return problems

@@ -52,27 +52,28 @@ def favicon():
 
 @bp.get("/healthz")
 def healthz():
-    """For load balancers and monitors, no secrets. 503 when this node cannot serve: its store
-    is not writable, or Cloudflare refused every account's token (a fix only the operator can
-    make). Accounts that used their daily quota keep it 200: every node shares them, and the
-    429 with Retry-After that a request gets is the right answer until 00:00 UTC."""
+    """For load balancers and monitors, no secrets. 503 only when this node cannot keep an
+    image (its store cannot be written or reached): another node may. No usable Cloudflare
+    account is "degraded" but 200: every node shares the accounts, so taking this one out of
+    rotation would not help, and a load balancer that stopped sending requests would also stop
+    the recheck that brings a fixed token back. A monitor should alert on it instead."""
     settings, store = services().settings, services().store
     writable = store.writable()
     accounts = services().accounts.report()
-    refused = bool(accounts) and all(a["state"] == "rejected_token" for a in accounts)
-    healthy = writable and not refused
+    usable = usable_count(accounts)
+    status = "ok" if usable or not accounts else "degraded"
     body = {
-        "status": "ok" if healthy else "unavailable",
-        "store": "writable" if writable else "not writable",
+        "status": status if writable else "unavailable",
+        "store": "writable" if writable else store.UNHEALTHY,
         "cloudflare": "configured" if settings.cloudflare_configured else "missing",
         "accounts": accounts,
-        "usable_accounts": usable_count(accounts),
+        "usable_accounts": usable,
         "prompt_optimization": "on" if settings.prompt_optimization else "off",
         "default_model": settings.flux_model,
     }
     if writable and presents_key(services().api_keys):  # how busy it is: for the operator only
         body["images_stored"] = len(store)
-    return jsonify(body), 200 if healthy else 503
+    return jsonify(body), 200 if writable else 503
 
 
 @bp.get("/openapi.json")

@@ -76,13 +76,13 @@ def presents_key(keys: tuple[str, ...]) -> bool:
     return scheme.lower() == "bearer" and bool(token.strip()) and key_matches(token.strip(), keys)
 
 
-def init_app(app: Flask, keys: tuple[str, ...], created_key_file: Path | None = None) -> None:
-    """`created_key_file`: where the key is when API_KEY is not set; a 401 then says so (the
-    path, never the key), since the person at the keyboard is often the operator."""
+def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = None) -> None:
+    """`created_key_at`: where the key is when API_KEY is not set; a 401 then says so (the
+    place, never the key), since the person at the keyboard is often the operator."""
     where = (
-        f" API_KEY is not set, so the service created a key: it is in {created_key_file} on "
+        f" API_KEY is not set, so the service created a key: it is in {created_key_at} on "
         "the server."
-        if created_key_file
+        if created_key_at
         else ""
     )
 

@@ -9,7 +9,6 @@ methods, a store that cannot be read) goes on to the blueprint's view, which ans
 
 from __future__ import annotations
 
-import os
 import time
 from functools import partial
 from typing import Callable, Iterable
@@ -26,10 +25,8 @@ PREFIX = "/image/"
 
 def image_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
     """The headers of a 200 answer for a stored image (the Flask view uses them too)."""
-    # pread leaves the file position alone: sendfile starts from it.
-    head = os.pread(opened.file.fileno(), 16, 0)
     return [
-        ("Content-Type", sniff_type(head) or "application/octet-stream"),
+        ("Content-Type", sniff_type(opened.head) or "application/octet-stream"),
         ("Content-Length", str(opened.size)),
         *freshness_headers(key, opened),
         ("X-Content-Type-Options", "nosniff"),

@@ -162,8 +162,11 @@ _SCHEMAS: dict = {
             "default_model",
         ],
         "properties": {
-            "status": {"enum": ["ok", "unavailable"]},
-            "store": {"enum": ["writable", "not writable"]},
+            "status": {
+                "enum": ["ok", "degraded", "unavailable"],
+                "description": "degraded: no Cloudflare account is usable now (still 200).",
+            },
+            "store": {"enum": ["writable", "not writable", "unreachable"]},
             "cloudflare": {"enum": ["configured", "missing"]},
             "accounts": {
                 "type": "array",
@@ -176,7 +179,10 @@ _SCHEMAS: dict = {
                             "description": "The account id shortened: first 6 and last 4 "
                             "characters.",
                         },
-                        "state": {"enum": ["ok", "busy", "quota_exhausted", "rejected_token"]},
+                        "state": {
+                            "enum": ["ok", "busy", "quota_exhausted", "rejected_token", "unknown"],
+                            "description": "unknown: the shared state cannot be read now.",
+                        },
                         "until": {
                             "type": "string",
                             "format": "date-time",
@@ -436,13 +442,13 @@ _PATHS: dict = {
     },
     "/healthz": {
         "get": {
-            "summary": "Health for load balancers: 200 while this node can serve",
+            "summary": "Health for load balancers: 200 while this node can keep images",
             "security": [],
             "responses": {
                 "200": _json(_ref("Health"), "Ready."),
                 "503": _json(
                     _ref("Health"),
-                    "The image store cannot be written, or Cloudflare refused every account.",
+                    "The image store cannot be written or reached.",
                 ),
             },
         }

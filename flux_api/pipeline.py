@@ -155,6 +155,8 @@ class Pipeline:
         errors propagate; if one image fails, none is stored. `budget` stops the work before
         each paid step once the client has left or the deadline has passed."""
         budget = budget or Budget.unlimited()
+        if keep:  # nothing paid for an image that could not be kept (Redis gone, disk full)
+            self.store.ensure_writable()
         started = time.monotonic()
         choice = self.choose_prompt(plan, budget)
         optimized = time.monotonic()

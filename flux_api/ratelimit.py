@@ -2,8 +2,8 @@
 
 It counts images, not requests: a view calls `hit` once it knows a request will call Workers
 AI and how many images it asks for (task prompts and bad requests cost nothing). Fixed windows
-counted in a diskcache of their own under DATA_DIR: `incr` is one SQLite transaction, so
-workers on one machine see one count. Off unless RATE_LIMIT is set.
+counted in a diskcache of their own under DATA_DIR (workers on one machine see one count), or
+in Redis when nodes share REDIS_URL (every node sees one count). Off unless RATE_LIMIT is set.
 """
 
 from __future__ import annotations
@@ -19,11 +19,34 @@ from .locks import WriteLock
 from .settings import RateLimit
 
 
-class RateLimiter:
-    def __init__(self, directory: Path, limit: RateLimit):
-        self.limit = limit
+class DiskWindows:
+    """Window counters in a diskcache of their own under DATA_DIR, shared by the workers of
+    one machine: each change is one SQLite transaction under the machine-wide write lock."""
+
+    def __init__(self, directory: Path):
         self._counts = diskcache.Cache(str(directory))
         self._write_lock = WriteLock(Path(directory) / "write.lock")
+
+    def add(self, counter: str, amount: int, ceiling: int, expire: int) -> int:
+        """Add `amount` unless that would pass `ceiling`; the count it would make, either way."""
+        with self._write_lock:
+            count = self._counts.incr(counter, amount, default=0)
+            if count == amount:
+                self._counts.touch(counter, expire=expire)
+            if count > ceiling:
+                self._counts.decr(counter, amount)  # refused: it spends nothing
+        return count
+
+    def close(self) -> None:
+        self._counts.close()
+        self._write_lock.close()
+
+
+class RateLimiter:
+    def __init__(self, windows, limit: RateLimit):
+        """`windows`: DiskWindows, or RedisWindows when several nodes share the limit."""
+        self.limit = limit
+        self._windows = windows
 
     def hit(self, api_key: str, images: int = 1) -> None:
         """Count `images` Workers AI calls for `api_key`; raise a 429 with Retry-After, counting
@@ -32,13 +55,9 @@ class RateLimiter:
         window = int(now // self.limit.period)
         # Keys are stored hashed: the counter file never holds an API key.
         digest = hashlib.sha256(api_key.encode()).hexdigest()[:24]
-        counter = f"{digest}:{window}"
-        with self._write_lock:
-            count = self._counts.incr(counter, images, default=0)
-            if count == images:
-                self._counts.touch(counter, expire=self.limit.period * 2)
-            if count > self.limit.requests:
-                self._counts.decr(counter, images)  # refused: it spends nothing
+        count = self._windows.add(
+            f"{digest}:{window}", images, self.limit.requests, self.limit.period * 2
+        )
         if count > self.limit.requests:
             retry_after = max(1, int((window + 1) * self.limit.period - now) + 1)
             asked = f" (this request asks for {images})" if images > 1 else ""
@@ -52,5 +71,4 @@ class RateLimiter:
             )
 
     def close(self) -> None:
-        self._counts.close()
-        self._write_lock.close()
+        self._windows.close()

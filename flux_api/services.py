@@ -1,4 +1,9 @@
-"""The objects built once per app from its settings, and how they are built."""
+"""The objects built once per app from its settings, and how they are built.
+
+Shared state lives in one of two places, chosen here and nowhere else: under DATA_DIR for one
+machine (diskcache and files, shared by its workers), or in Redis when REDIS_URL is set (shared
+by every node). Nothing above these objects knows which.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,18 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from . import redis_link
 from .account_pool import AccountPool
 from .account_states import FileAccountStates
+from .auth import KEY_FILE, load_or_create_key
 from .memory import ImageMemory
 from .optimizer import OptimizerClient
 from .pipeline import Pipeline
-from .ratelimit import RateLimiter
+from .ratelimit import DiskWindows, RateLimiter
+from .redis_state import RedisAccountStates, RedisWindows, load_or_create_key_in
+from .redis_store import RedisImageStore
 from .settings import Settings, SettingsError
-from .store import ImageStore
+from .store import ImageStore, StoreUnavailable
 from .workers_ai import WorkersAIClient
 
 
@@ -22,17 +31,39 @@ from .workers_ai import WorkersAIClient
 class Services:
     settings: Settings
     api_keys: tuple[str, ...]
-    store: ImageStore
+    store: ImageStore | RedisImageStore
     pipeline: Pipeline
     image_memory: ImageMemory
     accounts: AccountPool
     rate_limiter: RateLimiter | None = None
+    # Where the key created when API_KEY is not set can be read (said in a 401), or None.
+    created_key_at: str | None = None
+
+    def close(self) -> None:
+        """Let go of files and connections (gunicorn's master, before it forks workers)."""
+        self.store.close()
+        self.accounts.close()
+        if self.rate_limiter is not None:
+            self.rate_limiter.close()
 
 
-def open_store(settings: Settings) -> ImageStore:
+@dataclass(frozen=True)
+class _Shared:
+    store: ImageStore | RedisImageStore
+    account_states: FileAccountStates | RedisAccountStates
+    windows: Callable[[], DiskWindows | RedisWindows]
+    api_keys: tuple[str, ...]
+    created_key_at: str | None
+
+
+def _on_disk(settings: Settings) -> _Shared:
+    keys, created_at = settings.api_keys, None
+    if not keys:
+        keys = (load_or_create_key(settings.data_dir),)
+        created_at = str((settings.data_dir / KEY_FILE).absolute())
     directory = settings.data_dir / "images"
     try:
-        return ImageStore(
+        store = ImageStore(
             directory,
             ttl=settings.image_expiration,
             size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
@@ -41,14 +72,45 @@ def open_store(settings: Settings) -> ImageStore:
         raise SettingsError(
             f"DATA_DIR: the image store {directory} cannot be opened ({exc})."
         ) from None
+    try:
+        account_states = FileAccountStates(settings.data_dir / "accounts")
+    except (OSError, sqlite3.Error) as exc:
+        raise SettingsError(
+            f"DATA_DIR: the account state {settings.data_dir / 'accounts'} cannot be opened "
+            f"({exc}); it only records parked accounts, so it may be deleted."
+        ) from None
+    return _Shared(
+        store,
+        account_states,
+        lambda: DiskWindows(settings.data_dir / "ratelimit"),
+        keys,
+        created_at,
+    )
 
 
-def build_services(
-    settings: Settings, api_keys: tuple[str, ...], clock: Callable[[], float] = time.time
-) -> Services:
+def _in_redis(settings: Settings) -> _Shared:
+    client = redis_link.connect(settings.redis_url)
+    store = RedisImageStore(
+        client,
+        ttl=settings.image_expiration,
+        size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
+    )
+    keys, created_at = settings.api_keys, None
+    if not keys:
+        try:
+            keys = (load_or_create_key_in(client),)
+        except StoreUnavailable:
+            raise SettingsError("REDIS_URL: the API key cannot be read from Redis.") from None
+        created_at = f"Redis, under the key {redis_link.PREFIX}api-key"
+    return _Shared(
+        store, RedisAccountStates(client), lambda: RedisWindows(client), keys, created_at
+    )
+
+
+def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
     """`clock`: wall-clock seconds for the account pool (tests move it past midnight)."""
-    store = open_store(settings)
-    pool = AccountPool(settings.accounts, FileAccountStates(settings.data_dir / "accounts"), clock)
+    shared = _in_redis(settings) if settings.redis_url else _on_disk(settings)
+    pool = AccountPool(settings.accounts, shared.account_states, clock)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,
@@ -65,9 +127,18 @@ def build_services(
             timeout=settings.optimizer_timeout,
             system_message=settings.system_message,
         )
-    pipeline = Pipeline(settings, workers_ai, store, optimizer)
+    pipeline = Pipeline(settings, workers_ai, shared.store, optimizer)
     limiter = None
     if settings.rate_limit is not None:
-        limiter = RateLimiter(settings.data_dir / "ratelimit", settings.rate_limit)
+        limiter = RateLimiter(shared.windows(), settings.rate_limit)
     memory = ImageMemory(settings.image_memory_mb * 1024 * 1024)
-    return Services(settings, api_keys, store, pipeline, memory, pool, limiter)
+    return Services(
+        settings,
+        shared.api_keys,
+        shared.store,
+        pipeline,
+        memory,
+        pool,
+        limiter,
+        shared.created_key_at,
+    )

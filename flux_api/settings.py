@@ -82,6 +82,7 @@ class Settings:
     rate_limit: RateLimit | None = None
     upstream_concurrency: int = 0  # 0: no cap
     image_memory_mb: int = 256  # per worker, for Images API images in flight
+    redis_url: str = field(default="", repr=False)  # may hold a password
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -154,6 +155,18 @@ def _edit_model(env: Mapping[str, str], image_models: tuple[str, ...]) -> str | 
     return editing[0]
 
 
+def _redis_url(env: Mapping[str, str], name: str) -> str:
+    """redis://, rediss:// (TLS) or unix:// (a socket path); the value is never echoed, as it
+    may hold a password."""
+    value = text(env, name)
+    if value and urlparse(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            f"{name} must start with redis://, rediss:// or unix://, such as "
+            "redis://:password@10.0.0.5:6379/0."
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: read_environment())."""
     env = read_environment(environ)
@@ -211,4 +224,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit=_rate_limit(env, "RATE_LIMIT"),
         upstream_concurrency=number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
         image_memory_mb=number(env, "IMAGE_MEMORY_MB", 256, int, 16),
+        redis_url=_redis_url(env, "REDIS_URL"),
     )

@@ -23,7 +23,7 @@ from .locks import WriteLock
 
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
 _KEY_BYTES = 24
-_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SWEEP_SECONDS = 10  # how often expired images are removed from disk (reads never see them)
 _PROBE_NAME = ".health-probe"  # a file beside diskcache's own, never a key
 # How long a health answer is reused: /healthz is unauthenticated and may be called a thousand
@@ -46,13 +46,30 @@ class StoreFull(Exception):
         self.detail = detail
 
 
+def check_fits(images: list[bytes], size_limit: int) -> int:
+    """Their total size; StoreFull when they are larger than the whole store."""
+    total = sum(len(data) for data in images)
+    if total > size_limit:
+        raise StoreFull(
+            f"{len(images)} image(s) of {total / 2**20:.1f} MiB do not fit in "
+            f"{size_limit / 2**20:.0f} MiB"
+        )
+    return total
+
+
+def new_keys(count: int) -> list[str]:
+    return [secrets.token_urlsafe(_KEY_BYTES) for _ in range(count)]
+
+
 @dataclass(frozen=True)
 class OpenedImage:
-    """A stored image as an open file, for serving with sendfile; the caller closes `file`."""
+    """A stored image as an open file (a real one on disk, for sendfile; bytes in memory from
+    Redis); the caller closes `file`. `head`: its first bytes, which tell its type."""
 
     file: BinaryIO
     size: int
     expires_at: float
+    head: bytes
 
     @property
     def seconds_left(self) -> int:
@@ -60,6 +77,8 @@ class OpenedImage:
 
 
 class ImageStore:
+    UNHEALTHY = "not writable"  # what /healthz says of it when it cannot take an image
+
     def __init__(self, directory: Path, *, ttl: int, size_limit_bytes: int):
         self.directory = Path(directory)
         self.ttl = ttl
@@ -84,13 +103,8 @@ class ImageStore:
     def put_many(self, images: list[bytes]) -> list[str]:
         """Store one request's images together: room is made for all of them first, so the
         last never evicts the first (their links would 404 in the answer that gives them)."""
-        total = sum(len(data) for data in images)
-        if total > self.size_limit:
-            raise StoreFull(
-                f"{len(images)} image(s) of {total / 2**20:.1f} MiB do not fit in "
-                f"{self.size_limit / 2**20:.0f} MiB"
-            )
-        keys = [secrets.token_urlsafe(_KEY_BYTES) for _ in images]
+        total = check_fits(images, self.size_limit)
+        keys = new_keys(len(images))
         try:
             with self._write_lock:
                 now = time.monotonic()
@@ -124,7 +138,7 @@ class ImageStore:
     def open(self, key: str) -> OpenedImage | None:
         """The image as an open file (images are always kept as files), or None when it is
         unknown, expired or the key is malformed."""
-        if not _KEY_PATTERN.fullmatch(key):
+        if not KEY_PATTERN.fullmatch(key):
             return None
         try:
             handle, expires_at = self._cache.get(key, default=None, read=True, expire_time=True)
@@ -136,7 +150,14 @@ class ImageStore:
             if not isinstance(handle, bytes):
                 handle.close()
             return None
-        return OpenedImage(handle, os.fstat(handle.fileno()).st_size, expires_at)
+        # pread leaves the file position alone: sendfile starts from it.
+        head = os.pread(handle.fileno(), 16, 0)
+        return OpenedImage(handle, os.fstat(handle.fileno()).st_size, expires_at, head)
+
+    def ensure_writable(self) -> None:
+        """Raise StoreUnavailable, before any paid work, when an image could not be kept."""
+        if not self.writable():
+            raise StoreUnavailable("not writable")
 
     def writable(self) -> bool:
         """Whether an image could be stored now: probed at most every _HEALTH_SECONDS per

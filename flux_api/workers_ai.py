@@ -154,7 +154,7 @@ class WorkersAIClient:
         while True:
             choice = self.pool.choose(frozenset(avoid), frozenset(spent))
             if choice is None:
-                raise refusal if refusal and not self._any_parked() else self._all_parked()
+                raise refusal if refusal and not self._any_parked() else self._none_usable()
             try:
                 return self._slotted_try(choice, model, fields, budget)
             except QuotaExceeded:
@@ -166,28 +166,36 @@ class WorkersAIClient:
                 self.pool.refused(choice.account, exc.setting)
                 spent.add(choice.account.id)
                 refusal = exc
-                if not choice.others:
-                    raise
             except InputRejected as exc:
                 if not self._options_refused(exc, model, fields):
                     raise
             except WorkersAIError as exc:
-                tries += 1
+                avoid.add(choice.account.id)
                 if isinstance(exc, (OutOfCapacity, RateLimited)):
                     self.pool.busy(choice.account, exc.retry_after)
-                avoid.add(choice.account.id)
-                delay = self._wait_before_retry(exc, tries, choice)
-                if not self._worth_retrying(exc, tries, model, budget, delay):
+                if isinstance(exc, OutOfCapacity) and "options" in fields:
+                    continue  # refused at once by rejectIfBusy, unbilled: the next account now
+                tries += 1
+                if not self._retry_after_failure(exc, tries, choice, model, budget):
                     raise
-                log.warning(
-                    "workers_ai retry model=%s attempt=%d account=%s reason=%r wait=%.1fs",
-                    model.short_name,
-                    tries,
-                    choice.account.label,
-                    exc.detail,
-                    delay,
-                )
-                time.sleep(delay)
+
+    def _retry_after_failure(
+        self, exc: WorkersAIError, tries: int, choice: Choice, model: ModelProfile, budget: Budget
+    ) -> bool:
+        """Wait before the next try and say True, or say False when none should be made."""
+        delay = self._wait_before_retry(exc, tries, choice)
+        if not self._worth_retrying(exc, tries, model, budget, delay):
+            return False
+        log.warning(
+            "workers_ai retry model=%s attempt=%d account=%s reason=%r wait=%.1fs",
+            model.short_name,
+            tries,
+            choice.account.label,
+            exc.detail,
+            delay,
+        )
+        time.sleep(delay)
+        return True
 
     def _wait_before_retry(self, exc: WorkersAIError, tries: int, choice: Choice) -> float:
         """No wait when the next try goes to another account that may have capacity; else the
@@ -199,14 +207,14 @@ class WorkersAIClient:
     def _any_parked(self) -> bool:
         return any(entry["state"] == "quota_exhausted" for entry in self.pool.report())
 
-    def _all_parked(self) -> QuotaExceeded:
+    def _none_usable(self) -> QuotaExceeded:
         detail, retry_after = self.pool.exhausted_error_detail()
         return QuotaExceeded(detail, retry_after)
 
     def _options_refused(self, exc: InputRejected, model: ModelProfile, fields: dict) -> bool:
         """Whether the schema turned down our `options` (rejectIfBusy): then the model is called
         without it from now on, and this request tries again at once (a refusal bills nothing)."""
-        if "options" not in fields or "options" not in exc.detail:
+        if "options" not in fields or "'options'" not in exc.detail:
             return False
         log.warning("workers_ai model=%s refuses options.rejectIfBusy; not sent again", model.id)
         self._no_options.add(model.id)

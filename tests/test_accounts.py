@@ -4,15 +4,18 @@ all without a token in any log or answer."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
+from pathlib import Path
 
+import diskcache
 import pytest
 import requests
 
 from flux_api.accounts import short_id
 from flux_api.settings import SettingsError, load_settings
-from tests.conftest import API_KEY, cf_api_base
+from tests.conftest import API_KEY, Gunicorn, cf_api_base
 from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN, Scripted
 
 B_ID, B_TOKEN = "bbbbbb0123456789abcdef0123456789", "cf-token-B-SECRET-77aa"
@@ -169,18 +172,83 @@ def test_a_refused_token_is_set_aside_and_named_once(start_service, fake_ai, cap
     assert C_ID not in ours + answered and B_ID not in ours + answered  # shortened only
 
 
-def test_every_token_refused_is_a_502_naming_the_setting_and_healthz_503(start_service, fake_ai):
+def test_every_token_refused_is_a_502_naming_the_setting_and_healthz_degraded(
+    start_service, fake_ai
+):
     service = start_service(CF_API_TOKEN="cf-token-A-SECRET-wrong")
     response = service.chat("a fox")
     assert response.status_code == 502
     assert "CF_API_TOKEN" in response.json()["error"]["message"]
     health = service.get("/healthz")
-    assert health.status_code == 503
+    # 200: every node shares the accounts, and a node out of rotation would never recheck.
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
     assert health.json()["accounts"] == [{"id": short_id(ACCOUNT_ID), "state": "rejected_token"}]
     # The only account is still tried (a refusal bills nothing): a fixed token works at once.
     fake_ai.accounts[ACCOUNT_ID] = "cf-token-A-SECRET-wrong"
     assert service.chat("a fox").status_code == 200
-    assert service.get("/healthz").status_code == 200
+    assert service.get("/healthz").json()["status"] == "ok"
+
+
+def test_when_every_account_is_busy_the_last_one_queues(start_service, fake_ai, three_accounts):
+    """rejectIfBusy refusals are immediate and unbilled: they are not tries, so with every
+    account busy the request ends up waiting in the last one's queue rather than failing."""
+    d_id, d_token = "dddddd0123456789abcdef0123456789", "cf-token-D-SECRET-99cc"
+    fake_ai.add_account(d_id, d_token)
+    service = start_service(CF_ACCOUNTS=f"{three_accounts['CF_ACCOUNTS']},{d_id}:{d_token}")
+    fake_ai.busy.update({ACCOUNT_ID, B_ID, C_ID, d_id})
+    fake_ai.queue_seconds = 0.3
+    assert service.chat("a fox").status_code == 200
+    assert [bool(call["options"]) for call in fake_ai.calls] == [True, True, True, False]
+
+
+def test_capacity_then_a_refused_token_goes_back_to_the_first_account(start_service, fake_ai):
+    fake_ai.add_account(B_ID, B_TOKEN)
+    service = start_service(CF_ACCOUNTS=f"{B_ID}:cf-token-B-SECRET-wrong")
+    capacity = Scripted(429, 3040, "AiError: Capacity temporarily exceeded")
+    fake_ai.script(capacity, account=ACCOUNT_ID)
+    assert service.chat("a fox").status_code == 200
+    assert [call["account"] for call in fake_ai.calls] == [ACCOUNT_ID, B_ID, ACCOUNT_ID]
+
+
+def test_refused_and_parked_accounts_are_both_named(start_service, fake_ai):
+    fake_ai.add_account(B_ID, B_TOKEN)
+    service = start_service(clock=Clock(), CF_ACCOUNTS=f"{B_ID}:cf-token-B-SECRET-wrong")
+    fake_ai.exhausted.add(ACCOUNT_ID)
+    response = service.chat("a fox")
+    assert response.status_code == 429
+    message = response.json()["error"]["message"]
+    assert "1 of 2 accounts have used their daily free allocation" in message
+    assert "refused the token of the other 1" in message
+
+
+def test_a_quota_answer_just_after_midnight_parks_for_a_minute(start_service, fake_ai):
+    """Our clock may run ahead of Cloudflare's reset: a 4006 at 00:00:02 must not cost a day."""
+    clock = Clock(EVENING + 4 * 3600 + 2)
+    service = start_service(clock=clock)
+    fake_ai.exhausted.add(ACCOUNT_ID)
+    assert service.chat("a fox").status_code == 429
+    fake_ai.exhausted.clear()  # Cloudflare resets a moment later
+    clock.now += 61
+    assert service.chat("a fox").status_code == 200
+
+
+def test_a_damaged_state_record_never_stops_generation(start_service, service_env, fake_ai):
+    with diskcache.Cache(str(Path(service_env["DATA_DIR"]) / "accounts")) as cache:
+        cache.set("accounts", {ACCOUNT_ID: {"parked_until": "tomorrow", "busy": None}, 7: []})
+    service = start_service()
+    assert service.chat("a fox").status_code == 200
+    assert service.get("/healthz").json()["accounts"][0]["state"] == "ok"
+
+
+def test_an_unusable_state_directory_is_one_line_at_start(tmp_path, service_env):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "accounts").write_text("not a directory")
+    result = Gunicorn({**service_env, "DATA_DIR": str(data)}, tmp_path).run_until_exit()
+    output = result.stderr + result.stdout
+    assert result.returncode != 0
+    assert "flux-api cannot start: DATA_DIR: the account state" in output
+    assert "Traceback" not in output
 
 
 def test_failures_that_may_be_billed_never_move_to_another_account(
@@ -285,6 +353,20 @@ def test_bad_cf_accounts_entries_are_one_line_each_without_tokens():
     assert "SECRET" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "env, line",
+    [
+        ({"CF_ACCOUNTS": f"{B_ID}:\u201ctoken\u201d"}, "entry 1 (account bbbbbb…6789) has no"),
+        ({"CF_ACCOUNTS": "'abc:token'"}, "entry 1: the part before its ':' is not an account"),
+        ({"CF_ACCOUNT_ID": "abc", "CF_API_TOKEN": "to\u2019ken"}, "CF_API_TOKEN is not an API"),
+        ({"CF_ACCOUNT_ID": "abc", "CF_ACCOUNTS": f"{B_ID}:{B_TOKEN}"}, "CF_API_TOKEN is empty"),
+    ],
+)
+def test_ids_and_tokens_that_could_never_work_stop_the_start(env, line):
+    with pytest.raises(SettingsError, match=re.escape(line)):
+        load_settings(env)
+
+
 def test_several_accounts_need_the_placeholder_in_cf_api_base():
     with pytest.raises(SettingsError, match=r"\{account_id\}"):
         load_settings(
@@ -296,8 +378,6 @@ def test_several_accounts_need_the_placeholder_in_cf_api_base():
 
 
 def test_a_bad_cf_accounts_stops_gunicorn_with_one_line_per_entry(gunicorn, service_env, tmp_path):
-    from tests.conftest import Gunicorn
-
     env = {**service_env, "CF_ACCOUNTS": "nocolonSECRET,x:"}
     result = Gunicorn(env, tmp_path).run_until_exit()
     assert result.returncode != 0

@@ -113,14 +113,18 @@ def test_a_reload_with_code_that_does_not_import_is_refused(copied):
 def test_a_good_reload_runs_the_code_now_on_disk(copied):
     before = copied.workers()
     api = copied.code / "flux_api" / "api.py"
-    api.write_text(api.read_text().replace('"status": "ok" if', '"status": "ok-v2" if'))
+    source = api.read_text()
+    assert '"default_model": settings.flux_model,' in source
+    api.write_text(
+        source.replace('"default_model": settings.flux_model,', '"default_model": "v2",')
+    )
     copied.reload()
     copied.wait_until(
         lambda: copied.workers().isdisjoint(before) and len(copied.workers()) == 2,
         30,
         "the workers were not replaced",
     )
-    assert requests.get(copied.url + "/healthz", timeout=5).json()["status"] == "ok-v2"
+    assert requests.get(copied.url + "/healthz", timeout=5).json()["default_model"] == "v2"
     assert "Reload refused" not in copied.log
 
 

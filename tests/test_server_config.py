@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
+from tests.redis_server import RedisServer
 
 GUNICORN_SETTINGS = {
     # variable in .env: (value, gunicorn's setting, as --print-config shows it)
@@ -121,18 +122,30 @@ def unit_environment() -> dict[str, str]:
     return dict(re.findall(r"^Environment=([A-Z_]+)=(.*)$", UNIT.read_text(), re.M))
 
 
-def test_every_commented_line_of_the_example_is_valid_uncommented(tmp_path):
+@pytest.fixture
+def example(tmp_path):
+    """The example uncommented, its REDIS_URL pointing at a real Redis on a loopback port with
+    the example's password."""
     text = uncommented_example()
     assert text.count("\n# ") < EXAMPLE.read_text().count("\n# ")  # something was uncommented
-    result = gunicorn_in(tmp_path, text, "--print-config")
+    example_url = re.search(r"^REDIS_URL=(redis://:(\w+)@[\d.]+:\d+/0)$", text, re.M)
+    redis_server = RedisServer(tmp_path / "redis", free_port(), example_url.group(2)).start()
+    yield text.replace(example_url.group(1), redis_server.url)
+    redis_server.stop()
+
+
+def test_every_commented_line_of_the_example_is_valid_uncommented(tmp_path, example):
+    result = gunicorn_in(tmp_path, example, "--print-config")
     assert result.returncode == 0, result.stderr
     assert "cannot start" not in result.stderr
 
 
-def test_the_unit_with_the_example_uncommented_keeps_loopback_and_its_state_directory(tmp_path):
+def test_the_unit_with_the_example_uncommented_keeps_loopback_and_its_state_directory(
+    tmp_path, example
+):
     """Under systemd the unit's own settings win over the file, and the start says so."""
     settings_file = tmp_path / "flux-api.env"
-    settings_file.write_text(uncommented_example().replace("BIND=127.0.0.1", "BIND=0.0.0.0"))
+    settings_file.write_text(example.replace("BIND=127.0.0.1", "BIND=0.0.0.0"))
     environ = {**unit_environment(), "FLUX_API_ENV_FILE": str(settings_file)}
     assert environ["DATA_DIR"] == "/var/lib/flux-api"
     # --print-config builds the app, which creates the store: never in the real state directory.

@@ -1,0 +1,66 @@
+"""The connection to Redis (REDIS_URL), shared by everything the nodes share: images, rate-limit
+windows, the account pool's state and the created API key.
+
+redis-py keeps a pool of connections per worker process and reconnects by itself, so a Redis
+that comes back is used again at the next command; the short timeouts make a Redis that is gone
+an immediate error (a 503) instead of a request that hangs.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from .environment import SettingsError
+
+# Every key this service writes starts so: one Redis (or database) may serve other programs.
+PREFIX = "flux-api:"
+# A command waits this long at most: Redis answers in well under a millisecond when it is well.
+_TIMEOUT = 2.0
+
+# What a Redis that is gone, slow or out of memory raises.
+ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
+
+
+def without_password(url: str) -> str:
+    """REDIS_URL as it may appear in a message: the password (and user) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for `url`, checked with a PING: Redis that cannot be reached (or refuses the
+    password) stops the start with one line naming REDIS_URL."""
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=_TIMEOUT,
+            socket_connect_timeout=_TIMEOUT,
+            health_check_interval=30,
+            retry_on_timeout=False,
+        )
+        client.ping()
+    except (ValueError, *ERRORS, redis.RedisError) as exc:
+        raise SettingsError(
+            f"REDIS_URL: Redis at {without_password(url)} cannot be used ({_reason(exc)})."
+        ) from None
+    return client
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's kind and, when it cannot carry the URL, its text (a password never)."""
+    if isinstance(exc, redis.AuthenticationError):
+        return "wrong password"
+    if isinstance(exc, redis.ResponseError) and "NOAUTH" in str(exc):
+        return "it needs a password"
+    if isinstance(exc, ValueError):
+        return "not a redis://, rediss:// or unix:// URL"
+    if isinstance(exc, redis.ConnectionError):
+        return "no connection"
+    return type(exc).__name__
