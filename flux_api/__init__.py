@@ -1,53 +1,18 @@
-"""flux-api: an OpenAI-compatible image-generation gateway to Cloudflare Workers AI."""
+"""flux-api: an OpenAI-compatible image-generation gateway to Cloudflare Workers AI.
+
+`create_app` and `create_app_or_exit` (flux_api/factory.py) are imported when first used, so
+that `python -m flux_api.mcp`, a plain HTTP client of the gateway, loads neither Flask nor the
+store.
+"""
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import Callable, Mapping
-
-from flask import Flask
-from flask_cors import CORS
-
-from . import api, auth, handlers, images_api, logs, page_security
-from .image_files import ImageFiles
-from .services import build_services
-from .settings import SettingsError, load_settings
+__all__ = ["create_app", "create_app_or_exit"]
 
 
-def create_app(
-    environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
-) -> Flask:
-    """Build the app from `environ` (default: .env, then the process environment). `clock`:
-    wall-clock seconds, for tests of what happens at midnight UTC."""
-    logs.configure()
-    settings = load_settings(environ)
+def __getattr__(name: str):
+    if name in __all__:
+        from . import factory
 
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_kb * 1024
-    app.json.ensure_ascii = False
-    app.debug = False  # whatever FLASK_DEBUG says: a debug page would show code and tracebacks
-    # `//` in a path is an answer (a JSON 404), not a redirect to a path with one slash.
-    app.url_map.merge_slashes = False
-    services = app.extensions["flux_api"] = build_services(settings, clock)
-
-    CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
-    logs.init_app(app)  # first, so every later hook and error has a request id
-    auth.init_app(app, services.api_keys, services.created_key_at)
-    handlers.init_app(app)
-    page_security.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(images_api.bp)
-    # Stored images are answered before Flask's request machinery (see image_files).
-    app.wsgi_app = ImageFiles(app.wsgi_app, services.store, settings.cors_origins)
-    return app
-
-
-def create_app_or_exit() -> Flask:
-    """For servers: a bad setting prints one line naming it and stops the start. Exit code 3 is
-    gunicorn's "worker failed to boot", which stops the master too instead of respawning."""
-    try:
-        return create_app()
-    except SettingsError as exc:
-        print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        return getattr(factory, name)
+    raise AttributeError(f"module 'flux_api' has no attribute {name!r}")

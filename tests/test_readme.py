@@ -27,6 +27,7 @@ def test_every_setting_is_documented_in_the_table_and_the_example():
         "flux_api/environment.py",
         "flux_api/settings.py",
         "flux_api/server_config.py",
+        "flux_api/mcp/settings.py",
         "gunicorn.conf.py",
     )
     code = "".join((ROOT / module).read_text() for module in modules)
