@@ -11,10 +11,11 @@ import io
 
 from PIL import Image
 
-try:  # libjpeg-turbo's lossless transforms (tj3Transform); see requirements.txt
-    import turbojpeg
-except ImportError:  # no wheel for this platform: every crop decodes and re-encodes
-    turbojpeg = None
+from . import jpeg_transform
+
+# The lossless crop (tj3Transform), or None without libturbojpeg 3 here: every crop then decodes
+# and re-encodes.
+lossless = jpeg_transform if jpeg_transform.available else None
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -81,7 +82,7 @@ def lossless_crop(data: bytes, image: Image.Image, target: tuple[int, int]) -> b
     original's quantization tables and markers. None when that cannot be done: not a whole JPEG,
     no lossless library here, a resize needed (the centred box is not `target` itself), the box
     more than MAX_SHIFT pixels from an MCU boundary, or the library refusing the file."""
-    if turbojpeg is None or image.format != "JPEG" or not is_complete(data):
+    if lossless is None or image.format != "JPEG" or not is_complete(data):
         return None  # a cut-off JPEG goes to Pillow, which fails on it as before
     left, top, right, bottom = crop_box(image.size, target)
     if (right - left, bottom - top) != target:
@@ -96,9 +97,9 @@ def lossless_crop(data: bytes, image: Image.Image, target: tuple[int, int]) -> b
     if x is None or y is None:
         return None
     try:
-        cropped = turbojpeg.transform(data, x=x, y=y, w=target[0], h=target[1], crop=True)
+        cropped = lossless.crop(data, x, y, *target)
         return cropped if image_size(cropped) == target else None
-    except (RuntimeError, OSError, ValueError):  # a JPEG libjpeg-turbo cannot transform
+    except OSError:  # a JPEG libjpeg-turbo cannot transform
         return None
 
 

@@ -104,7 +104,7 @@ def test_the_ratio_rule_reaches_the_model(service, fake_ai, content, prompt, siz
     assert fake_ai.calls[-1]["fields"]["prompt"] == prompt
 
 
-@pytest.mark.skipif(imaging.turbojpeg is None, reason="no turbojpeg wheel for this platform")
+@pytest.mark.skipif(imaging.lossless is None, reason="no turbojpeg wheel for this platform")
 @pytest.mark.parametrize(
     "ratio, size",
     [("16:9", (1024, 576)), ("9:16", (576, 1024)), ("1:2", (512, 1024)), ("3:4", (768, 1024))],
