@@ -8,6 +8,14 @@ sleeps), then the app; wrk holds C connections of back-to-back non-streamed chat
 against each. Then it fetches one image with wrk at 64 connections from the app, through the
 shipped nginx site, and from nginx serving the same bytes as a static file. Needs wrk and nginx
 (apt-get install wrk nginx). Everything runs on loopback and stops by itself.
+
+    python bench/run.py --nodes 2 [--node-workers 1] [--duration 20] ...
+
+compares instead one node on diskcache with N nodes sharing a redis-server (started here, in a
+temporary directory, with deploy/redis/flux-api.conf's settings) behind the shipped multi-node
+nginx site (deploy/nginx/flux-api-nodes.conf): generation throughput and CPU per generation
+(the nodes', nginx's and Redis's), then image fetches from disk and from Redis, from the app and
+through nginx. Needs redis-server too.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import Gunicorn, free_port  # noqa: E402
 from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN  # noqa: E402
-from tests.nginx import Nginx  # noqa: E402
+from tests.nginx import Nginx, NodesNginx  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 API_KEY = "sk-bench-key"
 CROP_CPU_MS = 1.5  # the crop path's CPU per generation over the 1:1 path's (issue 12)
@@ -154,14 +164,27 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=3.0)
     parser.add_argument("--jitter", type=float, default=0.6)
     parser.add_argument("--fetch-seconds", type=int, default=15)
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="2 or more: that many nodes on Redis behind nginx against one node on diskcache",
+    )
+    parser.add_argument(
+        "--node-workers", type=int, default=1, help="gunicorn workers per node with --nodes"
+    )
     args = parser.parse_args()
-    for program in ("wrk", "nginx"):
+    programs = ("wrk", "nginx", "redis-server") if args.nodes > 1 else ("wrk", "nginx")
+    for program in programs:
         if not (shutil.which(program) or Path(f"/usr/sbin/{program}").exists()):
             sys.exit(f"bench needs {program}: apt-get install {program}")
 
     workdir = Path(tempfile.mkdtemp(prefix="flux-bench-"))
     try:
-        print_table(*run_all(workdir, args), args)
+        if args.nodes > 1:
+            print_nodes_table(*run_nodes(workdir, args), args)
+        else:
+            print_table(*run_all(workdir, args), args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # the store alone grows to about 1 GB
 
@@ -310,6 +333,153 @@ def print_table(results, memory, fetches, args) -> None:
     print(f"\nMemory per app worker (RSS after the runs): {memory:.0f} MiB\n")
     static = fetches["nginx static"].rps
     print("| image fetch, 64 connections | req/s | × nginx static | p99 | failed |")
+    print("|---|---|---|---|---|")
+    for name, load in fetches.items():
+        print(
+            f"| {name} | {load.rps:.0f} | {load.rps / static:.2f} | {load.p99 * 1000:.1f} ms "
+            f"| {load.failures} |"
+        )
+
+
+# --nodes N: several nodes on Redis behind the multi-node nginx site, against one on diskcache.
+
+# deploy/redis/flux-api.conf's settings for STORE_SIZE_LIMIT_MB's default (1024 MB); the
+# address, port and password are the bench's.
+REDIS_SETTINGS = {"maxmemory": "1230mb", "maxmemory_policy": "noeviction"}
+
+
+def measured_groups(url: str, args, body: str, groups: dict[str, list[int]]):
+    """As `measured`, for the CPU of several process groups (nodes, nginx, Redis): the load and
+    CPU ms per completed request of each group."""
+    wrk(url, min(10, args.duration), args.connections, body)
+    time.sleep(args.latency + args.jitter + 1)
+
+    def cpu() -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+
+    before = cpu()
+    load = wrk(url, args.duration, args.connections, body)
+    after = cpu()
+    time.sleep(args.latency + args.jitter + 1)
+    per_gen = {name: (after[name] - before[name]) * 1000 / max(1, load.requests) for name in groups}
+    return load, per_gen
+
+
+def static_copy(app: Gunicorn, workdir: Path, key: str) -> str:
+    """An nginx location serving the image's bytes as a static file (the fetch runs' yardstick)."""
+    static = workdir / "static"
+    static.mkdir(exist_ok=True)
+    data = subprocess.run(
+        ["curl", "-s", f"{app.url}/image/{key}"], capture_output=True, check=True
+    ).stdout
+    (static / "copy.jpg").write_bytes(data)
+    return f"    location = /copy.jpg {{\n        root {static};\n    }}\n"
+
+
+def run_nodes(workdir: Path, args) -> tuple[dict, dict]:
+    """Generation runs and fetch runs: one node on diskcache (nodes x node-workers workers), first
+    directly, then behind the single-node site; one node on Redis with as many workers, directly
+    (the store's cost alone); then the nodes on Redis behind the multi-node site."""
+    total = args.nodes * args.node_workers
+    body = chat_body("a lighthouse at dawn")
+    generations: dict[str, tuple] = {}  # load, {process group: CPU ms per generation}
+    fetches: dict[str, Load] = {}
+    fetch = partial(wrk, seconds=args.fetch_seconds, connections=64)
+    with fake_upstream(workdir, args) as upstream:
+        base = {
+            "API_KEY": API_KEY,
+            "CF_ACCOUNT_ID": ACCOUNT_ID,
+            "CF_API_TOKEN": TOKEN,
+            "CF_API_BASE": f"{upstream.url}/client/v4/accounts/{{account_id}}/ai/run",
+        }
+        disk = Gunicorn({**base, "DATA_DIR": str(workdir / "disk")}, workdir, total).start()
+        try:
+            key = generate(f"{disk.url}/v1/chat/completions", "a lighthouse at dawn")
+            extra = static_copy(disk, workdir, key)
+            nginx = Nginx(disk.port, workdir / "nginx-disk", tls=False, extra=extra).start()
+            try:
+                name = f"disk: 1 node × {total} workers, direct"
+                generations[name] = measured_groups(
+                    f"{disk.url}/v1/chat/completions", args, body, {"app": [disk.process.pid]}
+                )
+                name = f"disk: 1 node × {total} workers, through nginx"
+                groups = {"app": [disk.process.pid], "nginx": [nginx.process.pid]}
+                url = f"{nginx.url}/v1/chat/completions"
+                generations[name] = measured_groups(url, args, body, groups)
+                fetches[f"disk: app direct ({total} workers)"] = fetch(f"{disk.url}/image/{key}")
+                fetches["disk: through nginx (cached)"] = fetch(f"{nginx.url}/image/{key}")
+                fetches["nginx static file"] = fetch(f"{nginx.url}/copy.jpg")
+            finally:
+                nginx.stop()
+        finally:
+            disk.stop()
+        shutil.rmtree(workdir / "disk", ignore_errors=True)
+
+        redis = RedisServer(workdir / "redis", free_port(), "bench-pass", **REDIS_SETTINGS).start()
+        shared = {**base, "REDIS_URL": redis.url}
+        try:
+            one = Gunicorn({**shared, "DATA_DIR": str(workdir / "one")}, workdir, total).start()
+            try:
+                name = f"Redis: 1 node × {total} workers, direct"
+                groups = {"app": [one.process.pid], "redis": [redis.process.pid]}
+                url = f"{one.url}/v1/chat/completions"
+                generations[name] = measured_groups(url, args, body, groups)
+                key = generate(url, "a lighthouse at dawn")
+                fetches[f"Redis: app direct ({total} workers)"] = fetch(f"{one.url}/image/{key}")
+            finally:
+                one.stop()
+            nodes = [
+                Gunicorn(
+                    {**shared, "DATA_DIR": str(workdir / f"node-{i}")}, workdir, args.node_workers
+                )
+                for i in range(args.nodes)
+            ]
+            nginx = NodesNginx(
+                [node.port for node in nodes], workdir / "nginx-nodes", tls=False, access_log=False
+            )
+            try:
+                for node in nodes:
+                    node.env["PUBLIC_BASE_URL"] = nginx.url
+                    node.start()
+                nginx.start()
+                name = f"Redis: {args.nodes} nodes × {args.node_workers} workers, through nginx"
+                groups = {
+                    "app": [node.process.pid for node in nodes],
+                    "nginx": [nginx.process.pid],
+                    "redis": [redis.process.pid],
+                }
+                url = f"{nginx.url}/v1/chat/completions"
+                generations[name] = measured_groups(url, args, body, groups)
+                key = generate(url, "a lighthouse at dawn")
+                fetches[f"Redis: node A direct ({args.node_workers} workers)"] = fetch(
+                    f"{nodes[0].url}/image/{key}"
+                )
+                fetches["Redis: through nginx (cached)"] = fetch(f"{nginx.url}/image/{key}")
+            finally:
+                nginx.stop()
+                for node in nodes:
+                    node.stop()
+        finally:
+            redis.stop()
+    return generations, fetches
+
+
+def print_nodes_table(generations: dict, fetches: dict, args) -> None:
+    print(
+        f"\n{args.connections} connections, {args.duration} s per run, upstream "
+        f"{args.latency:g} s ± {args.jitter:g} s, {os.cpu_count()} cores\n"
+    )
+    print("| run | req/s | p50 | p99 | CPU ms/gen: app | nginx | Redis | all | failed |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, (load, cpu) in generations.items():
+        parts = [cpu.get(group) for group in ("app", "nginx", "redis")]
+        cells = " | ".join("–" if part is None else f"{part:.2f}" for part in parts)
+        print(
+            f"| {name} | {load.rps:.1f} | {load.p50 * 1000:.0f} ms | {load.p99 * 1000:.0f} ms "
+            f"| {cells} | {sum(cpu.values()):.2f} | {load.failures} |"
+        )
+    static = fetches["nginx static file"].rps
+    print("\n| image fetch, 64 connections | req/s | × nginx static | p99 | failed |")
     print("|---|---|---|---|---|")
     for name, load in fetches.items():
         print(

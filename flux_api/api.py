@@ -13,7 +13,7 @@ from . import chat, edits, openapi, tasks, wire
 from .account_pool import usable_count
 from .auth import presents_key
 from .errors import APIError
-from .image_files import image_headers
+from .image_files import STORE_FAILED, image_headers
 from .requests_in import (
     allow_uploads,
     json_body,
@@ -24,6 +24,7 @@ from .requests_in import (
     text_body_limit,
 )
 from .sizes import COMMON_RATIOS
+from .store import StoreUnavailable
 
 bp = Blueprint("api", __name__)
 _STARTED = int(time.time())
@@ -59,7 +60,7 @@ def healthz():
     the recheck that brings a fixed token back. A monitor should alert on it instead."""
     settings, store = services().settings, services().store
     writable = store.writable()
-    accounts = services().accounts.report()
+    accounts = services().accounts.report(read=writable)
     usable = usable_count(accounts)
     status = "ok" if usable or not accounts else "degraded"
     body = {
@@ -159,7 +160,9 @@ def event_stream(frames) -> Response:
 def image(key: str):
     """What image_files.ImageFiles did not serve: an unknown or expired key (404), or a store
     that could not be read (StoreUnavailable: 503). Should the store answer this time, the
-    image is served all the same."""
+    image is served all the same, unless the store has just failed for this very request."""
+    if request.environ.get(STORE_FAILED):
+        raise StoreUnavailable("unreadable")
     opened = services().store.open(key)
     if opened is None:
         raise APIError(

@@ -69,7 +69,8 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         503,
         "api_error",
         "store_unavailable",
-        "The image could not be stored ({detail}); the operator should check DATA_DIR.",
+        "The image could not be stored ({detail}); the operator should check DATA_DIR (or "
+        "Redis, with REDIS_URL).",
     ),
     StoreFull: _Rule(
         507,

@@ -16,10 +16,15 @@ from .settings import SettingsError, load_settings
 
 
 def create_app(
-    environ: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    check_connections: bool = True,
 ) -> Flask:
     """Build the app from `environ` (default: .env, then the process environment). `clock`:
-    wall-clock seconds, for tests of what happens at midnight UTC."""
+    wall-clock seconds, for tests of what happens at midnight UTC. `check_connections`: make
+    sure Redis (REDIS_URL) answers now, stopping the start with one line if not; gunicorn's
+    workers skip it (app.py): their master checked at its start, and a worker replaced while
+    Redis is away must boot, answer 503 and recover, not stop the whole node."""
     logs.configure()
     settings = load_settings(environ)
 
@@ -29,7 +34,7 @@ def create_app(
     app.debug = False  # whatever FLASK_DEBUG says: a debug page would show code and tracebacks
     # `//` in a path is an answer (a JSON 404), not a redirect to a path with one slash.
     app.url_map.merge_slashes = False
-    services = app.extensions["flux_api"] = build_services(settings, clock)
+    services = app.extensions["flux_api"] = build_services(settings, clock, check_connections)
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
     logs.init_app(app)  # first, so every later hook and error has a request id
@@ -43,11 +48,11 @@ def create_app(
     return app
 
 
-def create_app_or_exit() -> Flask:
+def create_app_or_exit(check_connections: bool = True) -> Flask:
     """For servers: a bad setting prints one line naming it and stops the start. Exit code 3 is
     gunicorn's "worker failed to boot", which stops the master too instead of respawning."""
     try:
-        return create_app()
+        return create_app(check_connections=check_connections)
     except SettingsError as exc:
         print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None

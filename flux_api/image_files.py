@@ -9,6 +9,7 @@ methods, a store that cannot be read) goes on to the blueprint's view, which ans
 
 from __future__ import annotations
 
+import io
 import time
 from functools import partial
 from typing import Callable, Iterable
@@ -21,6 +22,7 @@ from .imaging import sniff_type
 from .store import ImageStore, OpenedImage, StoreUnavailable
 
 PREFIX = "/image/"
+STORE_FAILED = "flux_api.store_failed"  # set in the WSGI environ when the store could not be read
 
 
 def image_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
@@ -75,7 +77,8 @@ class ImageFiles:
         try:
             opened = self.store.open(key)
         except StoreUnavailable:
-            opened = None  # the view tries again and answers 503
+            environ[STORE_FAILED] = True  # the view answers 503 without waiting on it again
+            opened = None
         if opened is None:
             return self.app(environ, start_response)
 
@@ -89,11 +92,13 @@ class ImageFiles:
             if method == "HEAD":
                 opened.file.close()
                 body = []
+            elif isinstance(opened.file, io.BytesIO):  # from Redis: already in memory
+                body = [opened.file.getvalue()]  # one write, not gunicorn's 8 KiB blocks
             else:
                 body = wrap_file(environ, opened.file)  # sendfile under gunicorn
         start_response("200 OK" if status == 200 else "304 Not Modified", headers + extra)
         log_line = partial(_log_sent, method, path, status, started, rid)
-        if isinstance(body, list):  # a 304 or a HEAD: nothing to send after the headers
+        if isinstance(body, list):  # a 304, a HEAD or bytes: nothing to close but the log
             return ClosingIterator(body, log_line)
         # Servers call close() once the body is sent (or its client is gone). The body stays an
         # instance of the server's own file wrapper, which is what makes gunicorn use sendfile,

@@ -8,7 +8,7 @@ an immediate error (a 503) instead of a request that hangs.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 
@@ -24,19 +24,21 @@ ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSErro
 
 
 def without_password(url: str) -> str:
-    """REDIS_URL as it may appear in a message: the password (and user) replaced by ***."""
+    """REDIS_URL as it may appear in a message: scheme, host, port and database only (a
+    password may sit before the host or in the query, as `?password=`)."""
     parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    where = parts.path if parts.scheme == "unix" else f"{parts.hostname or ''}{port}{parts.path}"
+    return f"{parts.scheme}://{where}"
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for `url`, checked with a PING: Redis that cannot be reached (or refuses the
-    password) stops the start with one line naming REDIS_URL."""
+def connect(url: str, check: bool = True) -> redis.Redis:
+    """A client for `url` (its pool connects when first used). With `check`, a PING now:
+    Redis that cannot be reached (or refuses the password) stops the start with one line
+    naming REDIS_URL."""
     try:
         client = redis.Redis.from_url(
             url,
@@ -45,7 +47,8 @@ def connect(url: str) -> redis.Redis:
             health_check_interval=30,
             retry_on_timeout=False,
         )
-        client.ping()
+        if check:
+            client.ping()
     except (ValueError, *ERRORS, redis.RedisError) as exc:
         raise SettingsError(
             f"REDIS_URL: Redis at {without_password(url)} cannot be used ({_reason(exc)})."

@@ -1,12 +1,11 @@
-"""The small shared state in Redis, for several nodes (REDIS_URL): rate-limit windows, the
-account pool's record and the created API key. Each has a disk twin for one machine
-(ratelimit.DiskWindows, account_states.FileAccountStates, auth.load_or_create_key)."""
+"""The small shared state in Redis, for several nodes (REDIS_URL): rate-limit windows and the
+account pool's record. Each has a disk twin for one machine (ratelimit.DiskWindows,
+account_states.FileAccountStates)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 from typing import Callable, TypeVar
 
 import redis
@@ -46,19 +45,26 @@ class RedisWindows:
 
 class RedisAccountStates:
     """The pool's record as one JSON value, changed with WATCH/MULTI: a change made by another
-    node in between makes this one start again from the new value."""
+    node in between makes this one start again from the new value.
+
+    Like its disk twin, it only advises which account to call, so it never stops a generation:
+    while Redis cannot be reached, this worker keeps the record in memory (one warning), and
+    goes back to Redis as soon as it answers."""
 
     _KEY = PREFIX + "accounts"
 
     def __init__(self, client: redis.Redis):
         self._redis = client
+        self._memory: States = {}
+        self._away = False  # whether the last attempt failed (warn once per outage)
 
     def read(self) -> States:
         try:
-            value = self._redis.get(self._KEY)
+            states = _decode(self._redis.get(self._KEY))
         except redis.RedisError as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
-        return _decode(value)
+            return self._without_redis(exc)
+        self._back()
+        return states
 
     def change(self, edit: Callable[[States], T]) -> T:
         result: list = []
@@ -72,8 +78,24 @@ class RedisAccountStates:
         try:
             self._redis.transaction(apply, self._KEY)
         except redis.RedisError as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+            return edit(self._without_redis(exc))
+        self._back()
         return result[0]
+
+    def _without_redis(self, exc: BaseException) -> States:
+        if not self._away:
+            log.warning(
+                "Redis cannot be reached (%s): this worker keeps the account states in memory "
+                "until it can",
+                type(exc).__name__,
+            )
+        self._away = True
+        return self._memory
+
+    def _back(self) -> None:
+        if self._away:
+            log.warning("Redis answers again: the account states are shared again")
+        self._away = False
 
     def close(self) -> None:
         pass
@@ -85,17 +107,3 @@ def _decode(value: bytes | None) -> States:
     except ValueError:
         log.warning("the account pool's record in Redis was unreadable; starting afresh")
         return {}
-
-
-def load_or_create_key_in(client: redis.Redis) -> str:
-    """The API key every node uses when API_KEY is not set: created once, by whichever node
-    asks first (SET NX), then read by all."""
-    key = PREFIX + "api-key"
-    try:
-        if client.set(key, f"sk-flux-{secrets.token_urlsafe(32)}", nx=True):
-            log.warning("API_KEY is not set: created a key in Redis (%s)", key)
-        stored = client.get(key)
-    except redis.RedisError as exc:
-        raise StoreUnavailable(type(exc).__name__) from exc
-    log.info("API_KEY is not set: clients must use the key stored in Redis under %s", key)
-    return stored.decode()

@@ -22,37 +22,40 @@ from .redis_link import ERRORS, PREFIX
 from .store import KEY_PATTERN, OpenedImage, StoreUnavailable, check_fits, new_keys
 
 _IMAGE = PREFIX + "image:"
-_INDEX = PREFIX + "images:by-age"  # sorted set: key -> when stored (ms)
+_INDEX = PREFIX + "images:by-expiry"  # sorted set: key -> when it expires (ms, Redis clock)
 _SIZES = PREFIX + "images:sizes"  # hash: key -> bytes
 _TOTAL = PREFIX + "images:bytes"
 _HEALTH_SECONDS = 1.0  # a PING per second per worker at most, however many health checks
 
-# KEYS: index, sizes, total. ARGV: now (ms), ttl (s), limit (bytes), image prefix, then a key and
-# its bytes for each image. Forgets what Redis has expired, evicts the oldest until the new
-# images fit, then stores them: one atomic step, whatever the other nodes do meanwhile.
+# KEYS: index, sizes, total. ARGV: ttl (ms), limit (bytes), image prefix, then a key and its
+# bytes for each image. Forgets what has expired (Redis dropped the images themselves), evicts
+# the images closest to their end (the oldest, with one IMAGE_EXPIRATION) until the new ones
+# fit, then stores them: one atomic step, whatever the other nodes do meanwhile. Time is Redis's
+# own clock, and each image carries its expiry, so nodes whose clocks (or IMAGE_EXPIRATION)
+# differ still agree on what has expired.
 _PUT = """
 local index, sizes, total = KEYS[1], KEYS[2], KEYS[3]
-local now, ttl, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local ttl, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function forget(key)
   redis.call('DECRBY', total, tonumber(redis.call('HGET', sizes, key) or '0'))
   redis.call('HDEL', sizes, key)
   redis.call('ZREM', index, key)
 end
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now - ttl * 1000)) do
-  forget(key)
-end
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now)) do forget(key) end
 local incoming = 0
-for i = 6, #ARGV, 2 do incoming = incoming + #ARGV[i] end
+for i = 5, #ARGV, 2 do incoming = incoming + #ARGV[i] end
 while tonumber(redis.call('GET', total) or '0') + incoming > limit do
-  local oldest = redis.call('ZRANGE', index, 0, 0)
-  if #oldest == 0 then break end
-  redis.call('DEL', prefix .. oldest[1])
-  forget(oldest[1])
+  local first = redis.call('ZRANGE', index, 0, 0)
+  if #first == 0 then break end
+  redis.call('DEL', prefix .. first[1])
+  forget(first[1])
 end
-for i = 5, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local key, data = ARGV[i], ARGV[i + 1]
-  redis.call('SET', prefix .. key, tostring(now) .. ':' .. data, 'PX', ttl * 1000)
-  redis.call('ZADD', index, now, key)
+  redis.call('SET', prefix .. key, tostring(now + ttl) .. ':' .. data, 'PX', ttl)
+  redis.call('ZADD', index, now + ttl, key)
   redis.call('HSET', sizes, key, #data)
   redis.call('INCRBY', total, #data)
 end
@@ -78,7 +81,7 @@ class RedisImageStore:
         total = check_fits(images, self.size_limit)
         keys = new_keys(len(images))
         pairs = [item for key, data in zip(keys, images) for item in (key, data)]
-        args = [int(time.time() * 1000), self.ttl, self.size_limit, _IMAGE, *pairs]
+        args = [self.ttl * 1000, self.size_limit, _IMAGE, *pairs]
         try:
             self._store(args, total)
         except ERRORS as exc:
@@ -94,10 +97,10 @@ class RedisImageStore:
             self._put(keys=[_INDEX, _SIZES, _TOTAL], args=args)
 
     def _drop_oldest(self, needed: int) -> None:
-        """Free at least twice `needed` bytes of the oldest images, with commands Redis allows
-        when it is out of memory (deletions)."""
+        """Free a little more than `needed` bytes of the oldest images, with commands Redis
+        allows when it is out of memory (deletions)."""
         freed = 0
-        while freed < 2 * needed:
+        while freed < needed * 5 // 4:
             oldest = self._redis.zpopmin(_INDEX)
             if not oldest:
                 return
@@ -124,7 +127,10 @@ class RedisImageStore:
         if value is None:
             return None
         stamp, _, data = value.partition(b":")
-        expires_at = int(stamp) / 1000 + self.ttl
+        try:
+            expires_at = int(stamp) / 1000
+        except ValueError:  # not written by this service
+            return None
         if expires_at <= time.time():
             return None
         return OpenedImage(io.BytesIO(data), len(data), expires_at, data[:16])
@@ -139,16 +145,24 @@ class RedisImageStore:
             raise StoreUnavailable("Redis unreachable") from exc
 
     def writable(self) -> bool:
+        """A PING at most every second per worker; meanwhile, and while one thread waits on
+        a Redis that hangs, the others give the last answer instead of queueing behind it."""
         health = self._health
         if health and time.monotonic() < health[0]:
             return health[1]
-        with self._health_lock:
-            try:
-                answer = bool(self._redis.ping())
-            except ERRORS:
-                answer = False
-            self._health = (time.monotonic() + _HEALTH_SECONDS, answer)
-            return answer
+        if not self._health_lock.acquire(blocking=health is None):
+            return health[1]
+        try:
+            health = self._health
+            if health is None or time.monotonic() >= health[0]:
+                try:
+                    answer = bool(self._redis.ping())
+                except ERRORS:
+                    answer = False
+                health = self._health = (time.monotonic() + _HEALTH_SECONDS, answer)
+            return health[1]
+        finally:
+            self._health_lock.release()
 
     def __len__(self) -> int:
         try:

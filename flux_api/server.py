@@ -81,6 +81,23 @@ class GuardedThreadWorker(gthread.ThreadWorker):
             self.log.warning("TLS in gunicorn: slow-client guards are off (end TLS in nginx)")
         super().init_process()
 
+    def handle_exit(self, sig, frame):
+        """SIGTERM (a stop, or the old workers of a reload): besides finishing what is in
+        flight, close the listening sockets at once. gthread would keep them open until then,
+        so the kernel would go on completing new connections into the backlog, and a load
+        balancer's POST sent on one would be reset when the worker exits (nginx never re-sends
+        a POST: its client gets a 502). Closed, they are refused, and nginx tries another
+        node. The master and a reload's new workers hold their own copies, so a reload keeps
+        the port open."""
+        if self.alive:
+            super().handle_exit(sig, frame)  # alive = False: the loop will not accept again
+            self.method_queue.defer(self._stop_listening)  # on the worker's main loop
+
+    def _stop_listening(self) -> None:
+        self.set_accept_enabled(False)
+        for listener in self.sockets:
+            listener.close()
+
     def enqueue_req(self, conn):
         if not self.cfg.is_ssl:
             if not isinstance(conn.sock, GuardedSocket):  # just accepted

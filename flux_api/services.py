@@ -2,7 +2,7 @@
 
 Shared state lives in one of two places, chosen here and nowhere else: under DATA_DIR for one
 machine (diskcache and files, shared by its workers), or in Redis when REDIS_URL is set (shared
-by every node). Nothing above these objects knows which.
+by every node; API_KEY is then required). Nothing above these objects knows which.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from .memory import ImageMemory
 from .optimizer import OptimizerClient
 from .pipeline import Pipeline
 from .ratelimit import DiskWindows, RateLimiter
-from .redis_state import RedisAccountStates, RedisWindows, load_or_create_key_in
+from .redis_state import RedisAccountStates, RedisWindows
 from .redis_store import RedisImageStore
 from .settings import Settings, SettingsError
-from .store import ImageStore, StoreUnavailable
+from .store import ImageStore
 from .workers_ai import WorkersAIClient
 
 
@@ -88,28 +88,30 @@ def _on_disk(settings: Settings) -> _Shared:
     )
 
 
-def _in_redis(settings: Settings) -> _Shared:
-    client = redis_link.connect(settings.redis_url)
+def _in_redis(settings: Settings, check: bool) -> _Shared:
+    if not settings.api_keys:
+        # A key created in Redis would live only as long as Redis's data (the recipe keeps
+        # none on disk): lost, every node would create another and lock every client out.
+        raise SettingsError(
+            "REDIS_URL is set, so API_KEY must be set too (the same on every node)."
+        )
+    client = redis_link.connect(settings.redis_url, check)
     store = RedisImageStore(
         client,
         ttl=settings.image_expiration,
         size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
     )
-    keys, created_at = settings.api_keys, None
-    if not keys:
-        try:
-            keys = (load_or_create_key_in(client),)
-        except StoreUnavailable:
-            raise SettingsError("REDIS_URL: the API key cannot be read from Redis.") from None
-        created_at = f"Redis, under the key {redis_link.PREFIX}api-key"
     return _Shared(
-        store, RedisAccountStates(client), lambda: RedisWindows(client), keys, created_at
+        store, RedisAccountStates(client), lambda: RedisWindows(client), settings.api_keys, None
     )
 
 
-def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
-    """`clock`: wall-clock seconds for the account pool (tests move it past midnight)."""
-    shared = _in_redis(settings) if settings.redis_url else _on_disk(settings)
+def build_services(
+    settings: Settings, clock: Callable[[], float] = time.time, check: bool = True
+) -> Services:
+    """`clock`: wall-clock seconds for the account pool (tests move it past midnight).
+    `check`: whether to make sure now that Redis answers (see factory.create_app)."""
+    shared = _in_redis(settings, check) if settings.redis_url else _on_disk(settings)
     pool = AccountPool(settings.accounts, shared.account_states, clock)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",

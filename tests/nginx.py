@@ -4,7 +4,9 @@ operator changes it (ports, server name, certificate paths), in front of a gunic
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -198,3 +200,105 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# The multi-node recipe: the same site with an upstream of several nodes (README: "Several nodes
+# on Redis").
+NODES_SITE = ROOT / "deploy" / "nginx" / "flux-api-nodes.conf"
+_NODE_LINE = re.compile(r"^    server 10\.0\.0\.\d+:8000( [^;]*);\n", re.M)
+
+
+def render_nodes_site(
+    upstream_ports: list[int],
+    http_port: int,
+    https_port: int,
+    workdir: Path,
+    tls: bool = True,
+    extra: str = "",
+) -> str:
+    """The shipped multi-node site with what an operator changes: the nodes' addresses (here
+    loopback ports, one `server` line each with the shipped parameters), ports, server name and
+    certificate paths. `tls=False` and `extra` as in render_site (benchmarks only)."""
+    site = NODES_SITE.read_text()
+    shipped = _NODE_LINE.findall(site)
+    assert len(shipped) >= 2, "the multi-node site no longer lists its nodes"
+    params = shipped[0]
+    nodes = "".join(f"    server 127.0.0.1:{port}{params};\n" for port in upstream_ports)
+    first = _NODE_LINE.search(site)
+    site = site[: first.start()] + nodes + _NODE_LINE.sub("", site[first.start() :])
+    # The nodes' MCP servers: one on loopback, as in the single-node site (no test runs one).
+    mcp = re.compile(r"^    server 10\.0\.0\.\d+:8001( [^;]*);\n", re.M)
+    first = mcp.search(site)
+    if first:
+        line = f"    server 127.0.0.1:8001{first.group(1)};\n"
+        site = site[: first.start()] + line + mcp.sub("", site[first.start() :])
+    replacements = {
+        "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen [::]:80;": "",
+        "listen [::]:443 ssl;": "",
+        "server_name api.example.com;": "server_name localhost 127.0.0.1;",
+    }
+    if tls:
+        replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port} ssl;"
+        replacements["/etc/letsencrypt/live/api.example.com/fullchain.pem"] = str(
+            workdir / "cert.pem"
+        )
+        replacements["/etc/letsencrypt/live/api.example.com/privkey.pem"] = str(workdir / "key.pem")
+    else:
+        replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port};"
+    for old, new in replacements.items():
+        assert old in site, f"the shipped multi-node site no longer contains {old!r}"
+        site = site.replace(old, new)
+    if not tls:
+        site = "\n".join(line for line in site.splitlines() if "ssl_" not in line)
+    if extra:
+        marker = "    location @body_too_large {"
+        site = site.replace(marker, extra + "\n" + marker)
+    return site
+
+
+class NodesNginx(Nginx):
+    """nginx with the shipped multi-node site in front of gunicorn nodes on loopback ports. Its
+    access log (`access_lines()`) records, per request, the status and the node(s) it went to
+    ($upstream_addr: "127.0.0.1:A, 127.0.0.1:B" when nginx moved on to the next node)."""
+
+    def __init__(
+        self,
+        upstream_ports: list[int],
+        workdir: Path,
+        tls: bool = True,
+        extra: str = "",
+        access_log: bool = True,
+    ):
+        """`access_log=False`: no access log, as Nginx (benchmarks)."""
+        super().__init__(upstream_ports[0], workdir, tls, extra)
+        self.upstream_ports = list(upstream_ports)
+        self.site.write_text(
+            render_nodes_site(
+                self.upstream_ports, self.http_port, self.https_port, workdir, tls, extra
+            )
+        )
+        self.access_log = workdir / "access.log"
+        if not access_log:
+            return
+        log_format = (
+            "  log_format nodes '$request_method $uri $status upstream=$upstream_addr "
+            "upstream_status=$upstream_status';\n"
+            f"  access_log {self.access_log} nodes;\n"
+        )
+        self.conf.write_text(self.conf.read_text().replace("  access_log off;\n", log_format))
+
+    def access_lines(self) -> list[str]:
+        return self.access_log.read_text().splitlines() if self.access_log.exists() else []
+
+    def take_out(self, port: int) -> None:
+        """What an operator does before stopping a node: mark it `down` in the site and reload
+        nginx (`nginx -s reload`: SIGHUP to the master; requests in flight finish on the old
+        workers, new ones go to the nodes left)."""
+        site = self.site.read_text()
+        line = re.search(rf"^    server 127\.0\.0\.1:{port}( [^;]*)?;$", site, re.M)
+        assert line, f"no node on port {port} in the site"
+        site = site.replace(line.group(0), line.group(0)[:-1] + " down;")
+        self.site.write_text(site)
+        os.kill(int((self.workdir / "nginx.pid").read_text()), signal.SIGHUP)
+        time.sleep(1)  # the new workers start; the old ones stop taking connections

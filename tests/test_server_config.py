@@ -130,7 +130,9 @@ def example(tmp_path):
     assert text.count("\n# ") < EXAMPLE.read_text().count("\n# ")  # something was uncommented
     example_url = re.search(r"^REDIS_URL=(redis://:(\w+)@[\d.]+:\d+/0)$", text, re.M)
     redis_server = RedisServer(tmp_path / "redis", free_port(), example_url.group(2)).start()
-    yield text.replace(example_url.group(1), redis_server.url)
+    text = text.replace(example_url.group(1), redis_server.url)
+    assert "\nAPI_KEY=\n" in text
+    yield text.replace("\nAPI_KEY=\n", "\nAPI_KEY=sk-example-key\n")  # REDIS_URL requires it
     redis_server.stop()
 
 
