@@ -6,6 +6,7 @@ check over HTTP, and nginx passing /mcp on as a stream."""
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
@@ -276,3 +277,64 @@ def test_the_systemd_unit_verifies(tmp_path):
     assert "Environment=MCP_PORT=8001" in unit
     site = (ROOT / "deploy" / "nginx" / "flux-api.conf").read_text()
     assert "server 127.0.0.1:8001;" in site  # where the unit listens
+
+
+# From a review.
+
+
+def raw_post(server: "MCPHttp", headers: list[tuple[str, str]]) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+    connection.putrequest("POST", "/mcp")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+    for name, value in [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Length", str(len(body))),
+        *headers,
+    ]:
+        connection.putheader(name, value)
+    connection.endheaders(body)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_http_takes_exactly_one_bearer_key_and_never_flux_api_key(mcp_http, fake_ai):
+    server = mcp_http(FLUX_API_KEY=API_KEY)  # in a shared .env: must not be used over HTTP
+    two = [("Authorization", "Basic eDp5"), ("Authorization", f"Bearer {API_KEY}")]
+    assert raw_post(server, two) == 401
+    assert raw_post(server, [("Authorization", "Bearer caf\u00e9")]) == 401  # not a 500
+    assert raw_post(server, [("Authorization", f"Bearer {API_KEY}")]) == 200
+
+
+def test_a_gateway_that_cannot_answer_is_a_503_not_a_wrong_key(tmp_path):
+    server = MCPHttp(f"http://127.0.0.1:{free_port()}", tmp_path)  # nothing listens there
+    try:
+        assert raw_post(server, [("Authorization", f"Bearer {API_KEY}")]) == 503
+    finally:
+        server.stop()
+
+
+def test_base64_as_tools_print_it_is_accepted(gateway, fake_ai, tmp_path):
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(picture, format="PNG")
+    wrapped = base64.encodebytes(picture.getvalue()).decode()  # lines of 76 characters
+    result, _ = call(
+        lambda: stdio_client(gateway.url, tmp_path),
+        "edit_image",
+        {"prompt": "make it blue", "images": [wrapped]},
+    )
+    assert not result.is_error, result.content
+
+
+def test_an_image_pillow_refuses_is_the_gateways_clear_error(gateway, fake_ai, tmp_path):
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, format="PNG")  # a few KB, 400 Mpixels
+    result, _ = call(
+        lambda: stdio_client(gateway.url, tmp_path),
+        "edit_image",
+        {"prompt": "blue", "images": [base64.b64encode(bomb.getvalue()).decode()]},
+    )
+    assert result.is_error
+    assert "more pixels than" in blocks(result, "text")[0].text  # the gateway's own words
+    assert fake_ai.calls == []

@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.http:
         import uvicorn
 
+        if not settings.public_base_url:
+            print(
+                "flux-api MCP server: PUBLIC_BASE_URL is not set, so only loopback Host names "
+                "are accepted (behind nginx, set it to the address clients use).",
+                file=sys.stderr,
+            )
+
         from .http_app import build_http_app
 
         app = build_http_app(settings, gateway)

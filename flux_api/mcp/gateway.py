@@ -37,7 +37,9 @@ class Gateway:
         self._client = httpx2.AsyncClient(
             base_url=self.base_url,
             timeout=httpx2.Timeout(timeout, connect=10.0),
-            trust_env=False,  # the gateway is reached directly, never through a proxy
+            # On the same machine the gateway is reached directly, whatever proxy the
+            # environment names; a remote one the way the environment says (proxy, CA files).
+            trust_env=not _is_loopback(self.base_url),
         )
 
     async def generate(
@@ -69,15 +71,18 @@ class Gateway:
     async def models(self, key: str) -> list[dict]:
         return (await self._call("GET", "/v1/models", key))["data"]
 
-    async def key_works(self, key: str) -> bool:
-        """Whether the gateway accepts `key` (the HTTP transport's bearer check)."""
+    async def key_works(self, key: str) -> bool | None:
+        """Whether the gateway accepts `key` (the HTTP transport's bearer check): True, False
+        (401/403), or None when it cannot tell now (unreachable, slow, failing)."""
         try:
             response = await self._client.get(
-                "/v1/models", headers={"Authorization": f"Bearer {key}"}
+                "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10.0
             )
         except httpx2.HTTPError:
+            return None
+        if response.status_code in (401, 403):
             return False
-        return response.status_code == 200
+        return True if response.status_code == 200 else None
 
     async def own_image(self, url: str) -> bytes | None:
         """The bytes of an image of this gateway given by its URL (fetched from FLUX_API_URL,
@@ -125,6 +130,11 @@ def _made(body: dict) -> list[MadeImage]:
         for item in body.get("data") or []
         if isinstance(item, dict) and item.get("url")
     ]
+
+
+def _is_loopback(url: str) -> bool:
+    host = httpx2.URL(url).host
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def data_url(image: bytes) -> str:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .gateway import Gateway
-from .server import build_server
+from .server import KEY_IN_SCOPE, build_server
 from .settings import MCPSettings
 
 _REMEMBER_SECONDS = 60.0
@@ -35,56 +37,85 @@ def build_http_app(settings: MCPSettings, gateway: Gateway) -> ASGIApp:
     return BearerAuth(app, gateway)
 
 
+_TOKEN = re.compile(r"[!-~]{1,512}")  # printable ASCII: anything else no gateway key can be
+_FORGET_WRONG_SECONDS = 5.0
+_MOST_CHECKS_AT_ONCE = 4
+
+
 class BearerAuth:
-    """ASGI middleware: HTTP requests need `Authorization: Bearer <an API key of the gateway>`;
-    anything else (the lifespan that runs the SDK's session manager) passes through."""
+    """ASGI middleware: HTTP requests need exactly one `Authorization: Bearer <an API key of
+    the gateway>`; the key checked is the key the tools use (handed on in the ASGI scope).
+    Anything else (the lifespan that runs the SDK's session manager) passes through."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway):
         self.app = app
         self.gateway = gateway
-        self._known: dict[str, float] = {}  # sha256 of a key that worked -> until when
+        self._known: dict[str, float] = {}  # sha256 of a key -> until when its answer holds
+        self._wrong: dict[str, float] = {}
+        self._checks = anyio.Semaphore(_MOST_CHECKS_AT_ONCE)  # wrong keys cost gateway calls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or not await self._works(token.strip()):
-            return await _refuse(send)
+        values = [v for k, v in scope.get("headers") or [] if k == b"authorization"]
+        scheme, _, token = (values[0] if len(values) == 1 else b"").decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
+            return await _answer(send, 401, _WRONG_KEY)
+        verdict = await self._works(token)
+        if verdict is None:
+            return await _answer(send, 503, _GATEWAY_AWAY, [(b"retry-after", b"5")])
+        if not verdict:
+            return await _answer(send, 401, _WRONG_KEY)
+        scope[KEY_IN_SCOPE] = token
         return await self.app(scope, receive, send)
 
-    async def _works(self, key: str) -> bool:
+    async def _works(self, key: str) -> bool | None:
+        """True or False as the gateway says; None when it cannot say now (down, slow)."""
         digest = hashlib.sha256(key.encode()).hexdigest()
         now = time.monotonic()
         if self._known.get(digest, 0.0) > now:
             return True
-        if not await self.gateway.key_works(key):
+        if self._wrong.get(digest, 0.0) > now:
             return False
-        if len(self._known) > 1000:  # keys come and go: forget the stale ones
-            self._known = {k: t for k, t in self._known.items() if t > now}
-        self._known[digest] = now + _REMEMBER_SECONDS
-        return True
+        async with self._checks:
+            verdict = await self.gateway.key_works(key)
+        if verdict is not None:
+            remembered = self._known if verdict else self._wrong
+            if len(remembered) > 1000:  # keys come and go: forget the stale ones
+                remembered.clear()
+            seconds = _REMEMBER_SECONDS if verdict else _FORGET_WRONG_SECONDS
+            remembered[digest] = time.monotonic() + seconds
+        return verdict
 
 
-async def _refuse(send: Send) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "message": "Send this service's API key as 'Authorization: Bearer <key>'.",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": "invalid_api_key",
-            }
-        }
-    ).encode()
+def _error(message: str, code: str, kind: str) -> bytes:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return json.dumps(body).encode()
+
+
+_WRONG_KEY = _error(
+    "Send this service's API key as 'Authorization: Bearer <key>'.",
+    "invalid_api_key",
+    "invalid_request_error",
+)
+_GATEWAY_AWAY = _error(
+    "The gateway cannot check the key right now; try again in a moment.",
+    "gateway_unavailable",
+    "api_error",
+)
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list | None = None) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="flux-api"'),
                 (b"content-length", str(len(body)).encode()),
+                *([(b"www-authenticate", b'Bearer realm="flux-api"')] if status == 401 else []),
+                *(headers or []),
             ],
         }
     )

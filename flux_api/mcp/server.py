@@ -48,12 +48,16 @@ MODELS = (
     "The image models this service offers: each id, whether it makes images from text, "
     "whether it edits, and how many input images it takes."
 )
+# Where http_app's bearer check leaves the key it verified, in the request's ASGI scope.
+KEY_IN_SCOPE = "flux_api.key"
 _RATIO = re.compile(r"\d{1,3}:\d{1,3}")
 _PROGRESS_EVERY = 2.0  # seconds between progress notifications while the gateway works
 
 
 def build_server(settings: MCPSettings, gateway: Gateway) -> MCPServer:
-    server = MCPServer("flux-api", instructions=INSTRUCTIONS, version="1.0.0")
+    # WARNING: the SDK logs every request at INFO (its own and httpx2's), which under systemd
+    # buries what matters.
+    server = MCPServer("flux-api", instructions=INSTRUCTIONS, version="1.0.0", log_level="WARNING")
     makes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
     @server.tool(annotations=makes, description=GENERATE)
@@ -152,10 +156,16 @@ def build_server(settings: MCPSettings, gateway: Gateway) -> MCPServer:
 
 
 def _key(ctx: Context, settings: MCPSettings) -> str:
-    """The caller's bearer token over HTTP (checked at the door), else FLUX_API_KEY."""
-    headers = ctx.headers or {}
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else settings.api_key
+    """Over HTTP the key the bearer check verified (http_app hands it on in the ASGI scope):
+    never another, and never FLUX_API_KEY. Over stdio, FLUX_API_KEY."""
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None)
+    if scope is None:
+        return settings.api_key
+    key = scope.get(KEY_IN_SCOPE)
+    if not key:
+        raise ToolError("No API key reached this tool.")
+    return key
 
 
 async def _with_progress(ctx: Context, what: str, call: Awaitable[list[MadeImage]]):
@@ -201,7 +211,7 @@ async def _deliver(ctx: Context, gateway: Gateway, made: list[MadeImage]) -> lis
         )
         try:
             small = preview(await gateway.own_image(image.url) or b"")
-        except GatewayError:
+        except GatewayError:  # the image is made and paid for: a missing preview is no error
             small = None
         if small:
             encoded = base64.b64encode(small).decode()
@@ -225,7 +235,10 @@ async def _image_arg(gateway: Gateway, value: str, name: str) -> bytes:
         return found
     if value.startswith("data:"):
         value = value.partition(",")[2]
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ToolError(f"{name} is neither a URL of this service nor valid base64.") from None
+    value = "".join(value.split())  # base64 as tools print it: wrapped in lines
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            return decode(value + "=" * (-len(value) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    raise ToolError(f"{name} is neither a URL of this service nor valid base64.")
