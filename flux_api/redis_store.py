@@ -13,11 +13,11 @@ tried once more; failing that, the answer is 503 `store_unavailable`, never a 50
 from __future__ import annotations
 
 import io
-import threading
 import time
 
 import redis
 
+from .probes import CachedProbe
 from .redis_link import ERRORS, PREFIX
 from .store import KEY_PATTERN, OpenedImage, StoreUnavailable, check_fits, new_keys
 
@@ -25,6 +25,7 @@ _IMAGE = PREFIX + "image:"
 _INDEX = PREFIX + "images:by-expiry"  # sorted set: key -> when it expires (ms, Redis clock)
 _SIZES = PREFIX + "images:sizes"  # hash: key -> bytes
 _TOTAL = PREFIX + "images:bytes"
+_PROBE = PREFIX + "write-probe"
 _HEALTH_SECONDS = 1.0  # a PING per second per worker at most, however many health checks
 
 # KEYS: index, sizes, total. ARGV: ttl (ms), limit (bytes), image prefix, then a key and its
@@ -71,8 +72,7 @@ class RedisImageStore:
         self.size_limit = size_limit_bytes
         self._redis = client
         self._put = client.register_script(_PUT)
-        self._health: tuple[float, bool] | None = None
-        self._health_lock = threading.Lock()
+        self._writable = CachedProbe(self._ping, _HEALTH_SECONDS)
 
     def put(self, data: bytes) -> str:
         return self.put_many([data])[0]
@@ -85,7 +85,7 @@ class RedisImageStore:
         try:
             self._store(args, total)
         except ERRORS as exc:
-            self._health = (time.monotonic() + _HEALTH_SECONDS, False)
+            self._writable.failed()
             raise StoreUnavailable(type(exc).__name__) from exc
         return keys
 
@@ -136,33 +136,28 @@ class RedisImageStore:
         return OpenedImage(io.BytesIO(data), len(data), expires_at, data[:16])
 
     def ensure_writable(self) -> None:
-        """A PING before every generation that will be stored: with Redis gone, no Workers AI
-        call is paid for an image that could not be kept."""
+        """A tiny write before every generation that will be stored, so that no Workers AI
+        call is paid for an image that could not be kept: Redis gone, or turned read-only (a
+        replica after a failover), which a PING would not notice. Out of memory is no failure
+        here: storing makes room."""
         try:
-            self._redis.ping()
+            self._redis.set(_PROBE, b"1", px=10_000)
+        except redis.exceptions.OutOfMemoryError:
+            return
         except ERRORS as exc:
-            self._health = (time.monotonic() + _HEALTH_SECONDS, False)
-            raise StoreUnavailable("Redis unreachable") from exc
+            self._writable.failed()
+            raise StoreUnavailable("Redis unreachable or read-only") from exc
 
     def writable(self) -> bool:
         """A PING at most every second per worker; meanwhile, and while one thread waits on
         a Redis that hangs, the others give the last answer instead of queueing behind it."""
-        health = self._health
-        if health and time.monotonic() < health[0]:
-            return health[1]
-        if not self._health_lock.acquire(blocking=health is None):
-            return health[1]
+        return self._writable()
+
+    def _ping(self) -> bool:
         try:
-            health = self._health
-            if health is None or time.monotonic() >= health[0]:
-                try:
-                    answer = bool(self._redis.ping())
-                except ERRORS:
-                    answer = False
-                health = self._health = (time.monotonic() + _HEALTH_SECONDS, answer)
-            return health[1]
-        finally:
-            self._health_lock.release()
+            return bool(self._redis.ping())
+        except ERRORS:
+            return False
 
     def __len__(self) -> int:
         try:

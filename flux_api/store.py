@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import BinaryIO
 import diskcache
 
 from .locks import WriteLock
+from .probes import CachedProbe
 
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
 _KEY_BYTES = 24
@@ -84,8 +84,7 @@ class ImageStore:
         self.ttl = ttl
         self.size_limit = size_limit_bytes
         self._next_sweep = 0.0
-        self._health_lock = threading.Lock()
-        self._health: tuple[float, bool] | None = None  # (good until, in monotonic time; answer)
+        self._writable = CachedProbe(self._probe, _HEALTH_SECONDS)
         self._write_lock = WriteLock(self.directory / "write.lock")
         # diskcache's own culling evicts ten entries at a time and may take the entry just
         # written; eviction is done here instead (cull_limit=0), oldest first, to the byte.
@@ -162,21 +161,7 @@ class ImageStore:
     def writable(self) -> bool:
         """Whether an image could be stored now: probed at most every _HEALTH_SECONDS per
         process, so health checks, however many, do not write to disk or wait on writers."""
-        health = self._health
-        if health and time.monotonic() < health[0]:
-            return health[1]
-        # One thread probes. Meanwhile the others give its last answer rather than each hold a
-        # request thread while the probe waits for the write lock; only the very first ones wait.
-        if not self._health_lock.acquire(blocking=health is None):
-            return health[1]
-        try:
-            health = self._health  # another thread may have probed while this one waited
-            if health is None or time.monotonic() >= health[0]:
-                answer = self._probe()
-                health = self._health = (time.monotonic() + _HEALTH_SECONDS, answer)
-            return health[1]
-        finally:
-            self._health_lock.release()
+        return self._writable()
 
     def _probe(self) -> bool:
         """A one-byte file where images go (the directory is there, writable, not full), and a
@@ -204,7 +189,7 @@ class ImageStore:
         except _STORE_ERRORS as exc:
             # Each thread opens its own connection: a new one fails while a cached health
             # answer still says writable. Say so at once rather than at the next probe.
-            self._health = (time.monotonic() + _HEALTH_SECONDS, False)
+            self._writable.failed()
             raise StoreUnavailable(type(exc).__name__) from exc
 
     def close(self) -> None:

@@ -71,24 +71,40 @@ def render_site(
     certificate paths and, given `cors_origins`, the CORS map as the site's comment says.
     `tls=False` serves the main server block over plain HTTP and `extra` adds locations to it
     (both for benchmarks only)."""
+    replacements = {"server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};"}
+    if cors_origins:
+        lines = "".join(f'    "{origin}" $http_origin;\n' for origin in cors_origins)
+        replacements["    default $http_origin;\n"] = '    default "";\n' + lines
     site = SITE.read_text()
+    return _as_operator(site, replacements, http_port, https_port, workdir, tls, extra)
+
+
+def _as_operator(
+    site: str,
+    replacements: dict,
+    http_port: int,
+    https_port: int,
+    workdir: Path,
+    tls: bool,
+    extra: str,
+) -> str:
+    """What an operator changes in either shipped site (ports on loopback, server name,
+    certificate paths), plus `replacements`; `tls=False` and `extra` for benchmarks only."""
     replacements = {
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+        **replacements,
         "listen 80;": f"listen 127.0.0.1:{http_port};",
         "listen [::]:80;": "",
         "listen [::]:443 ssl;": "",
         "server_name api.example.com;": "server_name localhost 127.0.0.1;",
     }
     if tls:
-        cert, key = workdir / "cert.pem", workdir / "key.pem"
         replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port} ssl;"
-        replacements["/etc/letsencrypt/live/api.example.com/fullchain.pem"] = str(cert)
-        replacements["/etc/letsencrypt/live/api.example.com/privkey.pem"] = str(key)
+        replacements["/etc/letsencrypt/live/api.example.com/fullchain.pem"] = str(
+            workdir / "cert.pem"
+        )
+        replacements["/etc/letsencrypt/live/api.example.com/privkey.pem"] = str(workdir / "key.pem")
     else:
         replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port};"
-    if cors_origins:
-        lines = "".join(f'    "{origin}" $http_origin;\n' for origin in cors_origins)
-        replacements["    default $http_origin;\n"] = '    default "";\n' + lines
     for old, new in replacements.items():
         assert old in site, f"the shipped site no longer contains {old!r}"
         site = site.replace(old, new)
@@ -232,29 +248,7 @@ def render_nodes_site(
     if first:
         line = f"    server 127.0.0.1:8001{first.group(1)};\n"
         site = site[: first.start()] + line + mcp.sub("", site[first.start() :])
-    replacements = {
-        "listen 80;": f"listen 127.0.0.1:{http_port};",
-        "listen [::]:80;": "",
-        "listen [::]:443 ssl;": "",
-        "server_name api.example.com;": "server_name localhost 127.0.0.1;",
-    }
-    if tls:
-        replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port} ssl;"
-        replacements["/etc/letsencrypt/live/api.example.com/fullchain.pem"] = str(
-            workdir / "cert.pem"
-        )
-        replacements["/etc/letsencrypt/live/api.example.com/privkey.pem"] = str(workdir / "key.pem")
-    else:
-        replacements["listen 443 ssl;"] = f"listen 127.0.0.1:{https_port};"
-    for old, new in replacements.items():
-        assert old in site, f"the shipped multi-node site no longer contains {old!r}"
-        site = site.replace(old, new)
-    if not tls:
-        site = "\n".join(line for line in site.splitlines() if "ssl_" not in line)
-    if extra:
-        marker = "    location @body_too_large {"
-        site = site.replace(marker, extra + "\n" + marker)
-    return site
+    return _as_operator(site, {}, http_port, https_port, workdir, tls, extra)
 
 
 class NodesNginx(Nginx):

@@ -296,3 +296,19 @@ def test_a_value_not_written_by_the_service_is_a_404(node, fake_ai, redis_server
     redis.Redis.from_url(redis_server.url).set(f"flux-api:image:{key}", b"not-a-stamp")
     response = service.get(f"/image/{key}", key=None)
     assert response.status_code == 404 and response.json()["error"]["code"] == "image_not_found"
+
+
+def test_a_redis_turned_read_only_is_a_503_before_any_upstream_call(
+    node, fake_ai, redis_server, tmp_path
+):
+    service = node()
+    primary = RedisServer(tmp_path / "primary", free_port()).start()
+    try:
+        redis.Redis.from_url(redis_server.url).replicaof("127.0.0.1", primary.port)
+        response = service.chat("a fox")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "store_unavailable"
+        assert fake_ai.calls == []
+    finally:
+        redis.Redis.from_url(redis_server.url).replicaof("NO", "ONE")
+        primary.stop()

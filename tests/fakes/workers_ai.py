@@ -168,6 +168,7 @@ class FakeWorkersAI:
             self.accounts = {ACCOUNT_ID: TOKEN}
             self.exhausted, self.busy = set(), set()
             self.queue_seconds, self.neurons = 1.0, None
+            self.realistic = False
             self.most_in_flight = self.in_flight
 
     def _enter(self) -> None:
