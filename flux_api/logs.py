@@ -31,14 +31,18 @@ def configure() -> None:
     """Stamp every log record with the current request id; give our loggers a handler unless
     the host (pytest, a custom logging setup) already set one up."""
     factory = logging.getLogRecordFactory()
-    if not getattr(factory, "adds_request_id", False):
+    # A reload re-imports this module (gunicorn.conf.py), making a new `request_id`: a factory
+    # left by the old module would read the old variable, which no request sets any more.
+    if getattr(factory, "request_id_var", None) is not request_id:
+        base = getattr(factory, "base_factory", factory)
 
         def record_with_id(*args, **kwargs):
-            record = factory(*args, **kwargs)
+            record = base(*args, **kwargs)
             record.request_id = request_id.get()
             return record
 
-        record_with_id.adds_request_id = True
+        record_with_id.request_id_var = request_id
+        record_with_id.base_factory = base
         logging.setLogRecordFactory(record_with_id)
     root = logging.getLogger()
     if not root.handlers:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import API_KEY, ROOT, free_port
 
 
 class CopiedService:
@@ -160,3 +160,23 @@ def test_a_reload_onto_an_address_in_use_is_refused(copied):
         copied.dotenv.write_text(copied.dotenv.read_text() + f"BIND=127.0.0.1:{port}\n")
         copied.reload()
         assert_refused_and_serving(copied, before, "cannot be listened on")
+
+
+def test_log_lines_keep_their_request_id_after_a_reload(copied, fake_ai):
+    before = copied.workers()
+    copied.reload()
+    copied.wait_until(
+        lambda: copied.workers().isdisjoint(before) and len(copied.workers()) == 2,
+        30,
+        "the workers were not replaced",
+    )
+    response = requests.post(
+        copied.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "a fox"}]},
+        headers={"Authorization": f"Bearer {API_KEY}", "X-Request-ID": "after-reload-42"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    copied.wait_until(lambda: "generation model=" in copied.log, 10, "no generation line")
+    line = next(line for line in copied.log.splitlines() if "generation model=" in line)
+    assert "[after-reload-42]" in line, line
