@@ -60,8 +60,16 @@ def on_starting(server):
     unusable DATA_DIR stops the start with one line naming it (a worker's boot error would
     come wrapped in gunicorn's traceback). Then guard reloads (see refuse_bad_reload)."""
     from flux_api import create_app_or_exit
+    from flux_api.redis_link import without_password
 
     services = create_app_or_exit().extensions["flux_api"]
+    settings = services.settings
+    where = f"Redis ({without_password(settings.redis_url)})" if settings.redis_url else "DATA_DIR"
+    server.log.info(
+        "flux-api: images and shared state in %s; %d Cloudflare account(s)",
+        where,
+        len(settings.accounts),
+    )
     services.close()  # workers open their own: SQLite files and sockets do not survive fork
     missing = services.settings.missing_cloudflare
     if missing:

@@ -193,6 +193,14 @@ class AccountPool:
         now = self._clock()
         return [self._describe(a, states.get(a.id) or {}, now) for a in self.accounts]
 
+    def all_parked(self) -> bool:
+        """Whether every account waits for the daily reset (then no call can be made)."""
+        if not self.accounts:
+            return False
+        now = self._clock()
+        states = self._states.read()
+        return all(self._parked(states.get(a.id), now) for a in self.accounts)
+
     def exhausted_error_detail(self) -> tuple[str, int]:
         """The message and Retry-After for a request that found no account usable, some of them
         parked until the reset (and the others, if any, refused)."""

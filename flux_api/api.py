@@ -24,7 +24,6 @@ from .requests_in import (
     text_body_limit,
 )
 from .sizes import COMMON_RATIOS
-from .store import StoreUnavailable
 
 bp = Blueprint("api", __name__)
 _STARTED = int(time.time())
@@ -33,10 +32,12 @@ _STARTED = int(time.time())
 @bp.get("/")
 def index():
     settings = services().settings
-    accounts = services().accounts.report()
+    store_ok = services().store.writable()
+    accounts = services().accounts.report(read=store_ok)
     return render_template(
         "index.html",
         settings=settings,
+        store_ok=store_ok,
         accounts=accounts,
         usable_accounts=usable_count(accounts),
         base_url=public_base_url(),
@@ -162,7 +163,7 @@ def image(key: str):
     that could not be read (StoreUnavailable: 503). Should the store answer this time, the
     image is served all the same, unless the store has just failed for this very request."""
     if request.environ.get(STORE_FAILED):
-        raise StoreUnavailable("unreadable")
+        raise request.environ[STORE_FAILED]
     opened = services().store.open(key)
     if opened is None:
         raise APIError(

@@ -69,8 +69,7 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         503,
         "api_error",
         "store_unavailable",
-        "The image could not be stored ({detail}); the operator should check DATA_DIR (or "
-        "Redis, with REDIS_URL).",
+        "The image store cannot be used ({detail}); the operator should check {setting}.",
     ),
     StoreFull: _Rule(
         507,

@@ -22,7 +22,7 @@ from .imaging import sniff_type
 from .store import ImageStore, OpenedImage, StoreUnavailable
 
 PREFIX = "/image/"
-STORE_FAILED = "flux_api.store_failed"  # set in the WSGI environ when the store could not be read
+STORE_FAILED = "flux_api.store_failed"  # in the WSGI environ: why the store could not be read
 
 
 def image_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
@@ -76,8 +76,8 @@ class ImageFiles:
         key = path[len(PREFIX) :]
         try:
             opened = self.store.open(key)
-        except StoreUnavailable:
-            environ[STORE_FAILED] = True  # the view answers 503 without waiting on it again
+        except StoreUnavailable as exc:
+            environ[STORE_FAILED] = exc  # the view answers 503 without waiting on it again
             opened = None
         if opened is None:
             return self.app(environ, start_response)

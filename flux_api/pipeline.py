@@ -28,7 +28,7 @@ from .settings import Settings
 from .sizes import parse_ratio, size_for_ratio, upstream_size
 from .store import ImageStore
 from .workers_ai import WorkersAIClient
-from .workers_ai_errors import BadResponse, NotConfigured
+from .workers_ai_errors import BadResponse, NotConfigured, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,9 @@ class Pipeline:
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
                 "(or CF_ACCOUNTS)."
             )
+        if self.workers_ai.pool.all_parked():  # a 429 now, not an error inside a 200 stream
+            detail, retry_after = self.workers_ai.pool.exhausted_error_detail()
+            raise QuotaExceeded(detail, retry_after)
 
     def run(
         self, plan: Plan, count: int = 1, keep: bool = True, budget: Budget | None = None

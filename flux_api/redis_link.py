@@ -16,6 +16,7 @@ from .environment import SettingsError
 
 # Every key this service writes starts so: one Redis (or database) may serve other programs.
 PREFIX = "flux-api:"
+REDIS = "REDIS_URL and the Redis it names"  # what to check when the store fails
 # A command waits this long at most: Redis answers in well under a millisecond when it is well.
 _TIMEOUT = 2.0
 
@@ -58,10 +59,10 @@ def connect(url: str, check: bool = True) -> redis.Redis:
 
 def _reason(exc: BaseException) -> str:
     """The error's kind and, when it cannot carry the URL, its text (a password never)."""
+    if "NOAUTH" in str(exc) or "authentication required" in str(exc).lower():
+        return "it needs a password"
     if isinstance(exc, redis.AuthenticationError):
         return "wrong password"
-    if isinstance(exc, redis.ResponseError) and "NOAUTH" in str(exc):
-        return "it needs a password"
     if isinstance(exc, ValueError):
         return "not a redis://, rediss:// or unix:// URL"
     if isinstance(exc, redis.ConnectionError):

@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 import redis
 
 from .account_states import States, clean
-from .redis_link import PREFIX
+from .redis_link import PREFIX, REDIS
 from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class RedisWindows:
                 self._add(keys=[f"{PREFIX}ratelimit:{counter}"], args=[amount, ceiling, expire])
             )
         except redis.RedisError as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+            raise StoreUnavailable(type(exc).__name__, REDIS) from exc
 
     def close(self) -> None:
         pass

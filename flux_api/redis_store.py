@@ -13,14 +13,16 @@ tried once more; failing that, the answer is 503 `store_unavailable`, never a 50
 from __future__ import annotations
 
 import io
+import logging
 import time
 
 import redis
 
 from .probes import CachedProbe
-from .redis_link import ERRORS, PREFIX
+from .redis_link import ERRORS, PREFIX, REDIS
 from .store import KEY_PATTERN, OpenedImage, StoreUnavailable, check_fits, new_keys
 
+log = logging.getLogger(__name__)
 _IMAGE = PREFIX + "image:"
 _INDEX = PREFIX + "images:by-expiry"  # sorted set: key -> when it expires (ms, Redis clock)
 _SIZES = PREFIX + "images:sizes"  # hash: key -> bytes
@@ -73,6 +75,7 @@ class RedisImageStore:
         self._redis = client
         self._put = client.register_script(_PUT)
         self._writable = CachedProbe(self._ping, _HEALTH_SECONDS)
+        self._failing = False
 
     def put(self, data: bytes) -> str:
         return self.put_many([data])[0]
@@ -86,7 +89,7 @@ class RedisImageStore:
             self._store(args, total)
         except ERRORS as exc:
             self._writable.failed()
-            raise StoreUnavailable(type(exc).__name__) from exc
+            raise StoreUnavailable(type(exc).__name__, REDIS) from exc
         return keys
 
     def _store(self, args: list, incoming: int) -> None:
@@ -123,7 +126,7 @@ class RedisImageStore:
         try:
             value = self._redis.get(_IMAGE + key)
         except ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+            raise StoreUnavailable(type(exc).__name__, REDIS) from exc
         if value is None:
             return None
         stamp, _, data = value.partition(b":")
@@ -146,7 +149,17 @@ class RedisImageStore:
             return
         except ERRORS as exc:
             self._writable.failed()
-            raise StoreUnavailable("Redis unreachable or read-only") from exc
+            if not self._failing:  # once per outage: each refused request has its access line
+                log.warning(
+                    "Redis cannot be written (%s): generations that store images answer 503 "
+                    "until it can",
+                    type(exc).__name__,
+                )
+            self._failing = True
+            raise StoreUnavailable("Redis unreachable or read-only", REDIS) from exc
+        if self._failing:
+            log.warning("Redis can be written again")
+        self._failing = False
 
     def writable(self) -> bool:
         """A PING at most every second per worker; meanwhile, and while one thread waits on
@@ -163,7 +176,7 @@ class RedisImageStore:
         try:
             return int(self._redis.zcard(_INDEX))
         except ERRORS as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+            raise StoreUnavailable(type(exc).__name__, REDIS) from exc
 
     def close(self) -> None:
         self._redis.close()

@@ -35,7 +35,13 @@ _STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
 
 
 class StoreUnavailable(Exception):
-    """The image store cannot be written (disk full, directory gone, database locked…)."""
+    """The image store cannot be used (disk full, directory gone, database locked; Redis gone
+    or read-only). `setting` names what the operator should check."""
+
+    def __init__(self, detail: str, setting: str = "DATA_DIR"):
+        super().__init__(detail)
+        self.detail = detail
+        self.setting = setting
 
 
 class StoreFull(Exception):

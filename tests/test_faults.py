@@ -88,8 +88,10 @@ def test_every_cloudflare_error_class(service, fake_ai, delivery, scripted, stat
     fake_ai.script(scripted)
     assert_failed(deliver(service, delivery), delivery, status, code)
     assert len(fake_ai.calls) == 1  # none of these is worth a retry
-    if code == "insufficient_quota":  # the only account is parked until 00:00 UTC
-        assert_failed(deliver(service, delivery), delivery, status, code)
+    if code == "insufficient_quota":  # the only account is parked until 00:00 UTC: a 429
+        again = service.chat("a fox", stream=delivery == "stream")  # before any work, even a
+        assert again.status_code == 429  # stream's first byte
+        assert again.json()["error"]["code"] == code
         assert len(fake_ai.calls) == 1
         return
     assert_healthy_after(service, delivery)

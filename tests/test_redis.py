@@ -312,3 +312,9 @@ def test_a_redis_turned_read_only_is_a_503_before_any_upstream_call(
     finally:
         redis.Redis.from_url(redis_server.url).replicaof("NO", "ONE")
         primary.stop()
+
+
+def test_no_password_for_a_redis_that_wants_one_says_so(redis_server, service_env, tmp_path):
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    result = Gunicorn({**service_env, "REDIS_URL": url}, tmp_path).run_until_exit()
+    assert f"Redis at {url} cannot be used (it needs a password)." in result.stderr + result.stdout

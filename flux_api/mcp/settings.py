@@ -25,6 +25,7 @@ class MCPSettings:
         """Host headers the HTTP transport accepts (the SDK refuses others, against DNS
         rebinding): loopback on its port, and PUBLIC_BASE_URL's host behind nginx."""
         hosts = [f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"]
+        hosts.append(f"{self.host}:{self.port}")  # probed directly on a node's own address
         if self.public_base_url:
             parsed = urlparse(self.public_base_url)
             hosts += [parsed.netloc, parsed.hostname or ""]
