@@ -38,6 +38,9 @@ def deliver(service, delivery: str, prompt: str = "a fox") -> Outcome:
         text = body["choices"][0]["message"]["content"] if "choices" in body else ""
         return Outcome(response.status_code, body.get("error"), text)
     response = service.chat(prompt, stream=True)
+    if response.headers.get("Content-Type", "").startswith("application/json"):
+        # refused before the stream began (a bad request, every account parked): plain JSON
+        return Outcome(response.status_code, response.json().get("error"), response.text)
     events = [e for e in read_sse(response, time.monotonic()) if e.data]
     assert events[-1].data == "[DONE]", "every stream ends with [DONE], failed or not"
     errors = [e.json["error"] for e in events[:-1] if "error" in e.json]

@@ -107,7 +107,8 @@ class Gateway:
             raise GatewayError("The gateway did not answer in time (MCP_GATEWAY_TIMEOUT).") from exc
         except httpx2.HTTPError as exc:
             raise GatewayError(
-                f"The gateway at FLUX_API_URL could not be reached ({type(exc).__name__})."
+                f"The gateway at {self.base_url} (FLUX_API_URL) could not be reached "
+                f"({type(exc).__name__})."
             ) from exc
         try:
             body = response.json()

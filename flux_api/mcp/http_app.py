@@ -61,7 +61,7 @@ class BearerAuth:
         scheme, _, token = (values[0] if len(values) == 1 else b"").decode("latin-1").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
-            return await _answer(send, 401, _WRONG_KEY)
+            return await _answer(send, 401, _NO_KEY)
         verdict = await self._works(token)
         if verdict is None:
             return await _answer(send, 503, _GATEWAY_AWAY, [(b"retry-after", b"5")])
@@ -94,10 +94,13 @@ def _error(message: str, code: str, kind: str) -> bytes:
     return json.dumps(body).encode()
 
 
-_WRONG_KEY = _error(
-    "Send this service's API key as 'Authorization: Bearer <key>'.",
+_NO_KEY = _error(
+    "Send this service's API key once, as 'Authorization: Bearer <key>'.",
     "invalid_api_key",
     "invalid_request_error",
+)
+_WRONG_KEY = _error(
+    "The gateway does not accept this API key.", "invalid_api_key", "invalid_request_error"
 )
 _GATEWAY_AWAY = _error(
     "The gateway cannot check the key right now; try again in a moment.",
