@@ -44,6 +44,7 @@ def next_reset(now: float) -> float:
 class Choice:
     account: Account
     others: bool  # whether another usable account was left to fail over to
+    flagged: bool = False  # marked busy or refused when chosen: a success clears that
 
 
 class AccountPool:
@@ -75,9 +76,10 @@ class AccountPool:
         must not call again (parked or refused during it)."""
         if len(self.accounts) == 1:  # nothing to spread: read, never write, on the hot path
             account = self.accounts[0]
-            if account.id in spent or self._parked(self._states.read().get(account.id), None):
+            record = self._states.read().get(account.id) or {}
+            if account.id in spent or self._parked(record, None):
                 return None
-            return Choice(account, others=False)
+            return Choice(account, others=False, flagged=_flagged(record))
         return self._states.change(lambda states: self._pick(states, avoid, spent))
 
     def _pick(self, states: States, avoid: frozenset[str], spent: frozenset[str]):
@@ -101,11 +103,12 @@ class AccountPool:
                 return None
             chosen = min(refused, key=lambda a: states[a.id]["refused"]["checked"])
         record = states.setdefault(chosen.id, {})
+        flagged = _flagged(record)
         record["last_used"] = now
         if "refused" in record:
             record["refused"]["checked"] = now
         fresh = [a for a in ranked[1:] if a.id not in avoid]
-        return Choice(chosen, others=bool(fresh))
+        return Choice(chosen, others=bool(fresh), flagged=flagged)
 
     def _usable(self, account: Account, record: dict | None, now: float) -> bool:
         if self._parked(record, now):
@@ -163,11 +166,11 @@ class AccountPool:
         until = self._clock() + max(seconds or 0.0, BUSY_SECONDS)
         self._states.change(lambda states: states.setdefault(account.id, {}).update(busy=until))
 
-    def succeeded(self, account: Account, neurons: float | None) -> None:
+    def succeeded(self, choice: Choice, neurons: float | None) -> None:
         """A good answer: it is not busy, its token works, and it spent `neurons`."""
-        record = self._states.read().get(account.id) or {}
-        if neurons is None and not {"busy", "refused"} & record.keys():
-            return  # nothing to change: no write on the hot path
+        if neurons is None and not choice.flagged:
+            return  # nothing to change (as read when it was chosen): no I/O on the hot path
+        account = choice.account
         today = _day(self._clock())
 
         def update(states: States) -> bool:
@@ -240,6 +243,10 @@ class AccountPool:
 def usable_count(report: list[dict]) -> int:
     """How many accounts of a `report()` can take a call now."""
     return sum(1 for entry in report if entry["state"] in ("ok", "busy"))
+
+
+def _flagged(record: dict) -> bool:
+    return bool({"busy", "refused"} & record.keys())
 
 
 def _busy(record: dict | None, now: float) -> bool:

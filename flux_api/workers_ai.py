@@ -229,10 +229,10 @@ class WorkersAIClient:
         else:
             fields.pop("options", None)
         if self._slots is None:
-            return self._try(choice.account, model, fields, budget)
+            return self._try(choice, model, fields, budget)
         budget.wait_for(self._slots, "waiting for a free upstream slot")
         try:
-            return self._try(choice.account, model, fields, budget)
+            return self._try(choice, model, fields, budget)
         finally:
             self._slots.release()
 
@@ -252,14 +252,14 @@ class WorkersAIClient:
             return False
         return True
 
-    def _try(self, account: Account, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
+    def _try(self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
         budget.check("before calling Workers AI")
         started = time.monotonic()
-        image, neurons = self._call_once(account, model, fields, budget)
+        image, neurons = self._call_once(choice.account, model, fields, budget)
         took = time.monotonic() - started
         previous = self._typical_seconds.get(model.id, took)
         self._typical_seconds[model.id] = 0.7 * previous + 0.3 * took  # recent calls weigh most
-        self.pool.succeeded(account, neurons)
+        self.pool.succeeded(choice, neurons)
         return image
 
     def _call_once(
