@@ -77,11 +77,12 @@ def presents_key(keys: tuple[str, ...]) -> bool:
 
 
 def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = None) -> None:
-    """`created_key_at`: where the key is when API_KEY is not set; a 401 then says so (the
-    place, never the key), since the person at the keyboard is often the operator."""
+    """`created_key_at`: where the key is when API_KEY is not set; a 401 then says where to
+    look (never the key, and not the server's path: a stranger learns nothing of its disk),
+    since the person at the keyboard is often the operator."""
     where = (
-        f" API_KEY is not set, so the service created a key: it is in {created_key_at} on "
-        "the server."
+        " API_KEY is not set, so the service created a key: it is in the file `api_key` "
+        "under DATA_DIR on the server."
         if created_key_at
         else ""
     )
