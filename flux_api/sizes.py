@@ -1,7 +1,7 @@
 """Aspect ratios and image sizes: pure functions, no I/O.
 
-A ratio is read only where people write one: after `--ar` anywhere, or else at the very end of
-the prompt (bracketed or followed by punctuation too). "Meet at 10:30 in the park" keeps its time.
+A ratio is read only where people write one: after `--ar` anywhere (the last one wins, and none
+stays in the prompt), or else at the very end of the prompt (bracketed or followed by punctuation too). "Meet at 10:30 in the park" keeps its time.
 The playground's static/ratio.js follows the same rule; tests/test_playground.py checks they agree.
 """
 
@@ -56,14 +56,17 @@ class Ratio:
 
 
 def parse_ratio(prompt: str) -> tuple[str, Ratio | None]:
-    """Split a prompt into (text without the ratio, the ratio or None): the last `--ar W:H`, or
-    else the ratio ending the prompt; only that one is removed, any other stays text."""
+    """Split a prompt into (text without the ratio, the ratio or None): the last `--ar W:H`
+    (every `--ar` is removed: none is meant for the model), or else the ratio ending the
+    prompt, and only that one."""
     flags = list(_AR_FLAG.finditer(prompt))
     if flags:
-        match = flags[-1]
-        before, after = prompt[: match.start()].rstrip(), prompt[match.end() :].strip()
-        joint = " " if before and after and after[0] not in ".,;!?。，；！？)]）】" else ""
-        return _DANGLING.sub("", before + joint + after).strip(), _ratio(match)
+        text = prompt
+        for match in reversed(flags):  # from the end, so earlier positions stay true
+            before, after = text[: match.start()].rstrip(), text[match.end() :].strip()
+            joint = " " if before and after and after[0] not in ".,;!?。，；！？)]）】" else ""
+            text = _DANGLING.sub("", before + joint + after).strip()
+        return text, _ratio(flags[-1])
     match = _FINAL.search(prompt)
     if match:
         return _DANGLING.sub("", prompt[: match.start()]).strip(), _ratio(match)

@@ -29,7 +29,9 @@ RATIO_CASES = [
     ("a fox 16:9 (3:2)", "a fox 16:9", Ratio(3, 2)),
     # --ar wins over a final ratio; the last --ar counts.
     ("a fox --ar 16:9 in snow 3:2", "a fox in snow 3:2", Ratio(16, 9)),
-    ("a fox --ar 16:9 --ar 2:3", "a fox --ar 16:9", Ratio(2, 3)),
+    ("a fox --ar 16:9 --ar 2:3", "a fox", Ratio(2, 3)),
+    ("a fox --ar 16:9 --ar 1:1", "a fox", Ratio(1, 1)),
+    ("--ar 3:2 a fox --ar 16:9, in snow --aspect 2:3", "a fox, in snow", Ratio(2, 3)),
     ("a fox --AR 16:9.", "a fox.", Ratio(16, 9)),
     ("a fox --ar 16:9, in snow", "a fox, in snow", Ratio(16, 9)),
 ]

@@ -21,17 +21,20 @@ function ratioOf(match) {
   return `${width}:${height}`;
 }
 
-/** Split a prompt into { text, ratio }: the last `--ar W:H`, or else the ratio ending the
- * prompt (bracketed or followed by punctuation); only that one is removed. ratio is "W:H" or
- * null. */
+/** Split a prompt into { text, ratio }: the last `--ar W:H` (every `--ar` is removed), or
+ * else the ratio ending the prompt (bracketed or followed by punctuation), and only that one.
+ * ratio is "W:H" or null. */
 function parseRatio(prompt) {
   const flags = [...prompt.matchAll(AR_FLAG)];
   if (flags.length) {
-    const match = flags[flags.length - 1];
-    const before = prompt.slice(0, match.index).trimEnd();
-    const after = prompt.slice(match.index + match[0].length).trim();
-    const joint = before && after && !".,;!?。，；！？)]）】".includes(after[0]) ? " " : "";
-    return { text: (before + joint + after).replace(DANGLING, "").trim(), ratio: ratioOf(match) };
+    let text = prompt;
+    for (const match of flags.reverse()) {
+      const before = text.slice(0, match.index).trimEnd();
+      const after = text.slice(match.index + match[0].length).trim();
+      const joint = before && after && !".,;!?。，；！？)]）】".includes(after[0]) ? " " : "";
+      text = (before + joint + after).replace(DANGLING, "").trim();
+    }
+    return { text, ratio: ratioOf(flags[0]) };
   }
   const match = prompt.match(FINAL_RATIO);
   if (match) {
