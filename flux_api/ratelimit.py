@@ -9,6 +9,7 @@ in Redis when nodes share REDIS_URL (every node sees one count). Off unless RATE
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import diskcache
 from .errors import APIError
 from .locks import WriteLock
 from .settings import RateLimit
+
+log = logging.getLogger(__name__)
 
 
 class DiskWindows:
@@ -30,12 +33,25 @@ class DiskWindows:
     def add(self, counter: str, amount: int, ceiling: int, expire: int) -> int:
         """Add `amount` unless that would pass `ceiling`; the count it would make, either way."""
         with self._write_lock:
-            count = self._counts.incr(counter, amount, default=0)
+            count = self._increment(counter, amount)
             if count == amount:
                 self._counts.touch(counter, expire=expire)
             if count > ceiling:
                 self._counts.decr(counter, amount)  # refused: it spends nothing
         return count
+
+    def _increment(self, counter: str, amount: int) -> int:
+        """The counter plus `amount`; one that is not a count (damaged, or written by another
+        program) starts again from nothing, with a warning."""
+        try:
+            count = self._counts.incr(counter, amount, default=0)
+            if isinstance(count, int) and count >= amount:
+                return count
+        except TypeError:  # diskcache adds to the stored value as it is: bytes, text, None
+            pass
+        log.warning("a rate-limit counter under DATA_DIR was damaged; it counts from 0 again")
+        self._counts.set(counter, amount)
+        return amount
 
     def close(self) -> None:
         self._counts.close()
