@@ -206,11 +206,16 @@ class AccountPool:
 
     def exhausted_error_detail(self) -> tuple[str, int]:
         """The message and Retry-After for a request that found no account usable, some of them
-        parked until the reset (and the others, if any, refused)."""
+        parked until the reset (and the others, if any, refused): when the first comes back."""
         now = self._clock()
-        reset = next_reset(now)
-        states = [entry["state"] for entry in self.report()]
-        parked, count = states.count("quota_exhausted"), len(states)
+        states = self._states.read()
+        entries = [self._describe(a, states.get(a.id) or {}, now) for a in self.accounts]
+        parked_until = [
+            states[a.id]["parked_until"]
+            for a, entry in zip(self.accounts, entries)
+            if entry["state"] == "quota_exhausted"
+        ]
+        parked, count = len(parked_until), len(entries)
         if count == 1:
             used = "the account's daily free allocation is used up"
         elif parked == count:
@@ -220,9 +225,17 @@ class AccountPool:
                 f"{parked} of {count} accounts have used their daily free allocation and "
                 f"Cloudflare refused the token of the other {count - parked} (check CF_ACCOUNTS)"
             )
+        reset = next_reset(now)
+        back = min(parked_until, default=reset)
+        wait = max(1, int(back - now + 0.999))
+        if back >= reset:
+            return f"{used}; it resets at 00:00 UTC, in {_duration(reset - now)}", wait
+        # Parked for a minute just after 00:00 UTC (see `exhausted`): the reset has happened.
+        first = "it is" if parked == 1 else "the first is"
         return (
-            f"{used}; it resets at 00:00 UTC, in {_duration(reset - now)}",
-            max(1, int(reset - now + 0.999)),
+            f"{used}, said Cloudflare just after 00:00 UTC, when it resets: {first} tried "
+            f"again in {wait} s",
+            wait,
         )
 
     def _describe(self, account: Account, record: dict, now: float) -> dict:

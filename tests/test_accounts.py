@@ -226,8 +226,31 @@ def test_a_quota_answer_just_after_midnight_parks_for_a_minute(start_service, fa
     clock = Clock(EVENING + 4 * 3600 + 2)
     service = start_service(clock=clock)
     fake_ai.exhausted.add(ACCOUNT_ID)
-    assert service.chat("a fox").status_code == 429
+    refused = service.chat("a fox")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "60"  # what is true: back in a minute, not a day
+    message = refused.json()["error"]["message"]
+    assert "tried again in 60 s" in message and "24 h" not in message, message
+    clock.now += 45
+    again = service.chat("a fox", stream=True)  # refused before any call, from the record
+    assert again.status_code == 429 and again.headers["Retry-After"] == "15"
+    assert "tried again in 15 s" in again.json()["error"]["message"]
+    assert len(fake_ai.calls) == 1
     fake_ai.exhausted.clear()  # Cloudflare resets a moment later
+    clock.now += 16
+    assert service.chat("a fox").status_code == 200
+
+
+def test_several_accounts_parked_just_after_midnight_say_when_the_first_is_back(
+    start_service, fake_ai, three_accounts
+):
+    clock = Clock(EVENING + 4 * 3600 + 10)
+    service = start_service(clock=clock, **three_accounts)
+    fake_ai.exhausted.update({ACCOUNT_ID, B_ID, C_ID})
+    refused = service.chat("a fox")
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+    assert "all 3 accounts" in refused.json()["error"]["message"]
+    fake_ai.exhausted.clear()
     clock.now += 61
     assert service.chat("a fox").status_code == 200
 
