@@ -338,3 +338,40 @@ def test_an_image_pillow_refuses_is_the_gateways_clear_error(gateway, fake_ai, t
     assert result.is_error
     assert "more pixels than" in blocks(result, "text")[0].text  # the gateway's own words
     assert fake_ai.calls == []
+
+
+def test_url_safe_base64_without_padding_is_accepted(gateway, fake_ai, tmp_path):
+    picture = io.BytesIO()
+    Image.frombytes("RGB", (32, 32), os.urandom(32 * 32 * 3)).save(picture, format="PNG")
+    encoded = base64.urlsafe_b64encode(picture.getvalue()).decode().rstrip("=")
+    assert {"-", "_"} <= set(encoded) and len(encoded) % 4  # both URL-safe letters, no padding
+    lines = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    result, _ = call(
+        lambda: stdio_client(gateway.url, tmp_path),
+        "edit_image",
+        {"prompt": "make it blue", "images": [lines, "data:image/png;base64," + encoded]},
+    )
+    assert not result.is_error, result.content
+    assert len(fake_ai.calls[-1]["references"]) == 2
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("iVBORw0KGgo$AAAA", "'$' at character 12 is not a base64 character"),
+        ("iVBORw0KGgoAA", "cut short"),
+        ("data:image/png;base64,", "no data"),
+    ],
+)
+def test_a_bad_base64_value_is_a_tool_error_saying_what_is_wrong(
+    gateway, fake_ai, tmp_path, value, words
+):
+    result, _ = call(
+        lambda: stdio_client(gateway.url, tmp_path),
+        "edit_image",
+        {"prompt": "blue", "images": [value]},
+    )
+    assert result.is_error
+    text = blocks(result, "text")[0].text
+    assert "images[0]" in text and words in text, text
+    assert fake_ai.calls == []

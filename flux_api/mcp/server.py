@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import re
+import string
 import time
 from typing import Annotated, Awaitable
 
@@ -235,10 +236,27 @@ async def _image_arg(gateway: Gateway, value: str, name: str) -> bytes:
         return found
     if value.startswith("data:"):
         value = value.partition(",")[2]
-    value = "".join(value.split())  # base64 as tools print it: wrapped in lines
-    for decode in (base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            return decode(value + "=" * (-len(value) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-    raise ToolError(f"{name} is neither a URL of this service nor valid base64.")
+    return _base64(value, name)
+
+
+_STANDARD = str.maketrans("-_", "+/")  # URL-safe base64: the standard one, two letters swapped
+_ALPHABET = frozenset(string.ascii_letters + string.digits + "+/")
+
+
+def _base64(value: str, name: str) -> bytes:
+    """Standard or URL-safe base64, with or without padding, wrapped in lines or not."""
+    letters = "".join(value.split()).rstrip("=").translate(_STANDARD)  # as tools print it
+    if not letters:
+        raise ToolError(f"{name} holds no data: give a URL of this service or base64.")
+    for position, letter in enumerate(letters, start=1):
+        if letter not in _ALPHABET:
+            raise ToolError(
+                f"{name} is neither a URL of this service nor base64: {letter!r} at character "
+                f"{position} is not a base64 character."
+            )
+    if len(letters) % 4 == 1:  # no base64 text has that length: something is missing
+        raise ToolError(f"{name}: the base64 is cut short ({len(letters)} characters).")
+    try:
+        return base64.b64decode(letters + "=" * (-len(letters) % 4), validate=True)
+    except binascii.Error as exc:  # not expected once the letters and length are checked
+        raise ToolError(f"{name} is not valid base64 ({exc}).") from None
