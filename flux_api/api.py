@@ -128,14 +128,17 @@ def chat_completions():
                 chat.stream_text(model, prompt, answer, include_usage=include_usage)
             )
         return jsonify(chat.text_completion(model, prompt, answer))
+    budget = request_budget()
     if request_.image_urls:  # images in the message: an edit of them
-        edit = edits.from_chat(prompt, request_.image_urls, request_.model, services().store)
-        plan = edits.plan_edit(pipeline, edit, public_base_url())
+        edit = edits.from_chat(
+            prompt, request_.image_urls, request_.model, services().store, settings
+        )
+        memory = services().image_memory
+        plan = edits.plan_edit(pipeline, edit, public_base_url(), memory, budget)
     else:
         plan = pipeline.plan(prompt, request_.model, public_base_url())
     g.model = plan.model.short_name
     spend(1)
-    budget = request_budget()
     if not request_.stream:
         return jsonify(chat.complete(pipeline, plan, budget))
     return event_stream(

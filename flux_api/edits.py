@@ -17,15 +17,18 @@ import pybase64
 from werkzeug.datastructures import MultiDict
 
 from . import model_choice
+from .budget import Budget
 from .errors import invalid_request
 from .fields import optional, whole_number
 from .images import output_format, response_format
+from .memory import ImageMemory
 from .models import EditInput
 from .pipeline import Pipeline, Plan
 from .references import (
-    MAX_UPLOADED_IMAGES,
     InputImage,
+    check_count,
     check_image,
+    decoded_bytes,
     fit_within,
     inpainting_mask,
     resized,
@@ -59,32 +62,59 @@ class EditRequest:
 
 def parse_form(form: MultiDict, files: MultiDict, max_n: int, variation: bool) -> EditRequest:
     """A multipart edit or variation: `image` and `image[]` parts, in order, then the fields."""
-    uploads = [part.read() for name in ("image", "image[]") for part in files.getlist(name)]
+    parts = [part for name in ("image", "image[]") for part in files.getlist(name)]
+    check_count(len(parts))
+    uploads = [part.read() for part in parts]
     mask_part = files.get("mask")
     body = {name: _typed(name, value) for name, value in form.items()}
     mask = mask_part.read() if mask_part is not None else None
     return _request(body, uploads, mask, max_n, variation)
 
 
-def parse_json(body: dict, max_n: int) -> EditRequest:
-    """The JSON form: `images: [{"image_url": "data:…"}]` and `mask: {"image_url": …}`."""
+def parse_json(body: dict, max_n: int, variation: bool = False) -> EditRequest:
+    """The JSON form: `images: [{"image_url": "data:…"}]` (an item may also be the bare URL
+    string) and `mask: {"image_url": …}` or the bare string."""
     images = body.get("images")
-    if not isinstance(images, list) or not all(isinstance(item, dict) for item in images):
+    if not isinstance(images, list) or not all(isinstance(item, (dict, str)) for item in images):
         raise invalid_request(
             'Send the images as `images: [{"image_url": "data:image/png;base64,…"}]`, or as '
             "multipart `image[]` parts.",
             param="images",
         )
+    check_count(len(images), "images")
     uploads = [_from_url(item, f"images[{index}]") for index, item in enumerate(images)]
     mask = body.get("mask")
-    mask_bytes = _from_url(mask, "mask") if isinstance(mask, dict) else None
-    return _request(body, uploads, mask_bytes, max_n, variation=False)
+    if mask is not None and not isinstance(mask, (dict, str)):
+        raise invalid_request(
+            'Send the mask as `mask: {"image_url": "data:image/png;base64,…"}` or as that '
+            "data URL.",
+            param="mask",
+        )
+    mask_bytes = _from_url(mask, "mask") if mask is not None else None
+    return _request(body, uploads, mask_bytes, max_n, variation)
 
 
-def from_chat(prompt: str, image_urls: tuple[str, ...], model: str | None, store) -> EditRequest:
+def from_chat(
+    prompt: str, image_urls: tuple[str, ...], model: str | None, store, settings
+) -> EditRequest:
     """A chat message with images is an edit of those images with its text. An image of this
-    service (its /image/<key> URL, as in an earlier reply) is taken from the store."""
-    uploads = [_chat_image(url, store, index) for index, url in enumerate(image_urls)]
+    service (its /image/<key> URL, as in an earlier reply) is taken from the store. How many
+    there are, and whether a model takes that many, is checked before any is read; what is
+    read stops at MAX_UPLOAD_MB in all, as an upload would."""
+    check_count(len(image_urls), "messages")
+    model_choice.edit_model(settings, model, len(image_urls), masked=False)
+    budget = settings.max_upload_mb * 1024 * 1024
+    uploads = []
+    for index, url in enumerate(image_urls):
+        uploads.append(_chat_image(url, store, index))
+        budget -= len(uploads[-1])
+        if budget < 0:
+            raise invalid_request(
+                f"The images of this message come to more than {settings.max_upload_mb} MB "
+                "(MAX_UPLOAD_MB). Send fewer or smaller images.",
+                param="messages",
+                code="image_too_large",
+            )
     body = {"prompt": prompt, "model": model, "response_format": "url"}
     return _request(body, uploads, None, max_n=1, variation=False)
 
@@ -103,22 +133,31 @@ def _chat_image(url: str, store, index: int) -> bytes:
     return _from_url({"image_url": url}, "messages")
 
 
-def plan_edit(pipeline: Pipeline, request: EditRequest, base_url: str) -> Plan:
+def plan_edit(
+    pipeline: Pipeline, request: EditRequest, base_url: str, memory: ImageMemory, budget: Budget
+) -> Plan:
     """The model that takes these images (model_choice), the output size (`size`, else the
-    first image's shape), and the images prepared once for that model."""
+    first image's shape), and the images prepared once for that model: decoded one at a time,
+    only once every other check has passed, within the worker's IMAGE_MEMORY_MB."""
     model = model_choice.edit_model(
         pipeline.settings, request.model, len(request.images), request.mask is not None
     )
     pipeline.check(request.prompt, model, "prompt")
     size = request.size or size_like(*request.images[0].size)
     mask = None
-    if model.edit_input is EditInput.REFERENCES:
-        images = tuple(fit_within(image, model.max_image_side) for image in request.images)
-    else:  # the SD 1.5 models edit the image at the size they make
-        at = upstream_size(size, model.size_range) or size
-        images = (resized(request.images[0], at),)
-        if request.mask is not None:
-            mask = inpainting_mask(request.mask, at)
+    used = request.images[: 1 if model.edit_input is not EditInput.REFERENCES else None]
+    masks = [request.mask] if request.mask is not None else []
+    reservation = memory.reserve(decoded_bytes(used + masks), budget)
+    try:
+        if model.edit_input is EditInput.REFERENCES:
+            images = tuple(fit_within(image, model.max_image_side) for image in request.images)
+        else:  # the SD 1.5 models edit the image at the size they make
+            at = upstream_size(size, model.size_range) or size
+            images = (resized(request.images[0], at),)
+            if request.mask is not None:
+                mask = inpainting_mask(request.mask, at)
+    finally:
+        reservation.release()
     return Plan(
         request.prompt,
         request.prompt,
@@ -138,12 +177,7 @@ def _request(
         raise invalid_request(
             "No image: send the image to edit as `image` (or `image[]` parts).", param="image"
         )
-    if len(uploads) > MAX_UPLOADED_IMAGES:
-        raise invalid_request(
-            f"At most {MAX_UPLOADED_IMAGES} images may be sent; this request has {len(uploads)}.",
-            param="image",
-            code="too_many_images",
-        )
+    check_count(len(uploads))
     images = [check_image(data, "image", f"image {index}") for index, data in enumerate(uploads)]
     checked_mask = check_image(mask, "mask", "mask") if mask is not None else None
     if checked_mask is not None and checked_mask.size != images[0].size:
@@ -186,8 +220,8 @@ def _typed(name: str, value: str):
         ) from None
 
 
-def _from_url(item: dict, param: str) -> bytes:
-    url = item.get("image_url")
+def _from_url(item: dict | str, param: str) -> bytes:
+    url = item.get("image_url") if isinstance(item, dict) else item
     if isinstance(url, dict):  # {"image_url": {"url": …}}, as in chat messages
         url = url.get("url")
     if not isinstance(url, str):

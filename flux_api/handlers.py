@@ -28,6 +28,16 @@ def _from_http(exc: HTTPException) -> APIError:
             extra_headers={"Allow": allowed} if allowed else None,  # required by RFC 9110
         )
     if code == 413:
+        if _within_body_limit():  # werkzeug's own bounds on a form, not the body's size
+            config = current_app.config
+            return APIError(
+                413,
+                f"The form has more than {config['MAX_FORM_PARTS']} parts, or a text field "
+                f"larger than {config['MAX_FORM_MEMORY_SIZE'] // 1000} KB. Send the images as "
+                "`image[]` parts and only the fields the API defines.",
+                code="request_too_large",
+                should_retry=False,
+            )
         limit_kb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
         setting, limit = g.get("body_limit", ("MAX_BODY_KB", f"{limit_kb} KB"))
         return APIError(
@@ -41,6 +51,15 @@ def _from_http(exc: HTTPException) -> APIError:
     return APIError(
         code, exc.description or exc.name, type=error_type, code=exc.name.lower().replace(" ", "_")
     )
+
+
+def _within_body_limit() -> bool:
+    """Whether the body announced a length within the limit that applies to it: a 413 then
+    came from parsing the form, not from its size."""
+    if request.mimetype != "multipart/form-data":
+        return False
+    length, limit = request.content_length, request.max_content_length
+    return length is not None and limit is not None and length <= limit
 
 
 def to_response(error: APIError):

@@ -51,17 +51,12 @@ def _edit(variation: bool):
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         edit = edits.parse_form(request.form, request.files, settings.images_max_n, variation)
     else:
-        edit = edits.parse_json(json_body(), settings.images_max_n)
-    plan = edits.plan_edit(pipeline, edit, public_base_url())
+        edit = edits.parse_json(json_body(), settings.images_max_n, variation)
+    budget, memory = request_budget(), services().image_memory
+    plan = edits.plan_edit(pipeline, edit, public_base_url(), memory, budget)
     g.model = plan.model.short_name
     spend(edit.n)
     answer = images.deliver(
-        pipeline,
-        plan,
-        edit.n,
-        edit.response_format,
-        request_budget(),
-        services().image_memory,
-        edit.output_format,
+        pipeline, plan, edit.n, edit.response_format, budget, memory, edit.output_format
     )
     return jsonify(answer) if isinstance(answer, dict) else Response(answer, mimetype=JSON)
