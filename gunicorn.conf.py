@@ -58,7 +58,8 @@ loglevel = _config.loglevel
 def on_starting(server):
     """Build the app once in the master, before any worker starts, so a bad setting or an
     unusable DATA_DIR stops the start with one line naming it (a worker's boot error would
-    come wrapped in gunicorn's traceback). Then guard reloads (see refuse_bad_reload)."""
+    come wrapped in gunicorn's traceback); it names a created key file once, for every worker
+    (flux_api/auth.py). Then guard reloads (see refuse_bad_reload)."""
     from flux_api import create_app_or_exit
     from flux_api.redis_link import without_password
 
@@ -84,6 +85,20 @@ def on_starting(server):
             reload()
 
     server.reload = checked_reload
+
+
+def on_reload(server):
+    """Name the key file once for the workers about to be forked (they inherit that it was
+    said), as on_starting did at the start; the new settings passed refuse_bad_reload."""
+    from flux_api.auth import key_file, name_key_file
+    from flux_api.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError:  # changed since it was checked: the workers will say what is wrong
+        return
+    if not settings.api_keys and not settings.redis_url:
+        name_key_file(key_file(settings.data_dir))
 
 
 def refuse_bad_reload(server) -> bool:

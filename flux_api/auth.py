@@ -24,9 +24,26 @@ PUBLIC_PREFIXES = ("/static/", "/image/")
 KEY_FILE = "api_key"
 
 
+# Key files this process has named in the log. gunicorn's master names it at each start and
+# reload (gunicorn.conf.py) before it forks the workers, which inherit this: one line, not one
+# per worker.
+_named: set[Path] = set()
+
+
+def key_file(data_dir: Path) -> Path:
+    return (Path(data_dir) / KEY_FILE).absolute()
+
+
+def name_key_file(path: Path) -> None:
+    """Say once per process (and its forks) which file holds the key clients must use."""
+    if path not in _named:
+        _named.add(path)
+        log.info("API_KEY is not set: clients must use the key stored in %s", path)
+
+
 def load_or_create_key(data_dir: Path) -> str:
     """Read DATA_DIR/api_key, creating it (mode 0600) if no worker has yet."""
-    path = (Path(data_dir) / KEY_FILE).absolute()
+    path = key_file(data_dir)
     try:
         return _read_or_create(path)
     except OSError as exc:
@@ -54,7 +71,7 @@ def _read_or_create(path: Path) -> str:
     key = path.read_text().strip()
     if not key:
         raise SettingsError(f"API_KEY is not set and {path} is empty: delete it or set API_KEY.")
-    log.info("API_KEY is not set: clients must use the key stored in %s", path)
+    name_key_file(path)
     return key
 
 

@@ -1,6 +1,7 @@
 """The real gunicorn with the shipped gunicorn.conf.py: workers, key file, restarts, bad starts."""
 
 import re
+import signal
 import time
 
 import pytest
@@ -102,3 +103,27 @@ def test_no_secret_reaches_gunicorns_log(gunicorn, service_env, fake_ai):
     assert "workers_ai" in logs  # the log is not empty: upstream calls are logged
     for secret in (*SECRETS, "cf-other-SECRET-token"):
         assert secret not in logs
+
+
+def workers_serving(server, besides: set[str] = frozenset()) -> set[str]:
+    """Ask /healthz until two workers (not in `besides`) have answered; their pids."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        requests.get(f"{server.url}/healthz", timeout=10)
+        pids = set(re.findall(r"pid=(\d+) \S+ request method=GET path=/healthz", server.log))
+        if len(pids - besides) >= 2:
+            return pids - besides
+        time.sleep(0.05)
+    raise AssertionError(f"two workers did not answer:\n{server.log}")
+
+
+def test_the_key_file_is_named_once_per_start_and_reload(gunicorn, service_env, fake_ai):
+    env = {k: v for k, v in service_env.items() if k != "API_KEY"}
+    server = gunicorn(env, workers=2)
+    first = workers_serving(server)
+    server.process.send_signal(signal.SIGHUP)
+    workers_serving(server, besides=first)  # the new workers have loaded the app
+    time.sleep(0.5)  # each process writes its log from a thread of its own
+    named = [line for line in server.log.splitlines() if "clients must use the key" in line]
+    assert len(named) == 2, "\n".join(named)  # the master's, at the start and at the reload
+    assert all(f"pid={server.process.pid} " in line for line in named), named
