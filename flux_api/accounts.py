@@ -46,18 +46,21 @@ def parse_accounts(pool: str, account_id: str, token: str, base_url: str) -> tup
     With a CF_API_BASE that has no `{account_id}` placeholder, CF_ACCOUNT_ID may stay empty, and
     only a single account makes sense (every call would go to the same URL)."""
     accounts: list[Account] = []
+    listed_in: dict[str, str] = {}  # account id -> where it was first given, for a second one
     problems: list[str] = _single_problems(account_id, token, base_url, pool)
     if token and (account_id or "{account_id}" not in base_url) and not problems:
         accounts.append(Account(account_id, token))
+        listed_in[account_id] = "CF_ACCOUNT_ID"
     entries = [entry.strip() for entry in pool.split(",")] if pool.strip() else []
     for number, entry in enumerate(entries, start=1):
         found, problem = _entry(entry, number)
         if problem:
             problems.append(problem)
-        elif any(known.id == found.id for known in accounts):
-            problems.append(f"CF_ACCOUNTS entry {number}: account {found.label} is listed twice.")
+        elif found.id in listed_in:
+            problems.append(_twice(number, found, listed_in[found.id]))
         else:
             accounts.append(found)
+            listed_in[found.id] = f"entry {number}"
     if len(accounts) > 1 and "{account_id}" not in base_url:
         problems.append(
             "CF_API_BASE has no {account_id} placeholder, so several accounts would all call the "
@@ -66,6 +69,17 @@ def parse_accounts(pool: str, account_id: str, token: str, base_url: str) -> tup
     if problems:
         raise SettingsError("\n".join(problems))
     return tuple(accounts)
+
+
+def _twice(number: int, account: Account, first: str) -> str:
+    """A second CF_ACCOUNTS entry for an account, naming where it was given first."""
+    where = f"CF_ACCOUNTS entry {number}: account {account.label} is also {first}"
+    if first == "CF_ACCOUNT_ID":
+        return (
+            f"{where}; list each account once (drop this entry, or CF_ACCOUNT_ID and "
+            "CF_API_TOKEN)."
+        )
+    return f"{where}; list each account once."
 
 
 def _entry(entry: str, number: int) -> tuple[Account | None, str | None]:

@@ -367,13 +367,22 @@ def test_bad_cf_accounts_entries_are_one_line_each_without_tokens():
         )
     lines = str(caught.value).splitlines()
     assert lines == [
-        f"CF_ACCOUNTS entry 1: account {short_id(B_ID)} is listed twice.",
+        f"CF_ACCOUNTS entry 1: account {short_id(B_ID)} is also CF_ACCOUNT_ID; list each "
+        "account once (drop this entry, or CF_ACCOUNT_ID and CF_API_TOKEN).",
         "CF_ACCOUNTS entry 2 has no ':'; each entry is account_id:api_token.",
         "CF_ACCOUNTS entry 3 is empty (two commas in a row, or one at an end).",
         f"CF_ACCOUNTS entry 4 (account {short_id(C_ID)}) has no usable token after its ':'.",
         f"CF_ACCOUNTS entry 5 (account {short_id(C_ID)}) has no usable token after its ':'.",
     ]
     assert "SECRET" not in str(caught.value)
+
+
+def test_an_account_listed_twice_in_cf_accounts_names_both_entries():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"CF_ACCOUNTS": f"{B_ID}:{B_TOKEN},{C_ID}:{C_TOKEN},{B_ID}:other-SECRET"})
+    assert str(caught.value) == (
+        f"CF_ACCOUNTS entry 3: account {short_id(B_ID)} is also entry 1; list each account once."
+    )
 
 
 @pytest.mark.parametrize(
