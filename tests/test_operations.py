@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from flux_api.model_choice import NamesOnce
 from tests.conftest import API_KEY, SECRETS
 
 
@@ -143,3 +144,43 @@ def test_unreadable_store_gives_503_for_images(service, service_env, fake_ai):
     response = service.get(f"/image/{key}", key=None)
     assert response.status_code in (404, 503)
     assert response.json()["error"]["code"] in ("image_not_found", "store_unavailable")
+
+
+def model_warnings(caplog, name: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and repr(name) in r.getMessage()
+    ]
+
+
+def test_an_unknown_model_name_is_one_warning_per_name(start_service, fake_ai, caplog):
+    unknown = f"flux-9-{time.monotonic_ns()}"  # per process: a name no other test has sent
+    service = start_service(IMAGE_MODELS="flux-1-schnell,flux-2-klein-4b")
+    for _ in range(3):
+        assert service.chat("a fox", model=unknown).status_code == 200
+        images = service.post("/v1/images/generations", {"prompt": "a fox", "model": unknown})
+        assert images.status_code == 200
+    not_offered = "phoenix-1.0"  # a model this service knows, but IMAGE_MODELS leaves out
+    assert service.chat("a fox", model=not_offered).status_code == 200
+    assert service.chat("a fox").status_code == 200  # no model at all: the default, quietly
+    assert {call["model"] for call in fake_ai.calls} == {"@cf/black-forest-labs/flux-1-schnell"}
+    said = model_warnings(caplog, unknown)
+    assert len(said) == 1 and "flux-1-schnell" in said[0], said
+    assert len(model_warnings(caplog, not_offered)) == 1
+
+
+def test_a_model_name_is_logged_short_and_on_one_line(start_service, fake_ai, caplog):
+    hostile = f"x{time.monotonic_ns()}\nINFO forged line " + "A" * 5000
+    service = start_service()
+    assert service.chat("a fox", model=hostile).status_code == 200
+    said = [r.getMessage() for r in caplog.records if "forged line" in r.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0] and len(said[0]) < 300, said
+
+
+def test_model_names_remembered_are_bounded(caplog):
+    names = NamesOnce(limit=3)
+    firsts = [names.first_time(f"name-{i}") for i in range(1000)] + [names.first_time("name-0")]
+    assert firsts == [True] * 3 + [False] * 998
+    assert len(names._seen) == 4  # the limit, and the one that said "further ones are not"
+    assert sum("further ones are not" in r.getMessage() for r in caplog.records) == 1
