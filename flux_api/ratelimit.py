@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import diskcache
 from .errors import APIError
 from .locks import WriteLock
 from .settings import RateLimit
+from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,17 @@ class DiskWindows:
         self._write_lock = WriteLock(Path(directory) / "write.lock")
 
     def add(self, counter: str, amount: int, ceiling: int, expire: int) -> int:
-        """Add `amount` unless that would pass `ceiling`; the count it would make, either way."""
-        with self._write_lock:
-            count = self._increment(counter, amount)
-            if count == amount:
-                self._counts.touch(counter, expire=expire)
-            if count > ceiling:
-                self._counts.decr(counter, amount)  # refused: it spends nothing
+        """Add `amount` unless that would pass `ceiling`; the count it would make, either way.
+        StoreUnavailable (a 503 before any paid call) when the counters cannot be used."""
+        try:
+            with self._write_lock:
+                count = self._increment(counter, amount)
+                if count == amount:
+                    self._counts.touch(counter, expire=expire)
+                if count > ceiling:
+                    self._counts.decr(counter, amount)  # refused: it spends nothing
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise StoreUnavailable(f"rate-limit counters: {type(exc).__name__}") from exc
         return count
 
     def _increment(self, counter: str, amount: int) -> int:

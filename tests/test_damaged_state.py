@@ -157,3 +157,19 @@ def test_a_rate_limit_counter_in_redis_not_written_by_us_is_dropped_once(
     statuses = [service.chat("a fox").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     assert len(damage_warnings(caplog)) == 1, caplog.text
+
+
+def test_a_rate_limit_database_that_cannot_be_used_is_a_503_naming_data_dir(
+    start_service, service_env, fake_ai
+):
+    service = start_service(RATE_LIMIT="3/minute")
+    assert service.chat("a fox").status_code == 200
+    database = sqlite3.connect(Path(service_env["DATA_DIR"]) / "ratelimit" / "cache.db")
+    database.execute("DROP TABLE Cache")  # damaged beyond one record
+    database.commit()
+    database.close()
+    refused = service.chat("a fox")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "store_unavailable"
+    assert "DATA_DIR" in refused.json()["error"]["message"]
+    assert len(fake_ai.calls) == 1  # refused before any paid call
