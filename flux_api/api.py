@@ -31,13 +31,14 @@ _STARTED = int(time.time())
 
 @bp.get("/")
 def index():
-    settings = services().settings
-    store_ok = services().store.writable()
-    accounts = services().accounts.report(read=store_ok)
+    settings, store = services().settings, services().store
+    store_state = store.health()
+    accounts = services().accounts.report(read=store_state != store.UNHEALTHY)
     return render_template(
         "index.html",
         settings=settings,
-        store_ok=store_ok,
+        store_ok=store_state == "writable",
+        store_full=store_state == "full",
         accounts=accounts,
         usable_accounts=usable_count(accounts),
         base_url=public_base_url(),
@@ -55,18 +56,20 @@ def favicon():
 @bp.get("/healthz")
 def healthz():
     """For load balancers and monitors, no secrets. 503 only when this node cannot keep an
-    image (its store cannot be written or reached): another node may. No usable Cloudflare
-    account is "degraded" but 200: every node shares the accounts, so taking this one out of
-    rotation would not help, and a load balancer that stopped sending requests would also stop
-    the recheck that brings a fixed token back. A monitor should alert on it instead."""
+    image (its store cannot be written or reached, or Redis is full): another node may. No
+    usable Cloudflare account is "degraded" but 200: every node shares the accounts, so taking
+    this one out of rotation would not help, and a load balancer that stopped sending requests
+    would also stop the recheck that brings a fixed token back. A monitor should alert on it
+    instead."""
     settings, store = services().settings, services().store
-    writable = store.writable()
-    accounts = services().accounts.report(read=writable)
+    store_state = store.health()  # "writable", "full" (Redis's maxmemory) or store.UNHEALTHY
+    writable = store_state == "writable"
+    accounts = services().accounts.report(read=store_state != store.UNHEALTHY)
     usable = usable_count(accounts)
     status = "ok" if usable or not accounts else "degraded"
     body = {
         "status": status if writable else "unavailable",
-        "store": "writable" if writable else store.UNHEALTHY,
+        "store": store_state,
         "cloudflare": "configured" if settings.cloudflare_configured else "missing",
         "accounts": accounts,
         "usable_accounts": usable,

@@ -22,6 +22,7 @@ from . import model_choice
 from .budget import Budget, ClientLeft
 from .errors import api_error_for, invalid_request, log_unexpected
 from .imaging import convert, fit, image_size
+from .memory import image_bytes
 from .models import ModelProfile
 from .optimizer import OptimizerClient, OptimizerError
 from .settings import Settings
@@ -158,8 +159,8 @@ class Pipeline:
         errors propagate; if one image fails, none is stored. `budget` stops the work before
         each paid step once the client has left or the deadline has passed."""
         budget = budget or Budget.unlimited()
-        if keep:  # nothing paid for an image that could not be kept (Redis gone, disk full)
-            self.store.ensure_writable()
+        if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
+            self.store.ensure_writable(image_bytes(plan.size, count))
         started = time.monotonic()
         choice = self.choose_prompt(plan, budget)
         optimized = time.monotonic()

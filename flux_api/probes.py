@@ -1,4 +1,4 @@
-"""A yes/no check that is expensive or may hang (can an image be stored?), answered from its
+"""A check that is expensive or may hang (can an image be stored?), answered from its
 last result for a few seconds: /healthz is unauthenticated and may be called a thousand times
 a second, and a check that waits (on the store's write lock, on a Redis that hangs) must not
 hold every request thread that asks."""
@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 
 class CachedProbe:
-    def __init__(self, probe: Callable[[], bool], seconds: float):
+    def __init__(self, probe: Callable[[], Any], seconds: float):
         self._probe = probe
         self._seconds = seconds
         self._lock = threading.Lock()
-        self._last: tuple[float, bool] | None = None  # (good until, in monotonic time; answer)
+        self._last: tuple[float, Any] | None = None  # (good until, in monotonic time; answer)
 
-    def __call__(self) -> bool:
+    def __call__(self) -> Any:
         last = self._last
         if last and time.monotonic() < last[0]:
             return last[1]
@@ -35,4 +35,8 @@ class CachedProbe:
 
     def failed(self) -> None:
         """A failure seen elsewhere (a read, a write): say so at once, not at the next probe."""
-        self._last = (time.monotonic() + self._seconds, False)
+        self.remember(False)
+
+    def remember(self, answer: Any) -> None:
+        """An answer learnt elsewhere, given until the next probe is due."""
+        self._last = (time.monotonic() + self._seconds, answer)

@@ -32,6 +32,7 @@ _HEALTH_SECONDS = 5.0
 
 
 _STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
+WRITABLE = "writable"  # what /healthz says of a store that can take an image
 
 
 class StoreUnavailable(Exception):
@@ -159,10 +160,15 @@ class ImageStore:
         head = os.pread(handle.fileno(), 16, 0)
         return OpenedImage(handle, os.fstat(handle.fileno()).st_size, expires_at, head)
 
-    def ensure_writable(self) -> None:
-        """Raise StoreUnavailable, before any paid work, when an image could not be kept."""
+    def ensure_writable(self, nbytes: int = 0) -> None:
+        """Raise StoreUnavailable, before any paid work, when an image could not be kept
+        (`nbytes`, what the images may take, needs no reservation: the size cap evicts)."""
         if not self.writable():
             raise StoreUnavailable("not writable")
+
+    def health(self) -> str:
+        """What /healthz says of the store: "writable" or "not writable"."""
+        return WRITABLE if self.writable() else self.UNHEALTHY
 
     def writable(self) -> bool:
         """Whether an image could be stored now: probed at most every _HEALTH_SECONDS per

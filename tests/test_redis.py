@@ -116,13 +116,14 @@ def test_the_size_cap_evicts_the_oldest_images_first(node, fake_ai):
 
 
 def test_a_full_redis_drops_the_oldest_images_never_a_500(start_service, fake_ai, tmp_path):
-    """Redis's own maxmemory below STORE_SIZE_LIMIT_MB: the oldest images make room."""
-    small = RedisServer(tmp_path / "small", free_port(), maxmemory="4mb").start()
+    """Redis's own maxmemory below STORE_SIZE_LIMIT_MB: the oldest images make room. (8 MB:
+    each generation first reserves its worst case, 3 MiB for 1024x1024.)"""
+    small = RedisServer(tmp_path / "small", free_port(), maxmemory="8mb").start()
     try:
         fake_ai.realistic = True
         service = start_service(REDIS_URL=small.url, STORE_SIZE_LIMIT_MB="64")
-        answers = [service.chat(f"picture {i}") for i in range(30)]
-        assert [a.status_code for a in answers] == [200] * 30
+        answers = [service.chat(f"picture {i}") for i in range(50)]
+        assert [a.status_code for a in answers] == [200] * 50
         paths = [image_path(a) for a in answers]
         assert service.get(paths[-1], key=None).status_code == 200
         assert service.get(paths[0], key=None).status_code == 404
