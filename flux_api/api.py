@@ -60,15 +60,20 @@ def healthz():
     usable Cloudflare account is "degraded" but 200: every node shares the accounts, so taking
     this one out of rotation would not help, and a load balancer that stopped sending requests
     would also stop the recheck that brings a fixed token back. A monitor should alert on it
-    instead."""
+    instead, and read why in "reason"."""
     settings, store = services().settings, services().store
     store_state = store.health()  # "writable", "full" (Redis's maxmemory) or store.UNHEALTHY
     writable = store_state == "writable"
     accounts = services().accounts.report(read=store_state != store.UNHEALTHY)
     usable = usable_count(accounts)
-    status = "ok" if usable or not accounts else "degraded"
+    reason = None
+    if not settings.cloudflare_configured:
+        reason = "no Cloudflare credentials: set CF_ACCOUNT_ID and CF_API_TOKEN (or CF_ACCOUNTS)"
+    elif accounts and not usable:
+        reason = "no Cloudflare account is usable now (daily allocation used or token refused)"
     body = {
-        "status": status if writable else "unavailable",
+        "status": ("degraded" if reason else "ok") if writable else "unavailable",
+        **({"reason": reason} if reason else {}),
         "store": store_state,
         "cloudflare": "configured" if settings.cloudflare_configured else "missing",
         "accounts": accounts,

@@ -58,3 +58,21 @@ def test_the_probe_finds_a_broken_directory_within_the_cache_period(tmp_path):
         time.sleep(0.1)
     assert time.monotonic() - broken > store._HEALTH_SECONDS - 1
     image_store.close()
+
+
+def test_no_cloudflare_credentials_is_degraded_with_the_reason(start_service):
+    """Every generation would answer 503: a monitor must not read "ok"."""
+    service = start_service(CF_ACCOUNT_ID=None, CF_API_TOKEN=None)
+    health = service.get("/healthz", key=None)
+    assert health.status_code == 200  # as for parked accounts: every node shares the setting
+    body = health.json()
+    assert body["status"] == "degraded" and body["cloudflare"] == "missing"
+    assert body["reason"] == (
+        "no Cloudflare credentials: set CF_ACCOUNT_ID and CF_API_TOKEN (or CF_ACCOUNTS)"
+    )
+    assert service.chat("a fox").status_code == 503
+
+
+def test_a_configured_service_is_ok_without_a_reason(service, fake_ai):
+    body = service.get("/healthz", key=None).json()
+    assert body["status"] == "ok" and "reason" not in body
