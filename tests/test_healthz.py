@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from flux_api import store
+from tests.fakes.workers_ai import ACCOUNT_ID
 
 
 def _disk_state(directory: Path) -> dict:
@@ -76,3 +77,10 @@ def test_no_cloudflare_credentials_is_degraded_with_the_reason(start_service):
 def test_a_configured_service_is_ok_without_a_reason(service, fake_ai):
     body = service.get("/healthz", key=None).json()
     assert body["status"] == "ok" and "reason" not in body
+
+
+def test_every_account_parked_is_degraded_with_the_reason(service, fake_ai):
+    fake_ai.exhausted.add(ACCOUNT_ID)
+    assert service.chat("a fox").status_code == 429
+    body = service.get("/healthz", key=None).json()
+    assert body["status"] == "degraded" and "no Cloudflare account is usable" in body["reason"]
