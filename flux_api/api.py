@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import wrap_file
 
-from . import chat, edits, openapi, tasks, wire
+from . import background, chat, edits, openapi, wire
 from .account_pool import usable_count
 from .auth import presents_key
 from .errors import APIError
@@ -121,21 +121,26 @@ def get_model(model_id: str):
 @bp.post("/v1/chat/completions")
 def chat_completions():
     allow_uploads()  # a message may carry images, as data URLs…
-    request_ = chat.parse_request(json_body())
+    body = json_body()
+    request_ = chat.parse_request(body)
     if not request_.image_urls and g.body_size > services().settings.max_body_kb * 1024:
         text_body_limit()
         raise RequestEntityTooLarge()  # …but text alone keeps to MAX_BODY_KB
     pipeline, settings = services().pipeline, services().settings
-    prompt, include_usage = request_.prompt, request_.include_usage
-    if settings.skip_task_prompts and tasks.is_task_prompt(prompt):
+    include_usage = request_.include_usage
+    text = background.note(request_.messages)  # the client has made the image itself
+    if text is None and settings.skip_task_prompts:
+        text = background.answer(request_.messages, request_.response_format)
+    if text is not None:
         model = pipeline.resolve_model(request_.model).id
-        g.model = "task"
-        answer = tasks.task_reply(prompt)
+        g.model = text.kind
+        prompt = request_.prompt or ""
         if request_.stream:
             return event_stream(
-                chat.stream_text(model, prompt, answer, include_usage=include_usage)
+                chat.stream_text(model, prompt, text.text, include_usage=include_usage)
             )
-        return jsonify(chat.text_completion(model, prompt, answer))
+        return jsonify(chat.text_completion(model, prompt, text.text))
+    prompt = chat.require_prompt(request_)
     budget = request_budget()
     if request_.image_urls:  # images in the message: an edit of them
         edit = edits.from_chat(
@@ -144,7 +149,9 @@ def chat_completions():
         memory = services().image_memory
         plan = edits.plan_edit(pipeline, edit, public_base_url(), memory, budget)
     else:
-        plan = pipeline.plan(prompt, request_.model, public_base_url())
+        plan = pipeline.plan(
+            prompt, request_.model, public_base_url(), context=request_.attached
+        )
     g.model = plan.model.short_name
     spend(1)
     if not request_.stream:

@@ -7,7 +7,7 @@ import queue
 from dataclasses import dataclass
 from typing import Iterator
 
-from . import wire
+from . import conversation, wire
 from .budget import Budget
 from .errors import api_error_for, invalid_request
 from .fields import optional
@@ -16,38 +16,63 @@ from .pipeline import Generated, Pipeline, Plan, PromptChoice
 
 @dataclass(frozen=True)
 class ChatRequest:
-    prompt: str
+    prompt: str | None  # the person's own words; None when there is no user message
     model: str | None
     stream: bool
     include_usage: bool
     image_urls: tuple[str, ...] = ()  # the last user message's images: then it is an edit
+    attached: str = ""  # text of files attached to it (conversation.py)
+    messages: tuple = ()
+    response_format: object = None
 
 
 def parse_request(body: dict) -> ChatRequest:
     """The fields this service reads; the others OpenAI clients send are ignored."""
-    content = last_user_content(body.get("messages"))
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid_request("`messages` must be a non-empty list of chat messages.", "messages")
+    content = _last_user_message(messages)
     model = optional(body, "model", str, "a string")
     stream = optional(body, "stream", bool, "true or false")
     options = optional(body, "stream_options", dict, "an object")
     include_usage = optional(options or {}, "include_usage", bool, "true or false")
+    said = None
+    if content is not None:
+        systems = [m["content"] for m in messages if _is_system_text(m)]
+        said = conversation.read(_text_of(content.get("content")), systems)
     return ChatRequest(
-        _text_of(content), model, stream is True, include_usage is True, _image_urls_of(content)
+        said.text if said else None,
+        model,
+        stream is True,
+        include_usage is True,
+        _image_urls_of(content.get("content")) if content else (),
+        said.attached if said else "",
+        tuple(messages),
+        body.get("response_format"),
     )
 
 
-def prompt_from_messages(messages: object) -> str:
-    """The text of the last `user` message; `content` may be a string or a list of parts."""
-    return _text_of(last_user_content(messages))
+def require_prompt(request: ChatRequest) -> str:
+    """The person's words, or the 400 for a chat without a user message."""
+    if request.prompt is None:
+        raise invalid_request(
+            "No `user` message found: send the image prompt as a user message.", "messages"
+        )
+    return request.prompt
 
 
-def last_user_content(messages: object) -> object:
-    if not isinstance(messages, list) or not messages:
-        raise invalid_request("`messages` must be a non-empty list of chat messages.", "messages")
+def _last_user_message(messages: list) -> dict | None:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return message.get("content")
-    raise invalid_request(
-        "No `user` message found: send the image prompt as a user message.", "messages"
+            return message
+    return None
+
+
+def _is_system_text(message: object) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("role") == "system"
+        and isinstance(message.get("content"), str)
     )
 
 

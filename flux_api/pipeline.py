@@ -20,6 +20,7 @@ from PIL import Image
 
 from . import model_choice
 from .budget import Budget, ClientLeft
+from .conversation import with_context
 from .errors import api_error_for, invalid_request, log_unexpected
 from .imaging import convert, fit, image_size
 from .memory import image_bytes
@@ -110,13 +111,17 @@ class Pipeline:
         steps: int | None = None,
         extras: dict | None = None,
         param: str = "messages",
+        context: str = "",
     ) -> Plan:
         """Validate a request and work out what to make. Without `size` (chat, or the Images
         API's "auto") a ratio at the end of the prompt picks it. `param` names the field that
-        holds the prompt, for error messages."""
+        holds the prompt, for error messages; `context` (a file's text attached to a chat) goes
+        after the prompt, cut to fit the model."""
         original = text.strip()
         prompt, ratio = parse_ratio(original) if size is None else (original, None)
         model = self.resolve_model(model_name)
+        if prompt:
+            prompt = with_context(prompt, context, model.prompt_limit)
         self.check(prompt, model, param)
         return Plan(
             original,

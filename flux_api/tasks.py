@@ -20,7 +20,8 @@ The tasks, how each template starts, and what we answer:
   releases "…3-5 word title with an emoji…"): {"title": the first words of the user's message},
   with 🎨 in front only when the template asks for an emoji (the current one forbids them).
 - tags ("### Task:\nGenerate 1-3 broad tags categorizing…"): {"tags": ["Image generation"]}.
-- follow-ups ("### Task:\nSuggest 3-5 relevant follow-up questions…"): {"follow_ups": []}.
+- follow-ups ("### Task:\nPredict 3-5 useful messages…" in 0.12, "…Suggest 3-5 relevant
+  follow-up questions…" before): {"follow_ups": []}.
 - image prompt ("### Task:\nGenerate a detailed prompt for am image generation task…", sic):
   {"prompt": the last user message of the chat history, whitespace collapsed, braces removed}.
   Open WebUI's own fallback, when the answer does not parse, is the last user message too.
@@ -41,6 +42,8 @@ from __future__ import annotations
 
 import json
 
+from .conversation import short_title
+
 TASK_MARKER = "### Task:"
 # Open WebUI's tasks whose templates do not start with TASK_MARKER.
 EMOJI_TASK_START = "Your task is to reflect the speaker's likely facial expression"
@@ -54,8 +57,16 @@ _ROLES = ("USER:", "ASSISTANT:", "SYSTEM:", "TOOL:", "DEVELOPER:")
 _HISTORY_OPEN, _HISTORY_CLOSE = "<chat_history>", "</chat_history>"
 
 
+# Open WebUI's retrieval template starts like a task, but wraps a person's own message (their
+# words after the attached files' text): that is a request for an image (conversation.py).
+RAG_STATEMENT = "respond to the user query using the provided context"
+
+
 def is_task_prompt(text: str) -> bool:
-    return text.lstrip().startswith(_STARTS)
+    stripped = text.lstrip()
+    if stripped.startswith(TASK_MARKER) and _statement(stripped).startswith(RAG_STATEMENT):
+        return False
+    return stripped.startswith(_STARTS)
 
 
 def _statement(text: str) -> str:
@@ -126,20 +137,43 @@ def _image_prompt(text: str) -> str | None:
 def _title(text: str, statement: str) -> str:
     count = 5 if "3-5 word" in statement else 4  # older template: 3-5 words; now: 2-4
     words = _first_user_words(_history(text), count) or ["Image", "generation"]
-    title = " ".join(words)
+    title = short_title(words, count) or "Image generation"
     if "with an emoji" in statement:
         title = "🎨 " + title
     return json.dumps({"title": title}, ensure_ascii=False)
 
 
+# The first line of each 0.12.x template (after the marker), and of older ones where they
+# differ, with the task it names: matched first, so a template is known by its structure. Words
+# are the fallback for custom templates only.
+KNOWN_STATEMENTS = (
+    ("generate a concise title", "title"),
+    ("generate a concise, 3-5 word title", "title"),
+    ("generate 1-3 broad tags", "tags"),
+    ("predict 3-5 useful messages", "follow_ups"),
+    ("suggest 3-5 relevant follow-up questions", "follow_ups"),
+    ("generate a detailed prompt for am image generation task", "image_prompt"),
+    ("generate a detailed prompt for an image generation task", "image_prompt"),
+    ("analyze the chat history to determine the necessity of generating search queries", "queries"),
+    ("you are an autocompletion system", "autocomplete"),
+    ("generate 3-5 insightful questions", "questions"),
+)
+
+
+def _known_task(statement: str) -> str | None:
+    for start, task in KNOWN_STATEMENTS:
+        if statement.startswith(start):
+            return task
+    return None
+
+
 def _marked_task_reply(text: str) -> str:
     task = _statement(text)
+    known = _known_task(task)
+    if known is not None:
+        return _KNOWN_REPLIES[known](text, task)
     if "image generation" in task and "prompt" in task:
-        prompt = _image_prompt(text)
-        # No JSON when there is nothing to say: Open WebUI then uses the user's message itself.
-        if prompt is None:
-            return PLAIN_ANSWER
-        return json.dumps({"prompt": prompt}, ensure_ascii=False)
+        return _image_prompt_reply(text, task)
     if "autocompletion" in task or "autocomplete" in task:
         return json.dumps({"text": ""})
     if "follow-up" in task or "follow up" in task:
@@ -150,11 +184,28 @@ def _marked_task_reply(text: str) -> str:
         return json.dumps({"tags": ["Image generation"]})
     if "title" in task:
         return _title(text, task)
-    if "quer" in task:  # search / retrieval queries
+    if "search quer" in task or "retrieval quer" in task:
         return json.dumps({"queries": []})
     if "emoji" in task:
         return "🎨"
     return PLAIN_ANSWER
+
+
+def _image_prompt_reply(text: str, task: str) -> str:
+    prompt = _image_prompt(text)
+    # No JSON when there is nothing to say: Open WebUI then uses the user's message itself.
+    return PLAIN_ANSWER if prompt is None else json.dumps({"prompt": prompt}, ensure_ascii=False)
+
+
+_KNOWN_REPLIES = {
+    "title": lambda text, task: _title(text, task),
+    "tags": lambda text, task: json.dumps({"tags": ["Image generation"]}),
+    "follow_ups": lambda text, task: json.dumps({"follow_ups": []}),
+    "image_prompt": _image_prompt_reply,
+    "queries": lambda text, task: json.dumps({"queries": []}),
+    "autocomplete": lambda text, task: json.dumps({"text": ""}),
+    "questions": lambda text, task: json.dumps({"questions": []}),
+}
 
 
 def task_reply(text: str) -> str:

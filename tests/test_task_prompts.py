@@ -182,7 +182,7 @@ def test_title_is_the_users_first_words_without_emoji():
 
 
 def test_title_of_the_older_template_has_its_emoji_and_five_words():
-    assert read_json(task_reply(OLD_TITLE_TASK)) == {"title": "🎨 a red fox sleeping in"}
+    assert read_json(task_reply(OLD_TITLE_TASK)) == {"title": "🎨 a red fox sleeping"}
 
 
 def test_tags():
@@ -279,7 +279,7 @@ def test_task_prompts_can_be_generated_when_skipping_is_off(start_service, fake_
 @pytest.mark.parametrize(
     "prompt, title",
     [
-        ("### Task: title\nUSER:   \n  USER: a fox in the snow at dusk\n", "a fox in the"),
+        ("### Task: title\nUSER:   \n  USER: a fox in the snow at dusk\n", "a fox"),
         ("### Task: title\n\tUSER:\ta\tfox\n", "a fox"),
         ("### Task: title\nASSISTANT: USER: no\n", "Image generation"),
     ],

@@ -1,0 +1,212 @@
+"""Answers to the chat requests that do not ask for an image: clients' background prompts (a
+title, a summary, search routing… see client_prompts.py and tasks.py) and Open WebUI's notes
+after it made an image itself ("legacy" function calling). None of them calls Workers AI.
+
+A title is made from the person's first image prompt, a summary lists the prompts of the chat:
+both are read from the conversation as the client wrote it down in its request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from . import client_prompts, tasks
+from .conversation import short_title
+from .sizes import parse_ratio
+
+_MAX_PROMPTS = 8  # in a summary
+_PROMPT_CHARS = 120  # of each prompt in a summary
+_TITLE_WORDS = 5
+_SCANNED_CHARS = 20_000  # of a conversation written into one message
+
+# Open WebUI's system note once it has made, edited, or failed to make an image itself
+# (utils/middleware.py of 0.12.4). The chat request that follows must not make another.
+_OPEN_WEBUI_NOTES = (
+    ("<context>The requested image has been created", "created"),
+    ("<context>The requested image has been edited and created", "edited"),
+    ("<context>Image generation was attempted but failed", "failed"),
+    ("<context>Image generation was requested but the feature is currently disabled", "off"),
+)
+_NOTE_REPLIES = {
+    "created": "Here is your image. Describe another, or say how to change this one.",
+    "edited": "Here is the edited image. Say what else to change, or describe a new picture.",
+    "failed": "The image could not be made: {error}",
+    "off": "Image generation is turned off in Open WebUI's settings, so no image was made.",
+}
+_FAILED_ERROR = re.compile(r"error occurred: (.*?)</context>", re.S)
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    text: str
+    kind: str  # for the access log: "task", "title", "summary", "note"…
+
+
+def note(messages: list) -> TextAnswer | None:
+    """The answer to Open WebUI's note that it has made (or failed to make) the image itself."""
+    return _open_webui_note(_role_texts(messages))
+
+
+def answer(messages: list, response_format: object = None) -> TextAnswer | None:
+    """The answer to a client's background prompt, or None for an image request."""
+    said = _role_texts(messages)
+    last_user = next((text for role, text in reversed(said) if role == "user"), None)
+    if last_user is not None and said[-1][0] == "user" and tasks.is_task_prompt(last_user):
+        return TextAnswer(tasks.task_reply(last_user), "task")
+    match = client_prompts.find(said)
+    if match is None:
+        return None
+    prompts = _person_prompts(said, match)
+    instruction = said[match.index][1]
+    reply = _reply(match.prompt.kind, prompts, instruction, response_format)
+    return TextAnswer(reply, match.prompt.kind)
+
+
+def _role_texts(messages: list) -> list[tuple[str, str]]:
+    """Each message as (role, its text); parts that are not text are left out."""
+    out = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "\n".join(
+                part["text"]
+                for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+        if isinstance(content, str):
+            out.append((str(message.get("role")), content))
+    return out
+
+
+def _open_webui_note(said: list[tuple[str, str]]) -> TextAnswer | None:
+    for role, text in said:
+        if role != "system" or "<context>" not in text:
+            continue
+        for start, kind in _OPEN_WEBUI_NOTES:
+            if start in text:
+                reply = _NOTE_REPLIES[kind]
+                if kind == "failed":
+                    error = _FAILED_ERROR.search(text)
+                    reply = reply.format(error=(error[1].strip() if error else "unknown error"))
+                return TextAnswer(reply, "note")
+    return None
+
+
+# ---- the person's prompts, as each client writes the conversation down --------------------
+
+
+def _person_prompts(said: list[tuple[str, str]], match: client_prompts.Match) -> list[str]:
+    style = match.prompt.history
+    instruction = said[match.index][1][:_SCANNED_CHARS]
+    if style == "messages":
+        found = [
+            text
+            for index, (role, text) in enumerate(said)
+            if role == "user" and index != match.index
+        ]
+    elif style == "tagged":  # LobeChat: <user>…</user>
+        body = _last_user(said)[:_SCANNED_CHARS]
+        found = re.findall(r"<user>\s*(.*?)\s*</user>", body, re.S)
+        if not found:  # its older form: "user: …" lines
+            found = re.findall(r"^user: (.+)$", body, re.M)
+    elif style == "labelled":  # LibreChat: "User: …" lines, in the instruction or a system message
+        found = re.findall(r"^User: (.+)$", instruction, re.M)
+    elif style == "fenced":  # ChatBox: messages between ``` fences, split by dashes; users first
+        fenced = instruction.split("```")
+        chunks = fenced[1].split("---------") if len(fenced) > 2 else []
+        found = chunks[::2]
+    else:  # "json", Cherry Studio: [{"role": …, "mainText": …}] as the user message
+        found = _json_user_texts(_last_user(said)[:_SCANNED_CHARS])
+    return [prompt for prompt in (_clean(text) for text in found) if prompt]
+
+
+def _last_user(said: list[tuple[str, str]]) -> str:
+    return next((text for role, text in reversed(said) if role == "user"), "")
+
+
+def _json_user_texts(text: str) -> list[str]:
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(items, list):
+        return []
+    return [
+        item["mainText"]
+        for item in items
+        if isinstance(item, dict)
+        and item.get("role") == "user"
+        and isinstance(item.get("mainText"), str)
+    ]
+
+
+def _clean(text: str) -> str:
+    """A prompt as a title or summary shows it: one line, no ratio, no markdown image."""
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text[:2000])
+    text = re.sub(r"<attached_files>.*?</attached_files>", " ", text, flags=re.S)
+    prompt, _ = parse_ratio(" ".join(text.split()))
+    return prompt
+
+
+# ---- the answers ---------------------------------------------------------------------------
+
+
+def title_of(prompts: list[str]) -> str:
+    """A few words of the person's first image prompt."""
+    title = short_title(prompts[0].split(), _TITLE_WORDS) if prompts else ""
+    return title or "Image generation"
+
+
+def summary_of(prompts: list[str]) -> str:
+    if not prompts:
+        return "No image has been made in this chat yet."
+    shown = [prompt[:_PROMPT_CHARS] for prompt in prompts[-_MAX_PROMPTS:]]
+    more = len(prompts) - len(shown)
+    listed = "; ".join(shown) + (f" (and {more} earlier)" if more else "")
+    return f"Images made in this chat from the prompts: {listed}."
+
+
+def _reply(kind: str, prompts: list[str], instruction: str, response_format) -> str:
+    title, summary = title_of(prompts), summary_of(prompts)
+    schema = _json_schema(response_format)
+    if schema is not None:
+        return json.dumps(_filled(schema, title, summary), ensure_ascii=False)
+    if kind == "title":  # plain text, unless the instruction asks for JSON (LobeChat may)
+        if "JSON" in instruction[:2000]:
+            return json.dumps({"title": title}, ensure_ascii=False)
+        return title
+    if kind == "summary":
+        return summary
+    if kind == "search":  # ChatBox's routing: go on with the person's message, no search
+        return json.dumps({"action": "proceed"})
+    if kind == "tools":  # Open WebUI's function calling: no tool, go on with the message
+        return json.dumps({"tool_calls": []})
+    if kind == "suggestions":
+        return json.dumps({"chips": []})
+    if kind == "language":
+        return "English"
+    return tasks.PLAIN_ANSWER
+
+
+def _json_schema(response_format: object) -> dict | None:
+    """The schema a `response_format: {"type": "json_schema"}` asks the answer to follow."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else {}
+
+
+def _filled(schema: dict, title: str, summary: str) -> dict:
+    """An object with each property the schema names: what it can be from this chat."""
+    values = {"title": title, "summary": summary, "description": summary, "language": "English"}
+    properties = schema.get("properties")
+    out = {}
+    for name, spec in properties.items() if isinstance(properties, dict) else []:
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        out[name] = values.get(name, [] if kind == "array" else "")
+    return out or {"title": title}

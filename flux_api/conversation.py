@@ -1,0 +1,94 @@
+"""What the person asked for, read from the last user message as chat clients send it.
+
+Open WebUI adds its own bookkeeping to a person's message: `<attached_files>…</attached_files>`
+naming the files they attached (as a text part of its own, or at the start of the text), and,
+when a file's text is used, its retrieval template around everything: `### Task:\\nRespond to the
+user query using the provided context…`, the files' text in `<context><source …>…</source>
+</context>`, then the person's words. None of that is theirs to send to the model: the prompt is
+their own words, and the attached text comes along as context (`Said.attached`), which the
+pipeline appends after a colon, cut at a sentence end to fit the model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ATTACHED_FILES = re.compile(r"<attached_files>.*?</attached_files>", re.S)
+_RAG_START = "### Task:\nRespond to the user query using the provided context"
+_SOURCE = re.compile(r"<source\b[^>]*>(.*?)</source>", re.S)
+_SENTENCE_END = re.compile(r"[.!?。！？…](?=\s|$)")
+
+
+@dataclass(frozen=True)
+class Said:
+    text: str  # the person's own words
+    attached: str = ""  # the text of files they attached, when the client sent it along
+
+
+def read(text: str, system_texts: list[str] = ()) -> Said:
+    """The person's words and any attached text, from the last user message's text (and the
+    system messages, where Open WebUI puts its retrieval template when told to)."""
+    attached = ""
+    if text.lstrip().startswith(_RAG_START):
+        text, attached = _unwrapped(text.lstrip())
+    else:
+        for system in system_texts:
+            if _RAG_START in system:
+                attached = _sources(system[system.index(_RAG_START) :])
+    return Said(_ATTACHED_FILES.sub("", text).strip(), attached)
+
+
+def _unwrapped(text: str) -> tuple[str, str]:
+    """(the person's words after the template, the sources' text inside it). The template's
+    context is its last `<context>` block: the files' own text may hold anything before."""
+    end = text.rfind("</context>")
+    if end == -1:  # not the template after all: leave it as it is
+        return text, ""
+    end += len("</context>")
+    return text[end:], _sources(text[:end])
+
+
+def _sources(text: str) -> str:
+    """The text of the `<source>` parts of the last `<context>` block in `text`."""
+    end = text.rfind("</context>")
+    start = text.rfind("<context>", 0, end)
+    if start == -1 or end == -1:
+        return ""
+    context = text[start + len("<context>") : end]
+    sources = _SOURCE.findall(context) or [context]
+    return " ".join(" ".join(source.split()) for source in sources)
+
+
+def with_context(prompt: str, attached: str, limit: int) -> str:
+    """`prompt: attached`, the attached text cut at the last sentence end that fits `limit`
+    characters (or at a word end when no sentence does); the prompt alone when none fits."""
+    if not attached:
+        return prompt
+    room = limit - len(prompt) - 2
+    if room <= 0:
+        return prompt
+    if len(attached) <= room:
+        return f"{prompt}: {attached}"
+    cut = attached[:room]
+    ends = [match.end() for match in _SENTENCE_END.finditer(cut)]
+    if ends:
+        cut = cut[: ends[-1]]
+    else:
+        cut = cut.rsplit(" ", 1)[0] if " " in cut else ""
+    return f"{prompt}: {cut.strip()}" if cut.strip() else prompt
+
+
+# Words a title does not end on ("a red fox in" reads as cut off).
+_DANGLING_WORDS = frozenset(
+    "a an the and or but of in on at to for with from by into onto under over near".split()
+)
+
+
+def short_title(words: list[str], count: int) -> str:
+    """The first `count` words, without punctuation at their ends, nor a small word last."""
+    kept = [word.strip("\"“”'`*#_.,;:!?。，；：！？") for word in words[:count]]
+    kept = [word for word in kept if word]
+    while len(kept) > 1 and kept[-1].lower() in _DANGLING_WORDS:
+        kept.pop()
+    return " ".join(kept)
