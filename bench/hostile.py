@@ -44,7 +44,9 @@ def bomb_png(side: int) -> bytes:
 
     pixels = zlib.compress((b"\0" + b"\x80" * (side * 4)) * side, 9)
     header = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 def chat_parts(url: str, image: str, parts: int) -> tuple[int, float]:
@@ -100,7 +102,8 @@ def run(app: Gunicorn, args) -> None:
         before = peak_rss_mib(worker)
         status, seconds = chat_parts(app.url, image, parts)
         grown = peak_rss_mib(worker) - before
-        print(f"| chat, {parts:,} parts naming one stored image | {status} | {seconds:.2f} | {grown:.0f} |")
+        label = f"chat, {parts:,} parts naming one stored image"
+        print(f"| {label} | {status} | {seconds:.2f} | {grown:.0f} |")
     bomb = bomb_png(6300)
     before = peak_rss_mib(worker)
     status, seconds = edit_bombs(app.url, bomb, args.bombs)
@@ -110,7 +113,9 @@ def run(app: Gunicorn, args) -> None:
     before = peak_rss_mib(worker)
     started = time.monotonic()
     with ThreadPoolExecutor(args.concurrent) as pool:
-        results = list(pool.map(lambda _: edit_bombs(app.url, bomb, args.bombs), range(args.concurrent)))
+        results = list(
+            pool.map(lambda _: edit_bombs(app.url, bomb, args.bombs), range(args.concurrent))
+        )
     seconds = time.monotonic() - started
     grown = peak_rss_mib(worker) - before
     statuses = sorted({status for status, _ in results})

@@ -37,7 +37,9 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 def chat_with_images(service, text: str, urls: list[str]) -> requests.Response:
     content = [{"type": "text", "text": text}]
     content += [{"type": "image_url", "image_url": {"url": url}} for url in urls]
-    return service.post("/v1/chat/completions", {"messages": [{"role": "user", "content": content}]})
+    return service.post(
+        "/v1/chat/completions", {"messages": [{"role": "user", "content": content}]}
+    )
 
 
 # ---- 1. images in chat are counted before they are read ------------------------------------
@@ -118,17 +120,19 @@ def deflate_bomb_png(width: int, height: int) -> bytes:
     import struct
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     row = b"\0" + b"\x80" * (width * 4)
     pixels = zlib.compress(row * height, 9)
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
-def test_sixteen_large_pngs_for_a_four_image_model_are_refused_without_decoding(
-    service, fake_ai
-):
+def test_sixteen_large_pngs_for_a_four_image_model_are_refused_without_decoding(service, fake_ai):
     bomb = deflate_bomb_png(6300, 6300)
     assert len(bomb) < 400_000
     files = [("image[]", (f"{i}.png", bomb, "image/png")) for i in range(16)]
