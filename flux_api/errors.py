@@ -95,8 +95,8 @@ _UPSTREAM_RULES: dict[type, _Rule] = {
         429,
         "insufficient_quota",
         "insufficient_quota",
-        "Workers AI cannot make more images today: {detail}. Try again after the reset, or "
-        "the operator can move an account to Cloudflare's paid plan.",
+        "Workers AI cannot make more images now: {detail}. Try again then, or the operator "
+        "can move an account to Cloudflare's paid plan.",
     ),
     wai.ContentFlagged: _Rule(
         400,
