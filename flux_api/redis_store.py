@@ -121,8 +121,8 @@ return {1, -1}
 # its bytes for each image. Gives the lease back, forgets what has expired (Redis dropped the
 # images themselves), evicts the images closest to their end (the oldest, with one
 # IMAGE_EXPIRATION) until the new ones fit under the limit and under maxmemory, then stores
-# them: one atomic step, whatever the other nodes do meanwhile. Returns 0, having changed
-# nothing but the lease, when evicting every image of ours would not make room.
+# them: one atomic step, whatever the other nodes do meanwhile. Returns 0, having evicted
+# and stored nothing, when evicting every image of ours would not make room.
 _PUT = "#!lua flags=allow-oom\n" + _COMMON + """
 local ttl, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 if ARGV[4] ~= '' then redis.call('ZREM', reserved, ARGV[4]) end
