@@ -27,6 +27,18 @@ the lighting and colours; the mood. Keep every detail the person asked for and a
 what makes the picture clearer. Compose for the aspect ratio you are given.
 Answer with the prompt alone: no title, no label, no quotes, no explanation."""
 
+FOLLOW_UP_SYSTEM_MESSAGE = """\
+A person is chatting with an image generator. It has shown them a picture made from the
+"Earlier prompt". Decide whether their new "Message" asks to change that picture (an edit:
+make it blue, add a hat, now at night, same but wider, remove the tree) or asks for a different
+picture (it describes a new subject or scene, or asks for a new one).
+If it is an edit, "prompt" is one short English instruction for an image-editing model that says
+what to change and to keep the rest as it is.
+If it is not, "prompt" is one prompt for the FLUX text-to-image model, in English whatever
+language the message is in: natural sentences describing the subject, the scene, the style, the
+lighting and the mood.
+Answer with one JSON object and nothing else: {"edit": true or false, "prompt": "..."}"""
+
 _LABEL = re.compile(
     r"^\s*(?:\*\*)?\s*(?:(?:optimi[sz]ed|final|image|flux)\s+)?prompt\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?",
     re.I,
@@ -109,11 +121,30 @@ class OptimizerClient:
 
     def optimize(self, prompt: str, aspect_ratio: str, limit: int) -> str:
         """Ask for one FLUX-style English prompt for `prompt` at `aspect_ratio`."""
+        content = self._complete(
+            self.system_message, f"Aspect ratio: {aspect_ratio}\nIdea: {prompt}"
+        )
+        cleaned = clean_prompt(content, limit)
+        if not cleaned:
+            raise OptimizerError("gave an empty prompt")
+        return cleaned
+
+    def follow_up(self, earlier_prompt: str, message: str, limit: int) -> tuple[bool, str]:
+        """Whether `message` asks to edit the earlier image made from `earlier_prompt`, and the
+        prompt to use: an edit instruction when it does, a new image's prompt when not."""
+        content = self._complete(
+            FOLLOW_UP_SYSTEM_MESSAGE,
+            f"Earlier prompt: {earlier_prompt or '(unknown)'}\nMessage: {message}",
+        )
+        return _follow_up_answer(content, limit)
+
+    def _complete(self, system_message: str, user_message: str) -> str:
+        """The text of the LLM's answer to one system and one user message."""
         body = {
             "model": self.model,
             "messages": [
-                {"role": "system", "content": self.system_message},
-                {"role": "user", "content": f"Aspect ratio: {aspect_ratio}\nIdea: {prompt}"},
+                {"role": "system", "content": system_message},
+                {"role": "user", "content": user_message},
             ],
             "stream": False,
         }
@@ -142,7 +173,23 @@ class OptimizerClient:
             content = json.loads(content)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
             raise OptimizerError("gave an answer that is not a chat completion") from exc
-        cleaned = clean_prompt(content if isinstance(content, str) else "", limit)
-        if not cleaned:
-            raise OptimizerError("gave an empty prompt")
-        return cleaned
+        return content if isinstance(content, str) else ""
+
+
+def _follow_up_answer(content: str, limit: int) -> tuple[bool, str]:
+    """`{"edit": …, "prompt": …}` read from an answer, which models like to wrap in a fence."""
+    content = _THINKING.sub("", content.encode("utf-8", "ignore").decode("utf-8"))
+    try:
+        answer = json.loads(content[content.find("{") : content.rfind("}") + 1])
+    except (ValueError, RecursionError) as exc:
+        raise OptimizerError("gave an answer that is not the JSON asked for") from exc
+    if (
+        not isinstance(answer, dict)
+        or not isinstance(answer.get("edit"), bool)
+        or not isinstance(answer.get("prompt"), str)
+    ):
+        raise OptimizerError("gave an answer that is not the JSON asked for")
+    prompt = clean_prompt(answer["prompt"], limit)
+    if not prompt:
+        raise OptimizerError("gave an empty prompt")
+    return answer["edit"], prompt

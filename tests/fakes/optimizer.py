@@ -19,11 +19,13 @@ class FakeOptimizer:
     # lone UTF-16 surrogate at the end, valid JSON)
     mode: str = "ok"
     latency: float = 0.0  # seconds before answering
+    answer: str | None = None  # in mode "ok": the message content to send, instead of a prompt
     calls: list = field(default_factory=list)
 
     def reset(self) -> None:
         self.mode = "ok"
         self.latency = 0.0
+        self.answer = None
         self.calls.clear()
 
     def app(self) -> Flask:
@@ -66,6 +68,8 @@ class FakeOptimizer:
             "empty": "   ",
             "enormous": "word " * 5000,
         }[self.mode]
+        if self.mode == "ok" and self.answer is not None:
+            content = self.answer
         answer = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
