@@ -154,6 +154,7 @@ def chat_completions():
         )
     g.model = plan.model.short_name
     spend(1)
+    pipeline.admit(plan)
     if not request_.stream:
         return jsonify(chat.complete(pipeline, plan, budget))
     return event_stream(
@@ -187,7 +188,7 @@ def image(key: str):
         raise APIError(
             404,
             "Image not found: it never existed or has expired "
-            f"(images are kept {services().settings.image_expiration} seconds).",
+            f"(images are kept {services().settings.image_lifetime}).",
             code="image_not_found",
         )
     return Response(

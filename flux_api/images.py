@@ -120,6 +120,7 @@ def deliver(
     alike. A `url` answer is a dict; a `b64_json` one is JSON streamed image by image, holding
     the request's memory reservation until it has been sent."""
     as_base64 = response_format == "b64_json"
+    pipeline.admit(plan, n, keep=not as_base64)
     # Models that make 1024x1024 whatever is asked hold that much before a crop.
     largest = max(plan.size, (1024, 1024), key=lambda size: size[0] * size[1])
     reservation = memory.reserve(image_bytes(largest, n), budget)

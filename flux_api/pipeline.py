@@ -134,7 +134,7 @@ class Pipeline:
         )
 
     def check(self, prompt: str, model: ModelProfile, param: str) -> None:
-        """What can fail before any work starts fails here, before a stream's first byte."""
+        """What is wrong with the request itself (a 400), before a stream's first byte."""
         if not prompt:
             raise invalid_request(
                 "The prompt is empty: describe the image you want, optionally ending with a "
@@ -148,24 +148,32 @@ class Pipeline:
                 param=param,
                 code="prompt_too_long",
             )
+
+    def admit(self, plan: Plan, count: int = 1, keep: bool = True) -> None:
+        """What a valid request, counted against RATE_LIMIT, may still meet before any paid
+        call, in the order the README's errors section gives: no Cloudflare credentials (503),
+        a store that could not keep the images (503; Redis reserves their worst case here),
+        every account parked (429). Called by every endpoint before `run`, and before a
+        stream's first byte, so each is an ordinary HTTP error."""
         if not self.workers_ai.configured:
             raise NotConfigured(
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
                 "(or CF_ACCOUNTS)."
             )
-        if self.workers_ai.pool.all_parked():  # a 429 now, not an error inside a 200 stream
+        if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
+            self.store.ensure_writable(image_bytes(plan.size, count))
+        if self.workers_ai.pool.all_parked():
             detail, retry_after = self.workers_ai.pool.exhausted_error_detail()
             raise QuotaExceeded(detail, retry_after)
 
     def run(
         self, plan: Plan, count: int = 1, keep: bool = True, budget: Budget | None = None
     ) -> Iterator[PromptChoice | Generated]:
-        """Yield the prompt choice, then the `count` images (stored when `keep`). Upstream
-        errors propagate; if one image fails, none is stored. `budget` stops the work before
-        each paid step once the client has left or the deadline has passed."""
+        """Yield the prompt choice, then the `count` images (stored when `keep`), once `admit`
+        has let the request in. Upstream errors propagate; if one image fails, none is stored.
+        `budget` stops the work before each paid step once the client has left or the deadline
+        has passed."""
         budget = budget or Budget.unlimited()
-        if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
-            self.store.ensure_writable(image_bytes(plan.size, count))
         started = time.monotonic()
         choice = self.choose_prompt(plan, budget)
         optimized = time.monotonic()
