@@ -66,7 +66,7 @@ class Settings:
     flux_model: str = MODELS[0].id
     edit_model: str | None = DEFAULT_EDIT_MODEL  # None: no offered model edits
     image_models: tuple[str, ...] = tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
-    image_expiration: int = 1800
+    image_expiration: int = 604_800  # a week: chat clients link images, they do not copy them
     data_dir: Path = Path("data")
     store_size_limit_mb: int = 1024
     cors_origins: tuple[str, ...] = ("*",)
@@ -97,6 +97,16 @@ class Settings:
         if not self.cf_account_id and "{account_id}" in self.cf_api_base:
             missing.insert(0, "CF_ACCOUNT_ID")
         return missing
+
+    @property
+    def image_lifetime(self) -> str:
+        """IMAGE_EXPIRATION in words, for people: "7 days", "30 minutes"."""
+        seconds = self.image_expiration
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if seconds >= size and seconds % size == 0:
+                count = seconds // size
+                return f"{count} {unit}{'s' if count != 1 else ''}"
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
 
     @property
     def workers_ai_url(self) -> str:
@@ -208,7 +218,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         flux_model=flux_model,
         edit_model=edit_model,
         image_models=image_models,
-        image_expiration=number(env, "IMAGE_EXPIRATION", 1800),
+        image_expiration=number(env, "IMAGE_EXPIRATION", 604_800),
         data_dir=Path(text(env, "DATA_DIR", "data")),
         store_size_limit_mb=number(env, "STORE_SIZE_LIMIT_MB", 1024),
         cors_origins=_origins(env, "CORS_ORIGINS"),

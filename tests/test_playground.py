@@ -165,7 +165,7 @@ def test_the_gallery_survives_a_reload_and_marks_expired_images(open_page, fake_
     items = page.locator("#gallery li")
     assert items.count() == 3
     assert items.nth(0).locator(".prompt").inner_text() == "second picture"  # newest first
-    assert "min left" in items.nth(0).inner_text()
+    assert "6 days left" in items.nth(0).inner_text()  # kept a week by default
     assert items.nth(2).locator("img").count() == 0  # expired: no broken image
     assert "Expired" in items.nth(2).inner_text()
     page.wait_for_function(

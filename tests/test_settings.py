@@ -10,7 +10,7 @@ def test_defaults_match_the_original_worker(tmp_path):
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     assert settings.flux_model == "@cf/black-forest-labs/flux-1-schnell"
     assert settings.flux_num_steps == 4
-    assert settings.image_expiration == 1800
+    assert settings.image_expiration == 604_800  # a week: chats link their images
     assert settings.prompt_optimization is False
     assert settings.cors_origins == ("*",)
     assert settings.upstream_timeout == 120 and settings.optimizer_timeout == 30

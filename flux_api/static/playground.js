@@ -382,6 +382,7 @@ function remember(image) {
 
 function timeLeft(expiresAt) {
   const minutes = Math.floor((expiresAt - Date.now()) / 60000);
+  if (minutes >= 2880) return `${Math.floor(minutes / 1440)} days left`;
   if (minutes >= 120) return `${Math.floor(minutes / 60)} h left`;
   return minutes >= 1 ? `${minutes} min left` : "less than a minute left";
 }
