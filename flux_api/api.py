@@ -176,6 +176,18 @@ def event_stream(frames) -> Response:
     )
 
 
+@bp.delete("/image/<path:key>")
+def delete_image(key: str):
+    """Remove an image before it expires: anyone with its link can see it until then."""
+    if not services().store.delete(key):
+        raise APIError(
+            404,
+            "Image not found: it never existed, has expired or was deleted already.",
+            code="image_not_found",
+        )
+    return jsonify({"id": key, "object": "image", "deleted": True})
+
+
 @bp.get("/image/<path:key>")
 def image(key: str):
     """What image_files.ImageFiles did not serve: an unknown or expired key (404), or a store

@@ -75,7 +75,10 @@ def _read_or_create(path: Path) -> str:
     return key
 
 
-def _is_public(path: str) -> bool:
+def _is_public(method: str, path: str) -> bool:
+    """Open paths are open to read: deleting an image (DELETE /image/<key>) takes a key."""
+    if method not in ("GET", "HEAD"):
+        return path in PUBLIC_PATHS
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
@@ -107,7 +110,8 @@ def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = Non
     @app.before_request
     def require_api_key():
         # Preflight, open paths and unrouted requests (404/405 answer those) need no key.
-        if request.method == "OPTIONS" or request.endpoint is None or _is_public(request.path):
+        method = request.method
+        if method == "OPTIONS" or request.endpoint is None or _is_public(method, request.path):
             return None
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

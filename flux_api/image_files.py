@@ -22,6 +22,7 @@ from .imaging import sniff_type
 from .store import ImageStore, OpenedImage, StoreUnavailable
 
 PREFIX = "/image/"
+PROXY_CACHE_SECONDS = 3600  # the longest a reverse proxy keeps an image it has cached
 STORE_FAILED = "flux_api.store_failed"  # in the WSGI environ: why the store could not be read
 
 
@@ -45,6 +46,9 @@ def freshness_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
         ("ETag", f'"{key}"'),
         ("Cache-Control", f"public, max-age={opened.seconds_left}"),
         ("Expires", http_date(int(opened.expires_at))),
+        # nginx's own lifetime for its copy (it passes this header to no client): an image
+        # deleted with DELETE /image/<key> leaves the shipped site's cache within the hour.
+        ("X-Accel-Expires", str(min(opened.seconds_left, PROXY_CACHE_SECONDS))),
     ]
 
 

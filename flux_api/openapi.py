@@ -164,9 +164,15 @@ _SCHEMAS: dict = {
         "properties": {
             "status": {
                 "enum": ["ok", "degraded", "unavailable"],
-                "description": "degraded: no Cloudflare account is usable now (still 200).",
+                "description": "degraded: no Cloudflare credentials, or no account usable now "
+                "(still 200).",
             },
-            "store": {"enum": ["writable", "not writable", "unreachable"]},
+            "reason": {
+                "type": "string",
+                "description": "Why status is degraded (no Cloudflare credentials, or no "
+                "usable account).",
+            },
+            "store": {"enum": ["writable", "not writable", "unreachable", "full"]},
             "cloudflare": {"enum": ["configured", "missing"]},
             "accounts": {
                 "type": "array",
@@ -566,6 +572,27 @@ _PATHS: dict = {
                 "304": {"description": "Not modified (If-None-Match matched)."},
                 "404": _error("Unknown or expired."),
                 "503": _error("The image store cannot be read."),
+            },
+        },
+        "delete": {
+            "summary": "Remove an image before it expires (anyone with its link sees it until then)",
+            "parameters": [_IMAGE_KEY],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["id", "object", "deleted"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "object": {"const": "image"},
+                            "deleted": {"const": True},
+                        },
+                    },
+                    "Deleted.",
+                ),
+                "401": _GENERATION_ERRORS["401"],
+                "404": _error("Unknown, expired or deleted already."),
+                "503": _error("The image store cannot be written."),
             },
         },
     },

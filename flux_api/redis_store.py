@@ -61,6 +61,21 @@ FULL = "full"  # what /healthz says of the store when Redis cannot take one more
 _ONE_IMAGE = image_bytes(DEFAULT_SIZE, 1)
 _MAXMEMORY = "the maxmemory of the Redis that REDIS_URL names, and what else it holds"
 
+# KEYS: index, sizes, total. ARGV: the image key, the image prefix. An image its owner deleted:
+# gone with its place in the index and its bytes in the count, in one step (allowed at
+# maxmemory: it only frees memory).
+_DELETE = """#!lua flags=allow-oom
+local index, sizes, total = KEYS[1], KEYS[2], KEYS[3]
+local key, prefix = ARGV[1], ARGV[2]
+local size = redis.call('HGET', sizes, key)
+if size then
+  redis.call('DECRBY', total, tonumber(size))
+  redis.call('HDEL', sizes, key)
+end
+redis.call('ZREM', index, key)
+return redis.call('DEL', prefix .. key)
+"""
+
 # This generation's reservation ("<lease id>:<bytes>"), from ensure_writable to put_many: both
 # run in one request's context (a stream's generation thread runs in a copy of it).
 _lease: contextvars.ContextVar[str] = contextvars.ContextVar("redis_image_lease", default="")
@@ -178,6 +193,7 @@ class RedisImageStore:
         self._put = client.register_script(_PUT)
         self._reserve = client.register_script(_RESERVE)
         self._room = client.register_script(_ROOM)
+        self._delete = client.register_script(_DELETE)
         self._state = CachedProbe(self._probe, _HEALTH_SECONDS)
         self._trouble = ""  # what was last logged as wrong ("" when all is well)
 
@@ -285,6 +301,15 @@ class RedisImageStore:
         except ERRORS:
             return self.UNHEALTHY
         return FULL if limited and room < _ONE_IMAGE else WRITABLE
+
+    def delete(self, key: str) -> bool:
+        """Remove an image before it expires (its owner asked); False when there was none."""
+        if not KEY_PATTERN.fullmatch(key):
+            return False
+        try:
+            return bool(self._delete(keys=[_INDEX, _SIZES, _TOTAL], args=[key, _IMAGE]))
+        except ERRORS as exc:
+            raise StoreUnavailable(type(exc).__name__, REDIS) from exc
 
     def __len__(self) -> int:
         try:

@@ -133,6 +133,16 @@ class ImageStore:
                 return
             self._cache.delete(oldest)
 
+    def delete(self, key: str) -> bool:
+        """Remove an image before it expires (its owner asked); False when there was none."""
+        if not KEY_PATTERN.fullmatch(key):
+            return False
+        try:
+            with self._write_lock:
+                return bool(self._cache.delete(key))
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
     def get(self, key: str) -> bytes | None:
         """The image's bytes, or None when it is unknown, expired or the key is malformed."""
         opened = self.open(key)

@@ -100,6 +100,7 @@ def test_repeated_image_fetch_is_served_from_nginx_cache(stack, fake_ai):
     assert first.headers["X-Cache-Status"] == "MISS"
     assert second.headers["X-Cache-Status"] == "HIT"
     assert second.content == first.content
+    assert "X-Accel-Expires" not in first.headers  # for nginx's cache only, never a client
     time.sleep(0.3)
     assert gunicorn.log.count(f"path={path} ") == 1  # the app saw the first fetch only
 
