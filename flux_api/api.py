@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import wrap_file
 
-from . import background, chat, edits, openapi, wire
+from . import background, chat, chat_edits, openapi, wire
 from .account_pool import usable_count
 from .auth import presents_key
 from .errors import APIError
@@ -142,21 +142,14 @@ def chat_completions():
         return jsonify(chat.text_completion(model, prompt, text.text))
     prompt = chat.require_prompt(request_)
     budget = request_budget()
-    if request_.image_urls:  # images in the message: an edit of them
-        edit = edits.from_chat(
-            prompt, request_.image_urls, request_.model, services().store, settings
-        )
-        memory = services().image_memory
-        plan = edits.plan_edit(pipeline, edit, public_base_url(), memory, budget)
-    else:
-        plan = pipeline.plan(
-            prompt, request_.model, public_base_url(), context=request_.attached
-        )
+    memory = services().image_memory
+    chosen = chat_edits.plan_chat(request_, pipeline, public_base_url(), memory, budget)
+    plan = chosen.plan
     g.model = plan.model.short_name
     spend(1)
     pipeline.admit(plan)
     if not request_.stream:
-        return jsonify(chat.complete(pipeline, plan, budget))
+        return jsonify(chat.complete(pipeline, plan, budget, chosen.follow_up))
     return event_stream(
         chat.stream(
             pipeline,
@@ -164,6 +157,7 @@ def chat_completions():
             budget,
             include_usage=include_usage,
             heartbeat=settings.stream_heartbeat,
+            follow_up=chosen.follow_up,
         )
     )
 

@@ -117,13 +117,16 @@ class Reply:
     """The reply's lines, produced stage by stage, so a stream and a JSON answer say the same;
     and the same facts as data (`facts`)."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, follow_up: dict | None = None):
         self.plan = plan
+        self.follow_up = follow_up
         self.pieces: list[str] = []
         width, height = plan.size
         self.facts: dict = {"original_prompt": plan.original_prompt, "size": f"{width}x{height}"}
         if plan.images:
             self.facts["input_images"] = len(plan.images)
+        if follow_up:
+            self.facts["follow_up"] = follow_up
 
     def _add(self, *pieces: str) -> list[str]:
         self.pieces.extend(pieces)
@@ -131,6 +134,10 @@ class Reply:
 
     def start(self) -> list[str]:
         lines = [f"🎨 Original Prompt: {self.plan.original_prompt}\n"]
+        if self.follow_up and self.follow_up["kind"] == "edit":
+            lines.append(f"✏️ Editing the previous image: {self.follow_up['edited_image']}\n")
+        elif self.follow_up:
+            lines.append("🆕 The previous image has expired, so this is a new image.\n")
         if self.plan.images:
             lines.append(f"🖼️ Reference Images: {len(self.plan.images)}\n")
         return self._add(*lines)
@@ -153,8 +160,10 @@ class Reply:
         return "".join(self.pieces)
 
 
-def complete(pipeline: Pipeline, plan: Plan, budget: Budget) -> dict:
-    reply = Reply(plan)
+def complete(
+    pipeline: Pipeline, plan: Plan, budget: Budget, follow_up: dict | None = None
+) -> dict:
+    reply = Reply(plan, follow_up)
     reply.start()
     for event in pipeline.run(plan, budget=budget):
         reply.on(event)
@@ -165,7 +174,13 @@ def complete(pipeline: Pipeline, plan: Plan, budget: Budget) -> dict:
 
 
 def stream(
-    pipeline: Pipeline, plan: Plan, budget: Budget, *, include_usage: bool, heartbeat: float
+    pipeline: Pipeline,
+    plan: Plan,
+    budget: Budget,
+    *,
+    include_usage: bool,
+    heartbeat: float,
+    follow_up: dict | None = None,
 ) -> Iterator[str]:
     """SSE frames: role, each stage's lines as they are ready, keep-alives while waiting,
     then finish (or an in-band error), optional usage, and [DONE].
@@ -174,14 +189,14 @@ def stream(
     its socket shows it closed); the generation then stops before its next paid step."""
     # Started now, in the request's context (its id goes along), not at the first frame.
     events = pipeline.run_in_background(plan, budget)
-    return _frames(plan, events, budget, include_usage, heartbeat)
+    return _frames(Reply(plan, follow_up), events, budget, include_usage, heartbeat)
 
 
 def _frames(
-    plan: Plan, events: queue.Queue, budget: Budget, include_usage: bool, heartbeat: float
+    reply: Reply, events: queue.Queue, budget: Budget, include_usage: bool, heartbeat: float
 ) -> Iterator[str]:
+    plan = reply.plan
     cid, model = wire.completion_id(), plan.model.id
-    reply = Reply(plan)
     finished = False
     try:
         yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))

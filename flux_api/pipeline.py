@@ -51,6 +51,8 @@ class Plan:
     images: tuple[bytes, ...] = ()
     mask: bytes | None = None
     output_format: str | None = None  # "png", "jpeg", "webp": what the client asked to get
+    # Who already wrote `prompt` (the optimizer, judging a follow-up): it is used as it is.
+    prompt_source: str | None = None
 
     @property
     def aspect_ratio(self) -> str:
@@ -214,6 +216,8 @@ class Pipeline:
             events.put(exc)
 
     def choose_prompt(self, plan: Plan, budget: Budget) -> PromptChoice:
+        if plan.prompt_source is not None:
+            return PromptChoice(plan.prompt, plan.prompt_source)
         if self.optimizer is None:
             return PromptChoice(plan.prompt, ORIGINAL_PROMPT)
         budget.check("before the prompt optimizer")

@@ -77,6 +77,7 @@ class Settings:
     upstream_retry_backoff: float = 0.5
     images_max_n: int = 4
     skip_task_prompts: bool = True
+    chat_followup_edits: bool = True  # "make it blue" edits the chat's previous image
     max_body_kb: int = 64
     max_upload_mb: int = 20  # multipart bodies of /v1/images/edits and /variations
     rate_limit: RateLimit | None = None
@@ -229,6 +230,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upstream_retry_backoff=number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
         images_max_n=number(env, "IMAGES_MAX_N", 4),
         skip_task_prompts=flag(env, "SKIP_TASK_PROMPTS", True),
+        chat_followup_edits=flag(env, "CHAT_FOLLOWUP_EDITS", True),
         max_body_kb=number(env, "MAX_BODY_KB", 64),
         max_upload_mb=number(env, "MAX_UPLOAD_MB", 20),
         rate_limit=_rate_limit(env, "RATE_LIMIT"),
