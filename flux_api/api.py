@@ -130,7 +130,9 @@ def chat_completions():
     include_usage = request_.include_usage
     text = background.note(request_.messages)  # the client has made the image itself
     if text is None and settings.skip_task_prompts:
-        text = background.answer(request_.messages, request_.response_format)
+        text = background.answer(
+            request_.messages, request_.response_format, pipeline.optimizer
+        )
     if text is not None:
         model = pipeline.resolve_model(request_.model).id
         g.model = text.kind

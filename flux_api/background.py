@@ -9,13 +9,17 @@ both are read from the conversation as the client wrote it down in its request.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from . import client_prompts, tasks
 from .conversation import short_title
+from .optimizer import OptimizerError
 from .sizes import parse_ratio
 
+log = logging.getLogger(__name__)
 _MAX_PROMPTS = 8  # in a summary
 _PROMPT_CHARS = 120  # of each prompt in a summary
 _TITLE_WORDS = 5
@@ -49,8 +53,10 @@ def note(messages: list) -> TextAnswer | None:
     return _open_webui_note(_role_texts(messages))
 
 
-def answer(messages: list, response_format: object = None) -> TextAnswer | None:
-    """The answer to a client's background prompt, or None for an image request."""
+def answer(messages: list, response_format: object = None, optimizer=None) -> TextAnswer | None:
+    """The answer to a client's background prompt, or None for an image request. With the
+    prompt optimizer on, its LLM writes titles and summaries; without it, or when it fails,
+    they are made from the prompts themselves."""
     said = _role_texts(messages)
     last_user = next((text for role, text in reversed(said) if role == "user"), None)
     if last_user is not None and said[-1][0] == "user" and tasks.is_task_prompt(last_user):
@@ -60,7 +66,8 @@ def answer(messages: list, response_format: object = None) -> TextAnswer | None:
         return None
     prompts = _person_prompts(said, match)
     instruction = said[match.index][1]
-    reply = _reply(match.prompt.kind, prompts, instruction, response_format)
+    words = _Words(prompts, optimizer if match.prompt.kind in ("title", "summary") else None)
+    reply = _reply(match.prompt.kind, words, instruction, response_format)
     return TextAnswer(reply, match.prompt.kind)
 
 
@@ -170,17 +177,43 @@ def summary_of(prompts: list[str]) -> str:
     return f"Images made in this chat from the prompts: {listed}."
 
 
-def _reply(kind: str, prompts: list[str], instruction: str, response_format) -> str:
-    title, summary = title_of(prompts), summary_of(prompts)
+class _Words:
+    """A chat's title and summary, written when first needed: by the optimizer's LLM when it is
+    on (one call each at most), else from the prompts."""
+
+    def __init__(self, prompts: list[str], optimizer):
+        self.prompts, self.optimizer = prompts, optimizer
+
+    @cached_property
+    def title(self) -> str:
+        return self._written("title") or title_of(self.prompts)
+
+    @cached_property
+    def summary(self) -> str:
+        return self._written("summary") or summary_of(self.prompts)
+
+    def _written(self, kind: str) -> str | None:
+        if self.optimizer is None or not self.prompts:
+            return None
+        try:
+            return self.optimizer.describe(kind, self.prompts)
+        except OptimizerError as exc:
+            log.warning(
+                "optimizer could not write a chat %s (%s); made from the prompts", kind, exc
+            )
+            return None
+
+
+def _reply(kind: str, words: _Words, instruction: str, response_format) -> str:
     schema = _json_schema(response_format)
     if schema is not None:
-        return json.dumps(_filled(schema, title, summary), ensure_ascii=False)
+        return json.dumps(_filled(schema, words), ensure_ascii=False)
     if kind == "title":  # plain text, unless the instruction asks for JSON (LobeChat may)
         if "JSON" in instruction[:2000]:
-            return json.dumps({"title": title}, ensure_ascii=False)
-        return title
+            return json.dumps({"title": words.title}, ensure_ascii=False)
+        return words.title
     if kind == "summary":
-        return summary
+        return words.summary
     if kind == "search":  # ChatBox's routing: go on with the person's message, no search
         return json.dumps({"action": "proceed"})
     if kind == "tools":  # Open WebUI's function calling: no tool, go on with the message
@@ -201,12 +234,17 @@ def _json_schema(response_format: object) -> dict | None:
     return schema if isinstance(schema, dict) else {}
 
 
-def _filled(schema: dict, title: str, summary: str) -> dict:
+def _filled(schema: dict, words: _Words) -> dict:
     """An object with each property the schema names: what it can be from this chat."""
-    values = {"title": title, "summary": summary, "description": summary, "language": "English"}
+    values = {
+        "title": lambda: words.title,
+        "summary": lambda: words.summary,
+        "description": lambda: words.summary,
+        "language": lambda: "English",
+    }
     properties = schema.get("properties")
     out = {}
     for name, spec in properties.items() if isinstance(properties, dict) else []:
         kind = spec.get("type") if isinstance(spec, dict) else None
-        out[name] = values.get(name, [] if kind == "array" else "")
-    return out or {"title": title}
+        out[name] = values[name]() if name in values else ([] if kind == "array" else "")
+    return out or {"title": words.title}

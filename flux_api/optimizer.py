@@ -39,6 +39,18 @@ language the message is in: natural sentences describing the subject, the scene,
 lighting and the mood.
 Answer with one JSON object and nothing else: {"edit": true or false, "prompt": "..."}"""
 
+# Chat clients ask the chat model to name a chat and to sum it up; with the optimizer on, it
+# writes both from the chat's image prompts (background.py), in the prompts' own language.
+DESCRIBE_SYSTEM_MESSAGES = {
+    "title": "You name chats in which a person asked an image generator for pictures. Given "
+    "their prompts, answer with a title of at most five words, in the prompts' language: no "
+    "quotes, no punctuation, no emoji, nothing else.",
+    "summary": "A person asked an image generator for pictures with the prompts below, in "
+    "order. Answer with one sentence, in the prompts' language, saying which pictures were "
+    "made. Nothing else.",
+}
+_DESCRIBE_LIMIT = 300  # characters of a title or summary
+
 _LABEL = re.compile(
     r"^\s*(?:\*\*)?\s*(?:(?:optimi[sz]ed|final|image|flux)\s+)?prompt\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?",
     re.I,
@@ -128,6 +140,15 @@ class OptimizerClient:
         if not cleaned:
             raise OptimizerError("gave an empty prompt")
         return cleaned
+
+    def describe(self, kind: str, prompts: list[str]) -> str:
+        """A chat's title or summary ("title", "summary") written from its image prompts."""
+        listed = "\n".join(f"- {prompt[:300]}" for prompt in prompts[-8:])
+        content = self._complete(DESCRIBE_SYSTEM_MESSAGES[kind], f"Prompts:\n{listed}")
+        text = " ".join(content.split()).strip("\"'“”")[:_DESCRIBE_LIMIT]
+        if not text:
+            raise OptimizerError(f"gave an empty {kind}")
+        return text
 
     def follow_up(self, earlier_prompt: str, message: str, limit: int) -> tuple[bool, str]:
         """Whether `message` asks to edit the earlier image made from `earlier_prompt`, and the

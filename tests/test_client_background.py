@@ -187,3 +187,35 @@ def test_client_prompts_are_generated_when_skipping_is_off(start_service, fake_a
     topic = next(p for p in all_prompts() if p.client == "NextChat" and p.kind == "title")
     ask(service, request_for(topic))
     assert len(fake_ai.calls) == 1
+
+
+def test_with_the_optimizer_its_llm_writes_the_title(
+    start_service, fake_ai, fake_optimizer, optimizer_env
+):
+    service = start_service(**optimizer_env)
+    fake_optimizer.answer = "Fox In Snow"
+    topic = next(p for p in all_prompts() if p.client == "NextChat" and p.kind == "title")
+    assert ask(service, request_for(topic)) == "Fox In Snow"
+    (call,) = fake_optimizer.calls
+    sent = call["body"]["messages"][-1]["content"]
+    assert "a red fox sleeping in deep snow" in sent and SECOND in sent
+    assert fake_ai.calls == []
+
+
+def test_with_the_optimizer_its_llm_writes_the_summary(
+    start_service, fake_ai, fake_optimizer, optimizer_env
+):
+    service = start_service(**optimizer_env)
+    fake_optimizer.answer = "A fox in snow, then a lighthouse at dawn."
+    summary = next(p for p in all_prompts() if p.client == "NextChat" and p.kind == "summary")
+    assert ask(service, request_for(summary), stream=True) == fake_optimizer.answer
+    assert fake_ai.calls == []
+
+
+def test_an_optimizer_that_fails_still_gets_a_title_from_the_prompts(
+    start_service, fake_ai, fake_optimizer, optimizer_env
+):
+    service = start_service(**optimizer_env)
+    fake_optimizer.mode = "error"
+    topic = next(p for p in all_prompts() if p.client == "NextChat" and p.kind == "title")
+    assert ask(service, request_for(topic)) == "a red fox sleeping"
