@@ -27,11 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.memory import peak_rss_mib  # noqa: E402
-from bench.run import fake_upstream, process_group  # noqa: E402
+from bench.run import API_KEY, app_env, fake_upstream, process_group  # noqa: E402
 from tests.conftest import Gunicorn  # noqa: E402
-from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN  # noqa: E402
 
-API_KEY = "sk-bench-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
@@ -76,14 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="flux-bench-hostile-") as tmp:
         workdir = Path(tmp)
         with fake_upstream(workdir, SimpleNamespace(latency=0.0, jitter=0.0)) as fake:
-            env = {
-                "API_KEY": API_KEY,
-                "CF_ACCOUNT_ID": ACCOUNT_ID,
-                "CF_API_TOKEN": TOKEN,
-                "CF_API_BASE": f"{fake.url}/client/v4/accounts/{{account_id}}/ai/run",
-                "DATA_DIR": str(workdir / "data"),
-                "MAX_UPLOAD_MB": "20",
-            }
+            env = app_env(fake.url, workdir / "data", MAX_UPLOAD_MB="20")
             app = Gunicorn(env, workdir, workers=1).start()
             try:
                 run(app, args)

@@ -202,13 +202,7 @@ def run_all(workdir: Path, args) -> tuple[dict, float, dict]:
             results["ideal"] = measured(ideal, url, args, chat_body("a lighthouse at dawn"))
         finally:
             ideal.stop()
-        env = {
-            "API_KEY": API_KEY,
-            "CF_ACCOUNT_ID": ACCOUNT_ID,
-            "CF_API_TOKEN": TOKEN,
-            "CF_API_BASE": f"{upstream.url}/client/v4/accounts/{{account_id}}/ai/run",
-            "DATA_DIR": str(workdir / "data"),
-        }
+        env = app_env(upstream.url, workdir / "data")
         app = Gunicorn(env, workdir, workers=_workers()).start()
         try:
             url = f"{app.url}/v1/chat/completions"
@@ -255,6 +249,18 @@ def crop_kind(app: Gunicorn, url: str) -> str:
 
 
 @contextmanager
+def app_env(upstream_url: str, data_dir: Path, **extra: str) -> dict:
+    """The service's settings for a bench run against the fake upstream at `upstream_url`."""
+    return {
+        "API_KEY": API_KEY,
+        "CF_ACCOUNT_ID": ACCOUNT_ID,
+        "CF_API_TOKEN": TOKEN,
+        "CF_API_BASE": f"{upstream_url}/client/v4/accounts/{{account_id}}/ai/run",
+        "DATA_DIR": str(data_dir),
+        **extra,
+    }
+
+
 def fake_upstream(workdir: Path, args):
     """The fake Workers AI in a gunicorn process of its own: keep-alive like Cloudflare, and its
     CPU apart from the app's process group."""
