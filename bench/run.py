@@ -248,7 +248,6 @@ def crop_kind(app: Gunicorn, url: str) -> str:
     return "lossless crop" if lossless else "decode + re-encode"
 
 
-@contextmanager
 def app_env(upstream_url: str, data_dir: Path, **extra: str) -> dict:
     """The service's settings for a bench run against the fake upstream at `upstream_url`."""
     return {
@@ -261,6 +260,7 @@ def app_env(upstream_url: str, data_dir: Path, **extra: str) -> dict:
     }
 
 
+@contextmanager
 def fake_upstream(workdir: Path, args):
     """The fake Workers AI in a gunicorn process of its own: keep-alive like Cloudflare, and its
     CPU apart from the app's process group."""
