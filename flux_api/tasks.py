@@ -1,5 +1,12 @@
 r"""Open WebUI's background tasks: titles, tags, follow-ups… sent to the chat model itself.
 
+Checked again against the 0.12.4 release (its PyPI package: open_webui/config.py's DEFAULT_*
+templates, utils/task.py, utils/middleware.py) and its requests captured on the wire
+(tests/fixtures/open-webui-0.12.4/): each template is known by its first line after the marker
+(KNOWN_STATEMENTS); words on that line are the fallback for custom templates only. Its retrieval
+template ("Respond to the user query using the provided context") starts with the marker too, but
+wraps a person's message: it is no task (conversation.py reads it).
+
 Generating an image for them would waste quota and put stray pictures in the chat, so they get a
 short answer, without any upstream call, in the JSON shape Open WebUI parses from it.
 
