@@ -128,7 +128,8 @@ def chat_completions():
         raise RequestEntityTooLarge()  # …but text alone keeps to MAX_BODY_KB
     pipeline, settings = services().pipeline, services().settings
     include_usage = request_.include_usage
-    text = background.note(request_.messages)  # the client has made the image itself
+    # The client has made the image itself (Open WebUI's legacy mode):
+    text = background.note(request_.messages, settings.chat_followup_edits)
     if text is None and settings.skip_task_prompts:
         text = background.answer(
             request_.messages, request_.response_format, pipeline.optimizer

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from . import client_prompts, tasks
+from . import client_prompts, followups, tasks
 from .conversation import short_title
 from .optimizer import OptimizerError
 from .sizes import parse_ratio
@@ -33,11 +33,17 @@ _OPEN_WEBUI_NOTES = (
     ("<context>Image generation was attempted but failed", "failed"),
     ("<context>Image generation was requested but the feature is currently disabled", "off"),
 )
+# What Open WebUI does next in this mode: with its Image button on, it edits the image it keeps
+# with the next message, whatever it says; with the button off, it sends no image along.
 _NOTE_REPLIES = {
-    "created": "Here is your image. Describe another, or say how to change this one.",
-    "edited": "Here is the edited image. Say what else to change, or describe a new picture.",
+    "created": "Here is your image. With the Image button on, your next message edits it; for "
+    "an unrelated picture, start a new chat.",
+    "edited": "Here is the edited image. With the Image button on, your next message edits it "
+    "again; for an unrelated picture, start a new chat.",
     "failed": "The image could not be made: {error}",
     "off": "Image generation is turned off in Open WebUI's settings, so no image was made.",
+    "button_off": "Open WebUI keeps that image itself, so it cannot be changed from here: turn "
+    "the Image button on and say again how to change it. No image was made.",
 }
 _FAILED_ERROR = re.compile(r"error occurred: (.*?)</context>", re.S)
 
@@ -48,9 +54,26 @@ class TextAnswer:
     kind: str  # for the access log: "task", "title", "summary", "note"…
 
 
-def note(messages: list) -> TextAnswer | None:
-    """The answer to Open WebUI's note that it has made (or failed to make) the image itself."""
-    return _open_webui_note(_role_texts(messages))
+def note(messages: list, follow_ups: bool = True) -> TextAnswer | None:
+    """The answer to Open WebUI's note that it has made (or failed to make) the image itself;
+    and, with `follow_ups`, to a change asked of such an image with the Image button off."""
+    said = _role_texts(messages)
+    found = _open_webui_note(said)
+    if found is not None or not follow_ups:
+        return found
+    return _change_of_open_webui_image(messages, said)
+
+
+def _change_of_open_webui_image(messages: list, said: list[tuple[str, str]]):
+    """In legacy mode Open WebUI keeps the images it made and sends none of them along: a
+    change asked of one ("make it green") would otherwise be a new, billed, unrelated image."""
+    if not said or said[-1][0] != "user" or not followups.asks_for_change(said[-1][1]):
+        return None
+    answers = [text.strip() for role, text in said[:-1] if role == "assistant"]
+    made_by_it = (_NOTE_REPLIES["created"], _NOTE_REPLIES["edited"])
+    if not answers or answers[-1] not in made_by_it or followups.earlier_image(messages):
+        return None
+    return TextAnswer(_NOTE_REPLIES["button_off"], "note")
 
 
 def answer(messages: list, response_format: object = None, optimizer=None) -> TextAnswer | None:

@@ -135,7 +135,8 @@ class Reply:
     def start(self) -> list[str]:
         lines = [f"🎨 Original Prompt: {self.plan.original_prompt}\n"]
         if self.follow_up and self.follow_up["kind"] == "edit":
-            lines.append(f"✏️ Editing the previous image: {self.follow_up['edited_image']}\n")
+            edited, model = self.follow_up["edited_image"], self.plan.model.short_name
+            lines.append(f"✏️ Editing [the previous image]({edited}) with {model}\n")
         elif self.follow_up:
             lines.append("🆕 The previous image has expired, so this is a new image.\n")
         if self.plan.images:

@@ -50,14 +50,14 @@ def test_open_webui_follow_ups_edit_the_barn(service, fake_ai):
         (call,) = fake_ai.calls
         assert call["model"] == EDIT_MODEL and len(call["references"]) == 1
         assert call["fields"]["prompt"] == "make it blue"
-        assert "Editing the previous image: http" in content
+        assert "✏️ Editing [the previous image](http" in content and EDIT_MODEL[-14:] in content
 
 
 def test_a_follow_up_says_which_image_it_edits(service, fake_ai):
     content, url = first_reply(service)
     reply, facts = ask(service, open_webui_history(content, "make the sky purple"))
     assert facts["follow_up"] == {"kind": "edit", "edited_image": url}
-    assert f"✏️ Editing the previous image: {url}" in reply
+    assert f"✏️ Editing [the previous image]({url}) with flux-2-klein-4b" in reply
     assert len(fake_ai.calls) == 2 and len(fake_ai.calls[1]["references"]) == 1
 
 
@@ -153,3 +153,27 @@ def test_an_optimizer_that_fails_leaves_the_decision_to_the_cues(
     fake_optimizer.mode = "error"
     _, facts = ask(service, open_webui_history(content, "make it blue"))
     assert facts["follow_up"]["kind"] == "edit"
+
+
+def legacy_chat(follow_up: str) -> list:
+    """Open WebUI in legacy mode made the image itself and keeps it: the history has only the
+    text of its notes' answers (as captured through a proxy by the real Open WebUI)."""
+    from flux_api.background import _NOTE_REPLIES
+
+    return [
+        {"role": "user", "content": "a blue boat on a lake"},
+        {"role": "assistant", "content": _NOTE_REPLIES["created"]},
+        {"role": "user", "content": follow_up},
+    ]
+
+
+def test_a_change_of_an_image_open_webui_keeps_is_not_a_new_billed_image(service, fake_ai):
+    response = service.post("/v1/chat/completions", {"messages": legacy_chat("make it green")})
+    assert response.status_code == 200
+    assert "turn the Image button on" in response.json()["choices"][0]["message"]["content"]
+    assert fake_ai.calls == []
+
+
+def test_a_new_picture_after_open_webui_made_one_is_made(service, fake_ai):
+    reply, facts = ask(service, legacy_chat("a cat sleeping on a sofa"))
+    assert len(fake_ai.calls) == 1 and "image_url" in facts
