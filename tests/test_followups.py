@@ -109,6 +109,23 @@ CHANGES = [
     "in anime style",
     "black and white",
     "要更多的云",
+    # the reviewer's misses
+    "i want the sky purple",
+    # more of our own, so the rule is not fitted to the examples above
+    "i'd like the dress red",
+    "i want the background darker",
+    "now the dog should be sleeping",
+    "what about at night",
+    "how about with snow",
+    "plus a red scarf",
+    "too many clouds",
+    "no cars, no people",
+    "no people, brighter",
+    "redo the picture in watercolor",
+    "the picture needs more contrast",
+    "can you make a version of it with a hat",
+    "背景再模糊一点",
+    "把猫去掉",
 ]
 
 NEW_PICTURES = [
@@ -175,6 +192,33 @@ NEW_PICTURES = [
     "black and white photo of a cat",
     "in the style of monet, a garden at dawn",
     "the old man and the sea",
+    # the reviewer's false positives: each billed an edit nobody asked for
+    "A man who needs to wear a mask",
+    "a knight who should be brave, in armor",
+    "keep calm poster",
+    "use case diagram",
+    "move-in day for a family",
+    "put a spell on you, witch in a forest",
+    "too many cooks in a kitchen",
+    "plus size model on runway",
+    "no humans, just a forest",
+    "the picture shows a knight on a horse",
+    "now a cat sleeping on a sofa",
+    "what about a dog",  # a new subject: lean to a new image
+    "try again",  # an edit would return the same picture, billed; a new one is a new attempt
+    # more of our own, so the rule is not fitted to the examples above
+    "a chibi version of batman",
+    "make-up artist at work backstage",
+    "take-out box on a kitchen table",
+    "a woman who has to wear glasses, reading in a library",
+    "a robot that must look human, walking through tokyo",
+    "now a lighthouse on a cliff at sunset",
+    "a man looking at the picture on the wall",
+    "a photo of that famous bridge in san francisco",
+    "no humans, scenery, forest, river",
+    "加菲猫在沙发上睡觉",
+    "调皮的小猫在玩毛线",
+    "变形金刚在城市里战斗",
 ]
 
 
