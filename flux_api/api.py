@@ -17,6 +17,7 @@ from .image_files import STORE_FAILED, image_headers
 from .requests_in import (
     allow_uploads,
     json_body,
+    may_spend,
     public_base_url,
     request_budget,
     services,
@@ -122,31 +123,25 @@ def get_model(model_id: str):
 def chat_completions():
     allow_uploads()  # a message may carry images, as data URLs…
     body = json_body()
-    request_ = chat.parse_request(body)
-    if not request_.image_urls and g.body_size > services().settings.max_body_kb * 1024:
+    if not chat.carries_images(body) and g.body_size > services().settings.max_body_kb * 1024:
         text_body_limit()
         raise RequestEntityTooLarge()  # …but text alone keeps to MAX_BODY_KB
+    request_ = chat.parse_request(body)
     pipeline, settings = services().pipeline, services().settings
-    include_usage = request_.include_usage
-    # The client has made the image itself (Open WebUI's legacy mode):
-    text = background.note(request_.messages, settings.chat_followup_edits)
-    if text is None and settings.skip_task_prompts:
-        text = background.answer(
-            request_.messages, request_.response_format, pipeline.optimizer
-        )
+    text = _text_answer(request_, pipeline, settings)
     if text is not None:
-        model = pipeline.resolve_model(request_.model).id
-        g.model = text.kind
-        prompt = request_.prompt or ""
-        if request_.stream:
-            return event_stream(
-                chat.stream_text(model, prompt, text.text, include_usage=include_usage)
-            )
-        return jsonify(chat.text_completion(model, prompt, text.text))
-    prompt = chat.require_prompt(request_)
+        return text
+    chat.require_prompt(request_)
     budget = request_budget()
+
+    def before_optimizer() -> None:  # it is paid too: counted, and only if an image can follow
+        spend(1)
+        pipeline.check_upstream()
+
     memory = services().image_memory
-    chosen = chat_edits.plan_chat(request_, pipeline, public_base_url(), memory, budget)
+    chosen = chat_edits.plan_chat(
+        request_, pipeline, public_base_url(), memory, budget, before_optimizer
+    )
     plan = chosen.plan
     g.model = plan.model.short_name
     spend(1)
@@ -158,11 +153,35 @@ def chat_completions():
             pipeline,
             plan,
             budget,
-            include_usage=include_usage,
+            include_usage=request_.include_usage,
             heartbeat=settings.stream_heartbeat,
             follow_up=chosen.follow_up,
         )
     )
+
+
+def _text_answer(request_, pipeline, settings) -> Response | None:
+    """The answer to a chat request that asks for no image (background.py), or None."""
+    # The client has made the image itself (Open WebUI's legacy mode):
+    text = background.note(request_.messages, settings.chat_followup_edits)
+    if text is None and settings.skip_task_prompts:
+        # With the optimizer on, its LLM writes titles and summaries: a paid call, counted
+        # against RATE_LIMIT; over it, they are made from the prompts for free.
+        text = background.answer(
+            request_.messages,
+            request_.response_format,
+            pipeline.optimizer,
+            allow_optimizer=lambda: may_spend(1),
+        )
+    if text is None:
+        return None
+    model = pipeline.resolve_model(request_.model).id
+    g.model = text.kind
+    prompt = request_.prompt or ""
+    if request_.stream:
+        usage = request_.include_usage
+        return event_stream(chat.stream_text(model, prompt, text.text, include_usage=usage))
+    return jsonify(chat.text_completion(model, prompt, text.text))
 
 
 def event_stream(frames) -> Response:

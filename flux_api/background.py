@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from . import client_prompts, followups, tasks
-from .conversation import short_title
+from .conversation import short_title, tagged, without
 from .optimizer import OptimizerError
 from .sizes import parse_ratio
 
@@ -45,7 +45,7 @@ _NOTE_REPLIES = {
     "button_off": "Open WebUI keeps that image itself, so it cannot be changed from here: turn "
     "the Image button on and say again how to change it. No image was made.",
 }
-_FAILED_ERROR = re.compile(r"error occurred: (.*?)</context>", re.S)
+_FAILED_ERROR = "error occurred: "
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,9 @@ def _change_of_open_webui_image(messages: list, said: list[tuple[str, str]]):
     return TextAnswer(_NOTE_REPLIES["button_off"], "note")
 
 
-def answer(messages: list, response_format: object = None, optimizer=None) -> TextAnswer | None:
+def answer(
+    messages: list, response_format: object = None, optimizer=None, allow_optimizer=lambda: True
+) -> TextAnswer | None:
     """The answer to a client's background prompt, or None for an image request. With the
     prompt optimizer on, its LLM writes titles and summaries; without it, or when it fails,
     they are made from the prompts themselves."""
@@ -89,7 +91,8 @@ def answer(messages: list, response_format: object = None, optimizer=None) -> Te
         return None
     prompts = _person_prompts(said, match)
     instruction = said[match.index][1]
-    words = _Words(prompts, optimizer if match.prompt.kind in ("title", "summary") else None)
+    writer = optimizer if match.prompt.kind in ("title", "summary") else None
+    words = _Words(prompts, writer, allow_optimizer)
     reply = _reply(match.prompt.kind, words, instruction, response_format)
     return TextAnswer(reply, match.prompt.kind)
 
@@ -120,10 +123,18 @@ def _open_webui_note(said: list[tuple[str, str]]) -> TextAnswer | None:
             if start in text:
                 reply = _NOTE_REPLIES[kind]
                 if kind == "failed":
-                    error = _FAILED_ERROR.search(text)
-                    reply = reply.format(error=(error[1].strip() if error else "unknown error"))
+                    reply = reply.format(error=_failure(text))
                 return TextAnswer(reply, "note")
     return None
+
+
+def _failure(note: str) -> str:
+    """The error Open WebUI's failure note passes on, cut short."""
+    start = note.find(_FAILED_ERROR)
+    end = note.find("</context>", start)
+    if start == -1 or end == -1:
+        return "unknown error"
+    return " ".join(note[start + len(_FAILED_ERROR) : end].split())[:500] or "unknown error"
 
 
 # ---- the person's prompts, as each client writes the conversation down --------------------
@@ -140,7 +151,7 @@ def _person_prompts(said: list[tuple[str, str]], match: client_prompts.Match) ->
         ]
     elif style == "tagged":  # LobeChat: <user>…</user>
         body = _last_user(said)[:_SCANNED_CHARS]
-        found = re.findall(r"<user>\s*(.*?)\s*</user>", body, re.S)
+        found = tagged(body, "user")
         if not found:  # its older form: "user: …" lines
             found = re.findall(r"^user: (.+)$", body, re.M)
     elif style == "labelled":  # LibreChat: "User: …" lines, in the instruction or a system message
@@ -161,7 +172,7 @@ def _last_user(said: list[tuple[str, str]]) -> str:
 def _json_user_texts(text: str) -> list[str]:
     try:
         items = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested absurdly deep
         return []
     if not isinstance(items, list):
         return []
@@ -177,7 +188,7 @@ def _json_user_texts(text: str) -> list[str]:
 def _clean(text: str) -> str:
     """A prompt as a title or summary shows it: one line, no ratio, no markdown image."""
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text[:2000])
-    text = re.sub(r"<attached_files>.*?</attached_files>", " ", text, flags=re.S)
+    text = without(text, "<attached_files>", "</attached_files>")
     prompt, _ = parse_ratio(" ".join(text.split()))
     return prompt
 
@@ -204,8 +215,8 @@ class _Words:
     """A chat's title and summary, written when first needed: by the optimizer's LLM when it is
     on (one call each at most), else from the prompts."""
 
-    def __init__(self, prompts: list[str], optimizer):
-        self.prompts, self.optimizer = prompts, optimizer
+    def __init__(self, prompts: list[str], optimizer, allowed):
+        self.prompts, self.optimizer, self.allowed = prompts, optimizer, allowed
 
     @cached_property
     def title(self) -> str:
@@ -216,7 +227,7 @@ class _Words:
         return self._written("summary") or summary_of(self.prompts)
 
     def _written(self, kind: str) -> str | None:
-        if self.optimizer is None or not self.prompts:
+        if self.optimizer is None or not self.prompts or not self.allowed():
             return None
         try:
             return self.optimizer.describe(kind, self.prompts)

@@ -52,6 +52,17 @@ def parse_request(body: dict) -> ChatRequest:
     )
 
 
+def carries_images(body: dict) -> bool:
+    """Whether the last user message has `image_url` parts (then its body may be larger), read
+    before anything else of the message is."""
+    messages = body.get("messages")
+    last = _last_user_message(messages) if isinstance(messages, list) else None
+    content = last.get("content") if last else None
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "image_url" for part in content
+    )
+
+
 def require_prompt(request: ChatRequest) -> str:
     """The person's words, or the 400 for a chat without a user message."""
     if request.prompt is None:

@@ -28,53 +28,61 @@ class ChatPlan:
     follow_up: dict | None = None  # facts for the reply: which earlier image, and what was done
 
 
-def plan_chat(request, pipeline: Pipeline, base_url: str, memory: ImageMemory, budget: Budget):
-    """The plan for a chat request (chat.ChatRequest) that asks for an image."""
+def plan_chat(
+    request,
+    pipeline: Pipeline,
+    base_url: str,
+    memory: ImageMemory,
+    budget: Budget,
+    before_optimizer=lambda: None,
+) -> ChatPlan:
+    """The plan for a chat request (chat.ChatRequest) that asks for an image.
+    `before_optimizer` runs before the optimizer is asked to judge a follow-up (a paid call:
+    the view counts it against RATE_LIMIT there)."""
     settings, store = pipeline.settings, pipeline.store
     if request.image_urls:  # images in the message: an edit of them
         edit = edits.from_chat(request.prompt, request.image_urls, request.model, store, settings)
         return ChatPlan(edits.plan_edit(pipeline, edit, base_url, memory, budget))
     earlier = None
-    if settings.chat_followup_edits:
+    if settings.chat_followup_edits and settings.default_edit_model is not None:
         earlier = followups.earlier_image(list(request.messages))
-    if earlier is not None:
-        follow_up = _follow_up(request, pipeline, earlier)
-        if follow_up is not None:
-            return _edit_of_earlier(request, pipeline, base_url, memory, budget, *follow_up)
     plan = pipeline.plan(request.prompt, request.model, base_url, context=request.attached)
-    return ChatPlan(plan)
+    if earlier is None:
+        return ChatPlan(plan)
+    opened = store.open(earlier.key)
+    if opened is None:  # expired (or deleted): a new image, if the message asked for a change
+        if not followups.asks_for_change(request.prompt):
+            return ChatPlan(plan)
+        return ChatPlan(plan, {"kind": "new", "earlier_image": earlier.url, "expired": True})
+    opened.file.close()
+    is_edit, prompt, source = _judged(request, pipeline, earlier, plan, before_optimizer)
+    if not is_edit:
+        return ChatPlan(replace(plan, prompt=prompt, prompt_source=source) if source else plan)
+    edit = edits.from_chat(prompt, (f"/image/{earlier.key}",), request.model, store, settings)
+    edited = edits.plan_edit(pipeline, edit, base_url, memory, budget)
+    if source:  # the optimizer wrote the edit: it is not rewritten, and the person's words show
+        edited = replace(edited, original_prompt=request.prompt, prompt_source=source)
+    return ChatPlan(edited, {"kind": "edit", "edited_image": earlier.url})
 
 
-def _follow_up(request, pipeline: Pipeline, earlier: followups.EarlierImage):
-    """(the earlier image, the edit's prompt) when the message asks to change it, else None.
-    The optimizer decides when it is on; the documented cues when it is off, or fails."""
-    prompt = request.prompt
+def _judged(request, pipeline: Pipeline, earlier, plan: Plan, before_optimizer):
+    """(is it an edit of the earlier image, the prompt to use, who wrote it or None). The
+    optimizer decides when it is on; the documented cues when it is off, or fails."""
     optimizer = pipeline.optimizer
     if optimizer is not None:
-        model = pipeline.resolve_model(request.model)
+        before_optimizer()
         try:
             is_edit, written = optimizer.follow_up(
-                _earlier_prompt(request.messages, earlier.key), prompt, model.prompt_limit
+                _earlier_prompt(request.messages, earlier.key),
+                request.prompt,
+                plan.model.prompt_limit,
             )
         except OptimizerError as exc:
             log.warning("optimizer could not judge a follow-up (%s); using the cues", exc)
         else:
-            return (earlier, written) if is_edit and written.strip() else None
-    return (earlier, prompt) if followups.asks_for_change(prompt) else None
-
-
-def _edit_of_earlier(request, pipeline, base_url, memory, budget, earlier, prompt) -> ChatPlan:
-    own_url = f"/image/{earlier.key}"
-    opened = pipeline.store.open(earlier.key)
-    if opened is None:  # expired (or deleted): a new image, and the reply says so
-        plan = pipeline.plan(request.prompt, request.model, base_url, context=request.attached)
-        return ChatPlan(plan, {"kind": "new", "earlier_image": earlier.url, "expired": True})
-    opened.file.close()
-    edit = edits.from_chat(prompt, (own_url,), request.model, pipeline.store, pipeline.settings)
-    plan = edits.plan_edit(pipeline, edit, base_url, memory, budget)
-    if pipeline.optimizer is not None and prompt != request.prompt:  # the optimizer wrote it
-        plan = replace(plan, original_prompt=request.prompt, prompt_source=pipeline.optimizer.model)
-    return ChatPlan(plan, {"kind": "edit", "edited_image": earlier.url})
+            if written.strip():
+                return is_edit, written, optimizer.model
+    return followups.asks_for_change(request.prompt), request.prompt, None
 
 
 def _earlier_prompt(messages, key: str) -> str:
@@ -82,7 +90,11 @@ def _earlier_prompt(messages, key: str) -> str:
     for message in reversed(messages):
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = " ".join(
+                part["text"]
+                for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
         if isinstance(content, str) and key in content[-100_000:]:
             found = _PROMPT_USED.search(content[-100_000:])
             return found[1].strip() if found else ""

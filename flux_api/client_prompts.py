@@ -59,11 +59,11 @@ def find(messages: list[tuple[str, str]]) -> Match | None:
     if not messages:
         return None
     last = len(messages) - 1
-    starts = {
-        index: normalised(text)
-        for index, (role, text) in enumerate(messages)
-        if role == "system" or index == last
-    }
+    systems = [index for index, (role, _) in enumerate(messages) if role == "system"]
+    # The clients put their instruction first, last, or in the first or last system message:
+    # looking nowhere else bounds the work whatever the number of messages.
+    places = {0, last, *systems[:1], *systems[-1:]}
+    starts = {index: normalised(messages[index][1]) for index in places}
     for prompt in all_prompts():
         candidates = [last] if prompt.where == "last" else list(starts)
         for index in candidates:

@@ -123,7 +123,11 @@ def deliver(
     pipeline.admit(plan, n, keep=not as_base64)
     # Models that make 1024x1024 whatever is asked hold that much before a crop.
     largest = max(plan.size, (1024, 1024), key=lambda size: size[0] * size[1])
-    reservation = memory.reserve(image_bytes(largest, n), budget)
+    try:
+        reservation = memory.reserve(image_bytes(largest, n), budget)
+    except BaseException:  # gave up waiting for memory: the store's room goes back too
+        pipeline.store.release()
+        raise
     try:
         plan = replace(plan, output_format=fmt) if fmt else plan
         choice, generated = pipeline.run(plan, n, keep=not as_base64, budget=budget)

@@ -575,7 +575,8 @@ _PATHS: dict = {
             },
         },
         "delete": {
-            "summary": "Remove an image before it expires (anyone with its link sees it until then)",
+            "summary": "Remove an image before it expires (anyone with its link sees it until "
+            "then)",
             "parameters": [_IMAGE_KEY],
             "responses": {
                 "200": _json(

@@ -157,14 +157,21 @@ class Pipeline:
         a store that could not keep the images (503; Redis reserves their worst case here),
         every account parked (429). Called by every endpoint before `run`, and before a
         stream's first byte, so each is an ordinary HTTP error."""
-        if not self.workers_ai.configured:
+        self.check_upstream(parked=False)
+        if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
+            self.store.ensure_writable(image_bytes(plan.size, count))
+        self.check_upstream(configured=False)
+
+    def check_upstream(self, configured: bool = True, parked: bool = True) -> None:
+        """Whether Workers AI can be called at all: its credentials (503), an account not
+        parked (429). Also asked before the optimizer judges a follow-up, whose answer would be
+        wasted without them."""
+        if configured and not self.workers_ai.configured:
             raise NotConfigured(
                 "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
                 "(or CF_ACCOUNTS)."
             )
-        if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
-            self.store.ensure_writable(image_bytes(plan.size, count))
-        if self.workers_ai.pool.all_parked():
+        if parked and self.workers_ai.pool.all_parked():
             detail, retry_after = self.workers_ai.pool.exhausted_error_detail()
             raise QuotaExceeded(detail, retry_after)
 
@@ -176,6 +183,16 @@ class Pipeline:
         `budget` stops the work before each paid step once the client has left or the deadline
         has passed."""
         budget = budget or Budget.unlimited()
+        try:
+            yield from self._generate(plan, count, keep, budget)
+        except BaseException:  # failed, or its client left: the store's reservation goes back
+            if keep:
+                self.store.release()
+            raise
+
+    def _generate(
+        self, plan: Plan, count: int, keep: bool, budget: Budget
+    ) -> Iterator[PromptChoice | Generated]:
         started = time.monotonic()
         choice = self.choose_prompt(plan, budget)
         optimized = time.monotonic()

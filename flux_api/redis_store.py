@@ -302,6 +302,18 @@ class RedisImageStore:
             return self.UNHEALTHY
         return FULL if limited and room < _ONE_IMAGE else WRITABLE
 
+    def release(self) -> None:
+        """Give back this generation's reservation when it ends without storing (it failed, or
+        its client left): held until its lease ran out, it made a nearly full Redis refuse."""
+        lease = _lease.get()
+        if not lease:
+            return
+        _lease.set("")
+        try:
+            self._redis.zrem(_RESERVED, lease)
+        except ERRORS:  # the lease runs out by itself
+            pass
+
     def delete(self, key: str) -> bool:
         """Remove an image before it expires (its owner asked); False when there was none."""
         if not KEY_PATTERN.fullmatch(key):

@@ -9,7 +9,7 @@ from flask import current_app, g, request
 
 from . import hosts
 from .budget import Budget, peer_closed
-from .errors import invalid_request
+from .errors import APIError, invalid_request
 from .services import Services
 
 
@@ -42,10 +42,24 @@ def request_budget() -> Budget:
 
 def spend(images: int) -> None:
     """Count `images` Workers AI calls against the key's RATE_LIMIT (a 429 if over it): called
-    once a request is known to call Workers AI, so task prompts and bad requests cost nothing."""
+    once a request is known to make a paid call, so task prompts and bad requests cost nothing.
+    Counted once per request, however often called: a chat may be counted before the optimizer
+    judges a follow-up (a paid call too), and again before its image."""
     limiter = services().rate_limiter
-    if limiter is not None:
+    if limiter is not None and not g.get("spent"):
         limiter.hit(g.api_key, images)
+        g.spent = True
+
+
+def may_spend(images: int) -> bool:
+    """`spend`, answering False instead of the 429: for paid calls that have a free fallback."""
+    try:
+        spend(images)
+    except APIError as exc:
+        if exc.status != 429:
+            raise
+        return False
+    return True
 
 
 def json_body() -> dict:

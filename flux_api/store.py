@@ -133,6 +133,9 @@ class ImageStore:
                 return
             self._cache.delete(oldest)
 
+    def release(self) -> None:
+        """Nothing to give back: the disk store reserves no room (the size cap evicts)."""
+
     def delete(self, key: str) -> bool:
         """Remove an image before it expires (its owner asked); False when there was none."""
         if not KEY_PATTERN.fullmatch(key):
