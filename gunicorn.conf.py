@@ -2,7 +2,7 @@
 
 A generation holds its request for seconds, so each worker is a thread pool (gthread) that
 holds many at once. The values come from the same .env and environment as the app's settings
-(flux_api/server_config.py), checked at start with one line naming a bad one.
+(flux_api/config/server.py), checked at start with one line naming a bad one.
 """
 
 import os
@@ -17,7 +17,7 @@ sys.path.insert(0, HERE)
 for _name in [name for name in sys.modules if name == "app" or name.split(".")[0] == "flux_api"]:
     del sys.modules[_name]
 
-from flux_api.server_config import load_server_config_or_exit  # noqa: E402
+from flux_api.config.server import load_server_config_or_exit  # noqa: E402
 
 _config = load_server_config_or_exit()
 
@@ -25,8 +25,8 @@ _config = load_server_config_or_exit()
 # and a bare gunicorn is not meant to face the internet (nginx bounds slow clients far better).
 bind = _config.bind
 # gthread with bounded sockets: idle, half-sent and never-reading connections are closed in
-# bounded time and do not stop a worker accepting (flux_api/server.py says how).
-worker_class = "flux_api.server.GuardedThreadWorker"
+# bounded time and do not stop a worker accepting (flux_api/server/worker.py says how).
+worker_class = "flux_api.server.worker.GuardedThreadWorker"
 workers = _config.workers
 threads = _config.threads
 # Most connections a worker holds, idle ones included: an idle or half-sent connection costs a
@@ -59,9 +59,9 @@ def on_starting(server):
     """Build the app once in the master, before any worker starts, so a bad setting or an
     unusable DATA_DIR stops the start with one line naming it (a worker's boot error would
     come wrapped in gunicorn's traceback); it names a created key file once, for every worker
-    (flux_api/auth.py). Then guard reloads (see refuse_bad_reload)."""
+    (flux_api/store/key_file.py). Then guard reloads (see refuse_bad_reload)."""
     from flux_api import create_app_or_exit
-    from flux_api.redis_link import without_password
+    from flux_api.store.redis_link import without_password
 
     services = create_app_or_exit().extensions["flux_api"]
     settings = services.settings
@@ -90,8 +90,8 @@ def on_starting(server):
 def on_reload(server):
     """Name the key file once for the workers about to be forked (they inherit that it was
     said), as on_starting did at the start; the new settings passed refuse_bad_reload."""
-    from flux_api.auth import key_file, name_key_file
-    from flux_api.settings import SettingsError, load_settings
+    from flux_api.config.settings import SettingsError, load_settings
+    from flux_api.store.key_file import key_file, name_key_file
 
     try:
         settings = load_settings()
@@ -112,7 +112,7 @@ def refuse_bad_reload(server) -> bool:
     }
     try:
         check = subprocess.run(
-            [sys.executable, "-m", "flux_api.preflight"],
+            [sys.executable, "-m", "flux_api.server.preflight"],
             env=env,
             capture_output=True,
             text=True,

@@ -12,7 +12,7 @@ __all__ = ["create_app", "create_app_or_exit"]
 
 def __getattr__(name: str):
     if name in __all__:
-        from . import factory
+        from flux_api import factory
 
         return getattr(factory, name)
     raise AttributeError(f"module 'flux_api' has no attribute {name!r}")

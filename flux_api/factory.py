@@ -9,10 +9,12 @@ from typing import Callable, Mapping
 from flask import Flask
 from flask_cors import CORS
 
-from . import api, auth, handlers, images_api, logs, page_security
-from .image_files import ImageFiles
-from .services import build_services
-from .settings import SettingsError, load_settings
+from flux_api.config.settings import SettingsError, load_settings
+from flux_api.services import build_services
+from flux_api.web import auth, handlers, logs, page_security
+from flux_api.web import image_views as images_api
+from flux_api.web import views as api
+from flux_api.web.image_files import ImageFiles
 
 
 def create_app(

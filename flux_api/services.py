@@ -12,19 +12,19 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import redis_link
-from .account_pool import AccountPool
-from .account_states import FileAccountStates
-from .auth import KEY_FILE, load_or_create_key
-from .memory import ImageMemory
-from .optimizer import OptimizerClient
-from .pipeline import Pipeline
-from .ratelimit import DiskWindows, RateLimiter
-from .redis_state import RedisAccountStates, RedisWindows
-from .redis_store import RedisImageStore
-from .settings import Settings, SettingsError
-from .store import ImageStore
-from .workers_ai import WorkersAIClient
+from flux_api.accounts.pool import AccountPool
+from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows
+from flux_api.accounts.states import FileAccountStates
+from flux_api.config.settings import Settings, SettingsError
+from flux_api.generation.memory import ImageMemory
+from flux_api.generation.pipeline import Pipeline
+from flux_api.store import redis_link
+from flux_api.store.disk import ImageStore
+from flux_api.store.key_file import KEY_FILE, load_or_create_key
+from flux_api.store.ratelimit import DiskWindows, RateLimiter
+from flux_api.store.redis_images import RedisImageStore
+from flux_api.upstream.optimizer import OptimizerClient
+from flux_api.upstream.workers_ai.client import WorkersAIClient
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import diskcache
 import pytest
 import requests
 
-from flux_api.accounts import short_id
-from flux_api.settings import SettingsError, load_settings
+from flux_api.config.accounts import short_id
+from flux_api.config.settings import SettingsError, load_settings
 from tests.conftest import API_KEY, Gunicorn, cf_api_base
 from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN, Scripted
 

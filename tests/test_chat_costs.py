@@ -11,8 +11,9 @@ import time
 import pytest
 import redis
 
-from flux_api import background, conversation
-from flux_api.client_prompts import all_prompts
+from flux_api.conversation import background
+from flux_api.conversation import messages as conversation
+from flux_api.conversation.client_prompts import all_prompts
 from tests.conftest import free_port
 from tests.fakes.workers_ai import ACCOUNT_ID, Scripted
 from tests.redis_server import RedisServer

@@ -158,7 +158,7 @@ def test_an_optimizer_that_fails_leaves_the_decision_to_the_cues(
 def legacy_chat(follow_up: str) -> list:
     """Open WebUI in legacy mode made the image itself and keeps it: the history has only the
     text of its notes' answers (as captured through a proxy by the real Open WebUI)."""
-    from flux_api.background import _NOTE_REPLIES
+    from flux_api.conversation.background import _NOTE_REPLIES
 
     return [
         {"role": "user", "content": "a blue boat on a lake"},

@@ -1,6 +1,6 @@
 """Background prompts of NextChat, LobeChat, ChatBox, LibreChat and Cherry Studio (the texts in
-flux_api/client_prompts.json, read from each client's source) are answered in the shape the
-client reads, from the chat's own prompts, and never reach Workers AI."""
+flux_api/conversation/client_prompts.json, read from each client's source) are answered in the
+shape the client reads, from the chat's own prompts, and never reach Workers AI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flux_api.client_prompts import all_prompts
+from flux_api.conversation.client_prompts import all_prompts
 from tests.conftest import content_of, read_sse
 
 FIRST = "a red fox sleeping in deep snow 16:9"

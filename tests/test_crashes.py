@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flux_api.store import ImageStore
+from flux_api.store.disk import ImageStore
 from tests.conftest import API_KEY, Gunicorn
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from flux_api.followups import (
+from flux_api.conversation.followups import (
     HISTORY_CHARS,
     HISTORY_MESSAGES,
     EarlierImage,
     asks_for_change,
     earlier_image,
 )
-from flux_api.optimizer import FOLLOW_UP_SYSTEM_MESSAGE, OptimizerClient, OptimizerError
-from flux_api.store import ImageStore
+from flux_api.store.disk import ImageStore
+from flux_api.upstream.optimizer import FOLLOW_UP_SYSTEM_MESSAGE, OptimizerClient, OptimizerError
 from tests.fakes.optimizer import OPTIMIZER_KEY, OPTIMIZER_MODEL
 
 CAPTURES = Path(__file__).parent / "fixtures" / "open-webui-0.12.4"

@@ -5,7 +5,7 @@ import shutil
 import time
 from pathlib import Path
 
-from flux_api import store
+from flux_api.store import disk as store
 from tests.fakes.workers_ai import ACCOUNT_ID
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from flux_api import server
+from flux_api.server import worker as server
 from tests.conftest import API_KEY, Gunicorn, content_of, read_sse
 from tests.nginx import Nginx
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from flux_api.store import ImageStore
+from flux_api.store.disk import ImageStore
 from tests.fakes.workers_ai import render_image
 
 

@@ -7,8 +7,8 @@ import time
 import pytest
 from PIL import Image, ImageChops, ImageFile
 
-from flux_api import imaging
-from flux_api.imaging import crop_box, fit, is_complete
+from flux_api.imaging import pictures as imaging
+from flux_api.imaging.pictures import crop_box, fit, is_complete
 
 
 def encode(fmt: str, **options) -> bytes:

@@ -84,24 +84,24 @@ def test_public_base_url_makes_the_host_irrelevant(start_service, fake_ai):
 def test_a_docker_service_host_warns_once_naming_public_base_url(
     service, fake_ai, caplog, monkeypatch
 ):
-    monkeypatch.setattr("flux_api.hosts._warned", False)
-    caplog.set_level(logging.WARNING, logger="flux_api.hosts")
+    monkeypatch.setattr("flux_api.web.hosts._warned", False)
+    caplog.set_level(logging.WARNING, logger="flux_api.web.hosts")
     for _ in range(3):
         response = service.chat("a fox", headers={"Host": "flux-api:8000"})
         assert response.status_code == 200
         assert (
             "](http://flux-api:8000/image/" in response.json()["choices"][0]["message"]["content"]
         )
-    warnings = [r.getMessage() for r in caplog.records if r.name == "flux_api.hosts"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flux_api.web.hosts"]
     assert len(warnings) == 1 and "PUBLIC_BASE_URL" in warnings[0]
 
 
 def test_a_public_host_does_not_warn(service, fake_ai, caplog, monkeypatch):
-    monkeypatch.setattr("flux_api.hosts._warned", False)
-    caplog.set_level(logging.WARNING, logger="flux_api.hosts")
+    monkeypatch.setattr("flux_api.web.hosts._warned", False)
+    caplog.set_level(logging.WARNING, logger="flux_api.web.hosts")
     assert service.chat("a fox", headers={"Host": "img.example.com"}).status_code == 200
     assert service.chat("a fox", headers={"Host": "localhost:8000"}).status_code == 200
-    assert [r for r in caplog.records if r.name == "flux_api.hosts"] == []
+    assert [r for r in caplog.records if r.name == "flux_api.web.hosts"] == []
 
 
 def test_healthz_shows_the_image_count_to_the_operator_only(service, fake_ai):

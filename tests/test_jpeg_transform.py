@@ -11,7 +11,7 @@ import signal
 import pytest
 from PIL import Image
 
-from flux_api import jpeg_transform
+from flux_api.imaging import jpeg_transform
 
 
 def jpeg(size=(1024, 1024)) -> bytes:

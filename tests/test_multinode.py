@@ -241,7 +241,7 @@ def check_drained(c: Cluster, drain: Drain) -> None:
 
 
 def test_sigterm_drains_a_node_and_no_client_sees_an_error(cluster, fake_ai):
-    """A stopping worker closes its listening socket at once (flux_api/server.py): nginx gets
+    """A stopping worker closes its listening socket at once (flux_api/server/worker.py): nginx gets
     "connection refused", which is safe to retry elsewhere, instead of a connection reset after
     its POST was sent, which it would answer 502."""
     c = cluster()

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from flux_api.model_choice import NamesOnce
+from flux_api.generation.model_choice import NamesOnce
 from tests.conftest import API_KEY, SECRETS
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flux_api.page_security import POLICY
+from flux_api.web.page_security import POLICY
 from tests.conftest import API_KEY, ROOT
 from tests.test_playground import save_key
 

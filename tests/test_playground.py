@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 
 from flux_api.errors import APIError
-from flux_api.sizes import Ratio, parse_ratio, size_for_ratio
+from flux_api.generation.sizes import Ratio, parse_ratio, size_for_ratio
 from tests.conftest import API_KEY, ROOT, Gunicorn
 from tests.fakes.workers_ai import Scripted
 from tests.nginx import Nginx
@@ -283,7 +283,7 @@ def test_a_ratio_chosen_in_the_menu_replaces_the_one_typed(open_page, fake_ai):
 
 
 def test_the_page_reads_ratios_as_the_service_does(open_page):
-    """static/ratio.js mirrors flux_api/sizes.py: the same table, the same answers; and a menu
+    """static/ratio.js mirrors flux_api/generation/sizes.py: the same table, the same answers; and a menu
     ratio added by the page is the one the service uses, whatever the prompt says."""
     page = open_page()
     prompts = [case[0] for case in RATIO_CASES] + TEXT_CASES

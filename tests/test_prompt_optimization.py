@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from flux_api.optimizer import (
+from flux_api.upstream.optimizer import (
     DEFAULT_SYSTEM_MESSAGE,
     chat_completions_url,
     clean_prompt,

@@ -7,7 +7,7 @@ import re
 import pytest
 from PIL import Image
 
-from flux_api import imaging
+from flux_api.imaging import pictures as imaging
 from tests.fakes.workers_ai import render_image
 
 SCHNELL = "@cf/black-forest-labs/flux-1-schnell"

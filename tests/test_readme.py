@@ -24,9 +24,9 @@ def test_ci_runs_the_readme_test_command_exactly():
 
 def test_every_setting_is_documented_in_the_table_and_the_example():
     modules = (
-        "flux_api/environment.py",
-        "flux_api/settings.py",
-        "flux_api/server_config.py",
+        "flux_api/config/environment.py",
+        "flux_api/config/settings.py",
+        "flux_api/config/server.py",
         "flux_api/mcp/settings.py",
         "gunicorn.conf.py",
     )

@@ -104,7 +104,7 @@ def test_a_reload_with_a_bad_setting_is_refused_and_the_workers_keep_serving(cop
 
 def test_a_reload_with_code_that_does_not_import_is_refused(copied):
     before = copied.workers()
-    with (copied.code / "flux_api" / "wire.py").open("a") as module:
+    with (copied.code / "flux_api" / "wire" / "openai.py").open("a") as module:
         module.write("\ndef broken(:\n")
     copied.reload()
     assert_refused_and_serving(copied, before, "SyntaxError")
@@ -112,7 +112,7 @@ def test_a_reload_with_code_that_does_not_import_is_refused(copied):
 
 def test_a_good_reload_runs_the_code_now_on_disk(copied):
     before = copied.workers()
-    api = copied.code / "flux_api" / "api.py"
+    api = copied.code / "flux_api" / "web" / "views.py"
     source = api.read_text()
     assert '"default_model": settings.flux_model,' in source
     api.write_text(

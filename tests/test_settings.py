@@ -3,7 +3,7 @@
 import pytest
 
 from flux_api import create_app
-from flux_api.settings import DEFAULT_CF_API_BASE, SettingsError, load_settings
+from flux_api.config.settings import DEFAULT_CF_API_BASE, SettingsError, load_settings
 
 
 def test_defaults_match_the_original_worker(tmp_path):

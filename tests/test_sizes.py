@@ -3,7 +3,7 @@
 import pytest
 
 from flux_api.errors import APIError
-from flux_api.sizes import Ratio, parse_ratio, size_for_ratio, upstream_size
+from flux_api.generation.sizes import Ratio, parse_ratio, size_for_ratio, upstream_size
 
 # (prompt, text sent to the model, ratio). The playground's static/ratio.js must agree on every
 # row: tests/test_playground.py runs it over this table.

@@ -1,7 +1,7 @@
 """Open WebUI's background tasks get a short answer in the shape Open WebUI reads, and never reach
 Workers AI.
 
-The fixtures are the starts of Open WebUI's default task templates (see flux_api/tasks.py for the
+The fixtures are the starts of Open WebUI's default task templates (see flux_api/conversation/tasks.py for the
 commit they were taken from), rendered as Open WebUI renders them: {{MESSAGES:END:n}} becomes the
 last n messages as "ROLE: content" lines, and for the background tasks (title, tags, follow-ups)
 the <details> blocks and markdown images of the messages are removed first.
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from flux_api.tasks import PLAIN_ANSWER, is_task_prompt, task_reply
+from flux_api.conversation.tasks import PLAIN_ANSWER, is_task_prompt, task_reply
 from tests.conftest import content_of, read_sse
 
 

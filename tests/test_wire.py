@@ -2,7 +2,7 @@
 
 import json
 
-from flux_api import wire
+from flux_api.wire import openai as wire
 
 
 def test_data_frame_ends_with_a_blank_line():

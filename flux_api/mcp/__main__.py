@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..environment import SettingsError
+from ..config.environment import SettingsError
 from .gateway import Gateway
 from .settings import load_mcp_settings
 

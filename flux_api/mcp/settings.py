@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlparse
 
-from ..environment import number, read_environment, text, url
+from ..config.environment import number, read_environment, text, url
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Settings read once at start-up: the environment, the model catalogue, accounts."""

@@ -1,0 +1,248 @@
+"""Settings: read once from the environment (and an optional .env), typed, checked at start-up.
+
+A wrong value stops the start with one message naming the variable. Missing Cloudflare
+credentials do not: the page says what is missing and generation answers 503.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+from flux_api.config.accounts import Account, parse_accounts
+from flux_api.config.environment import (
+    SettingsError,
+    flag,
+    items,
+    number,
+    read_environment,
+    text,
+    url,
+)
+from flux_api.config.models import EDIT_ONLY_MODELS, MODELS, ModelProfile, find_model
+
+DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run"
+
+# FLUX.2 klein 4B: it takes reference images, answers in seconds (4 fixed steps) and costs the
+# fewest neurons of the models that edit; EDIT_MODEL=flux-2-klein-9b or flux-2-dev for quality.
+DEFAULT_EDIT_MODEL = "@cf/black-forest-labs/flux-2-klein-4b"
+
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    period: int  # seconds
+
+    def __str__(self) -> str:
+        unit = next(name for name, seconds in _PERIODS.items() if seconds == self.period)
+        return f"{self.requests}/{unit}"
+
+
+def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit | None:
+    raw = text(env, name).lower()
+    if raw in ("", "off", "0", "none"):
+        return None
+    count, _, unit = raw.partition("/")
+    unit = unit.strip().removesuffix("s")
+    if not count.strip().isdigit() or int(count) < 1 or unit not in _PERIODS:
+        raise SettingsError(
+            f"{name} must look like 30/minute (a count per second, minute, hour or day), "
+            f"not {raw!r}."
+        )
+    return RateLimit(int(count), _PERIODS[unit])
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_keys: tuple[str, ...] = ()
+    cf_account_id: str = ""
+    cf_api_token: str = field(default="", repr=False)
+    cf_api_base: str = DEFAULT_CF_API_BASE
+    # CF_ACCOUNT_ID + CF_API_TOKEN and every pair of CF_ACCOUNTS, checked (accounts.py).
+    accounts: tuple[Account, ...] = field(default=(), repr=False)
+    prompt_optimization: bool = False
+    external_api_base: str = ""
+    external_model: str = ""
+    external_api_key: str = field(default="", repr=False)
+    system_message: str = ""
+    flux_num_steps: int = 4
+    flux_model: str = MODELS[0].id
+    edit_model: str | None = DEFAULT_EDIT_MODEL  # None: no offered model edits
+    image_models: tuple[str, ...] = tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
+    image_expiration: int = 604_800  # a week: chat clients link images, they do not copy them
+    data_dir: Path = Path("data")
+    store_size_limit_mb: int = 1024
+    cors_origins: tuple[str, ...] = ("*",)
+    public_base_url: str = ""
+    upstream_timeout: float = 120.0
+    optimizer_timeout: float = 30.0
+    stream_heartbeat: float = 10.0
+    upstream_retry_backoff: float = 0.5
+    images_max_n: int = 4
+    skip_task_prompts: bool = True
+    chat_followup_edits: bool = True  # "make it blue" edits the chat's previous image
+    max_body_kb: int = 64
+    max_upload_mb: int = 20  # multipart bodies of /v1/images/edits and /variations
+    rate_limit: RateLimit | None = None
+    upstream_concurrency: int = 0  # 0: no cap
+    image_memory_mb: int = 256  # per worker, for Images API images in flight
+    redis_url: str = field(default="", repr=False)  # may hold a password
+
+    @property
+    def cloudflare_configured(self) -> bool:
+        return not self.missing_cloudflare
+
+    @property
+    def missing_cloudflare(self) -> list[str]:
+        """The Cloudflare settings still to set (the service starts without them)."""
+        if self.accounts:
+            return []
+        missing = [] if self.cf_api_token else ["CF_API_TOKEN"]
+        if not self.cf_account_id and "{account_id}" in self.cf_api_base:
+            missing.insert(0, "CF_ACCOUNT_ID")
+        return missing
+
+    @property
+    def image_lifetime(self) -> str:
+        """IMAGE_EXPIRATION in words, for people: "7 days", "30 minutes"."""
+        seconds = self.image_expiration
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if seconds >= size and seconds % size == 0:
+                count = seconds // size
+                return f"{count} {unit}{'s' if count != 1 else ''}"
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+    @property
+    def workers_ai_url(self) -> str:
+        """The URL prefix to which `/{model}` is appended; `{account_id}` is filled per call."""
+        return self.cf_api_base.rstrip("/")
+
+    @property
+    def default_model(self) -> ModelProfile:
+        return find_model(self.flux_model)  # validated in load_settings
+
+    @property
+    def default_edit_model(self) -> ModelProfile | None:
+        return find_model(self.edit_model) if self.edit_model else None
+
+    @property
+    def models(self) -> tuple[ModelProfile, ...]:
+        """The models offered, the default first."""
+        others = [find_model(m) for m in self.image_models if m != self.flux_model]
+        return (self.default_model, *others)
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`*`, or origins as browsers send them (scheme://host[:port]): `example.com` alone would
+    match no browser's Origin, and CORS would fail in silence."""
+    origins = items(env, name) or ("*",)
+    for origin in origins:
+        parsed = urlparse(origin)
+        if origin != "*" and (
+            parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path
+        ):
+            raise SettingsError(
+                f"{name} lists {origin!r}; an origin is * or scheme://host[:port], such as "
+                "https://chat.example.com (no path)."
+            )
+    return origins
+
+
+def _model_id(name: str, value: str, fits=lambda model: True, what: str = "model") -> str:
+    model = find_model(value)
+    if model is None or not fits(model):
+        choices = ", ".join(m.id for m in (*MODELS, *EDIT_ONLY_MODELS) if fits(m))
+        raise SettingsError(f"{name} names an unknown {what} {value!r}; choose from: {choices}.")
+    return model.id
+
+
+def _edit_model(env: Mapping[str, str], image_models: tuple[str, ...]) -> str | None:
+    """EDIT_MODEL when set (it is then offered too); else the default, or the first offered
+    model that edits when IMAGE_MODELS leaves the default out; None when none edits."""
+    edits = lambda model: model.edit_input is not None  # noqa: E731
+    if text(env, "EDIT_MODEL"):
+        return _model_id("EDIT_MODEL", text(env, "EDIT_MODEL"), edits, "model that edits")
+    offered = [find_model(m) for m in image_models]
+    editing = [m.id for m in offered if edits(m) and m.makes_from_text]
+    if DEFAULT_EDIT_MODEL in image_models or not editing:
+        return DEFAULT_EDIT_MODEL if DEFAULT_EDIT_MODEL in image_models else None
+    return editing[0]
+
+
+def _redis_url(env: Mapping[str, str], name: str) -> str:
+    """redis://, rediss:// (TLS) or unix:// (a socket path); the value is never echoed, as it
+    may hold a password."""
+    value = text(env, name)
+    if value and urlparse(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            f"{name} must start with redis://, rediss:// or unix://, such as "
+            "redis://:password@10.0.0.5:6379/0."
+        )
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (default: read_environment())."""
+    env = read_environment(environ)
+
+    from_text = lambda model: model.makes_from_text  # noqa: E731
+    flux_model = _model_id(
+        "FLUX_MODEL", text(env, "FLUX_MODEL", MODELS[0].id), from_text, "text-to-image model"
+    )
+    listed = tuple(_model_id("IMAGE_MODELS", m) for m in items(env, "IMAGE_MODELS"))
+    image_models = listed or tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
+    if flux_model not in image_models:
+        image_models = (flux_model, *image_models)
+    edit_model = _edit_model(env, image_models)
+    if edit_model and edit_model not in image_models:
+        image_models = (*image_models, edit_model)
+
+    optimization = flag(env, "PROMPT_OPTIMIZATION", flag(env, "CF_IS_TRANSLATE", False))
+    external_base = url(env, "EXTERNAL_API_BASE")
+    external_model = text(env, "EXTERNAL_MODEL")
+    if optimization and not (external_base and external_model):
+        raise SettingsError(
+            "PROMPT_OPTIMIZATION is on, so EXTERNAL_API_BASE and EXTERNAL_MODEL must be set."
+        )
+
+    account_id, token = text(env, "CF_ACCOUNT_ID"), text(env, "CF_API_TOKEN")
+    api_base = url(env, "CF_API_BASE", DEFAULT_CF_API_BASE)
+    return Settings(
+        api_keys=items(env, "API_KEY"),
+        cf_account_id=account_id,
+        cf_api_token=token,
+        cf_api_base=api_base,
+        accounts=parse_accounts(text(env, "CF_ACCOUNTS"), account_id, token, api_base),
+        prompt_optimization=optimization,
+        external_api_base=external_base,
+        external_model=external_model,
+        external_api_key=text(env, "EXTERNAL_API_KEY"),
+        system_message=text(env, "SYSTEM_MESSAGE"),
+        flux_num_steps=number(env, "FLUX_NUM_STEPS", 4),
+        flux_model=flux_model,
+        edit_model=edit_model,
+        image_models=image_models,
+        image_expiration=number(env, "IMAGE_EXPIRATION", 604_800),
+        data_dir=Path(text(env, "DATA_DIR", "data")),
+        store_size_limit_mb=number(env, "STORE_SIZE_LIMIT_MB", 1024),
+        cors_origins=_origins(env, "CORS_ORIGINS"),
+        public_base_url=url(env, "PUBLIC_BASE_URL"),
+        upstream_timeout=number(env, "UPSTREAM_TIMEOUT", 120.0, float, 0.1),
+        optimizer_timeout=number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),
+        stream_heartbeat=number(env, "STREAM_HEARTBEAT", 10.0, float, 0.1),
+        upstream_retry_backoff=number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
+        images_max_n=number(env, "IMAGES_MAX_N", 4),
+        skip_task_prompts=flag(env, "SKIP_TASK_PROMPTS", True),
+        chat_followup_edits=flag(env, "CHAT_FOLLOWUP_EDITS", True),
+        max_body_kb=number(env, "MAX_BODY_KB", 64),
+        max_upload_mb=number(env, "MAX_UPLOAD_MB", 20),
+        rate_limit=_rate_limit(env, "RATE_LIMIT"),
+        upstream_concurrency=number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
+        image_memory_mb=number(env, "IMAGE_MEMORY_MB", 256, int, 16),
+        redis_url=_redis_url(env, "REDIS_URL"),
+    )

@@ -1,0 +1,1 @@
+"""One generation: the pipeline, model choice, sizes, memory."""

@@ -1,0 +1,1 @@
+"""Pictures: sniffing, crops and conversions, the lossless JPEG crop, input images."""

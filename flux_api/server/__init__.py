@@ -1,0 +1,1 @@
+"""The gunicorn worker, its client sockets, and the start-up preflight."""

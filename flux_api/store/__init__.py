@@ -1,0 +1,1 @@
+"""Shared state: images (disk or Redis), locks, probes, rate-limit counts."""

@@ -1,0 +1,96 @@
+"""Per-API-key rate limiting (RATE_LIMIT, e.g. 30/minute), shared by every gunicorn worker.
+
+It counts images, not requests: a view calls `hit` once it knows a request will call Workers
+AI and how many images it asks for (task prompts and bad requests cost nothing). Fixed windows
+counted in a diskcache of their own under DATA_DIR (workers on one machine see one count), or
+in Redis when nodes share REDIS_URL (every node sees one count). Off unless RATE_LIMIT is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import diskcache
+
+from flux_api.config.settings import RateLimit
+from flux_api.errors import APIError
+from flux_api.store.disk import StoreUnavailable
+from flux_api.store.locks import WriteLock
+
+log = logging.getLogger(__name__)
+
+
+class DiskWindows:
+    """Window counters in a diskcache of their own under DATA_DIR, shared by the workers of
+    one machine: each change is one SQLite transaction under the machine-wide write lock."""
+
+    def __init__(self, directory: Path):
+        self._counts = diskcache.Cache(str(directory))
+        self._write_lock = WriteLock(Path(directory) / "write.lock")
+
+    def add(self, counter: str, amount: int, ceiling: int, expire: int) -> int:
+        """Add `amount` unless that would pass `ceiling`; the count it would make, either way.
+        StoreUnavailable (a 503 before any paid call) when the counters cannot be used."""
+        try:
+            with self._write_lock:
+                count = self._increment(counter, amount)
+                if count == amount:
+                    self._counts.touch(counter, expire=expire)
+                if count > ceiling:
+                    self._counts.decr(counter, amount)  # refused: it spends nothing
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise StoreUnavailable(f"rate-limit counters: {type(exc).__name__}") from exc
+        return count
+
+    def _increment(self, counter: str, amount: int) -> int:
+        """The counter plus `amount`; one that is not a count (damaged, or written by another
+        program) starts again from nothing, with a warning."""
+        try:
+            count = self._counts.incr(counter, amount, default=0)
+            if isinstance(count, int) and count >= amount:
+                return count
+        except TypeError:  # diskcache adds to the stored value as it is: bytes, text, None
+            pass
+        log.warning("a rate-limit counter under DATA_DIR was damaged; it counts from 0 again")
+        self._counts.set(counter, amount)
+        return amount
+
+    def close(self) -> None:
+        self._counts.close()
+        self._write_lock.close()
+
+
+class RateLimiter:
+    def __init__(self, windows, limit: RateLimit):
+        """`windows`: DiskWindows, or RedisWindows when several nodes share the limit."""
+        self.limit = limit
+        self._windows = windows
+
+    def hit(self, api_key: str, images: int = 1) -> None:
+        """Count `images` Workers AI calls for `api_key`; raise a 429 with Retry-After, counting
+        nothing, if they would take it over the limit."""
+        now = time.time()
+        window = int(now // self.limit.period)
+        # Keys are stored hashed: the counter file never holds an API key.
+        digest = hashlib.sha256(api_key.encode()).hexdigest()[:24]
+        count = self._windows.add(
+            f"{digest}:{window}", images, self.limit.requests, self.limit.period * 2
+        )
+        if count > self.limit.requests:
+            retry_after = max(1, int((window + 1) * self.limit.period - now) + 1)
+            asked = f" (this request asks for {images})" if images > 1 else ""
+            raise APIError(
+                429,
+                f"Rate limit reached: this key may make {self.limit} images{asked}. "
+                f"Try again in {retry_after} s.",
+                type="rate_limit_exceeded",
+                code="rate_limit_exceeded",
+                extra_headers={"Retry-After": str(retry_after)},
+            )
+
+    def close(self) -> None:
+        self._windows.close()

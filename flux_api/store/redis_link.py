@@ -1,0 +1,70 @@
+"""The connection to Redis (REDIS_URL), shared by everything the nodes share: images, rate-limit
+windows, the account pool's state and the created API key.
+
+redis-py keeps a pool of connections per worker process and reconnects by itself, so a Redis
+that comes back is used again at the next command; the short timeouts make a Redis that is gone
+an immediate error (a 503) instead of a request that hangs.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+
+from flux_api.config.environment import SettingsError
+
+# Every key this service writes starts so: one Redis (or database) may serve other programs.
+PREFIX = "flux-api:"
+REDIS = "REDIS_URL and the Redis it names"  # what to check when the store fails
+# A command waits this long at most: Redis answers in well under a millisecond when it is well.
+_TIMEOUT = 2.0
+
+# What a Redis that is gone, slow or out of memory raises.
+ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
+
+
+def without_password(url: str) -> str:
+    """REDIS_URL as it may appear in a message: scheme, host, port and database only (a
+    password may sit before the host or in the query, as `?password=`)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
+    where = parts.path if parts.scheme == "unix" else f"{parts.hostname or ''}{port}{parts.path}"
+    return f"{parts.scheme}://{where}"
+
+
+def connect(url: str, check: bool = True) -> redis.Redis:
+    """A client for `url` (its pool connects when first used). With `check`, a PING now:
+    Redis that cannot be reached (or refuses the password) stops the start with one line
+    naming REDIS_URL."""
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=_TIMEOUT,
+            socket_connect_timeout=_TIMEOUT,
+            health_check_interval=30,
+            retry_on_timeout=False,
+        )
+        if check:
+            client.ping()
+    except (ValueError, *ERRORS, redis.RedisError) as exc:
+        raise SettingsError(
+            f"REDIS_URL: Redis at {without_password(url)} cannot be used ({_reason(exc)})."
+        ) from None
+    return client
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's kind and, when it cannot carry the URL, its text (a password never)."""
+    if "NOAUTH" in str(exc) or "authentication required" in str(exc).lower():
+        return "it needs a password"
+    if isinstance(exc, redis.AuthenticationError):
+        return "wrong password"
+    if isinstance(exc, ValueError):
+        return "not a redis://, rediss:// or unix:// URL"
+    if isinstance(exc, redis.ConnectionError):
+        return "no connection"
+    return type(exc).__name__

@@ -1,0 +1,1 @@
+"""Clients of the upstreams: Workers AI, the prompt optimizer, deadlines."""

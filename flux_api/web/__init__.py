@@ -1,0 +1,1 @@
+"""The HTTP edge: views, request context, auth, errors to HTTP, pages, image files."""

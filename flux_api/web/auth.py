@@ -1,0 +1,78 @@
+"""Bearer-key authentication for the API; the page, images and health checks stay open.
+
+With no API_KEY the service never runs open: flux_api/store/key_file.py creates one strong key
+in DATA_DIR/api_key, once, shared by every worker and kept across restarts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Flask, g, request
+
+from flux_api.errors import APIError
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/static/", "/image/")
+
+
+def _is_public(method: str, path: str) -> bool:
+    """Open paths are open to read: deleting an image (DELETE /image/<key>) takes a key."""
+    if method not in ("GET", "HEAD"):
+        return path in PUBLIC_PATHS
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def key_matches(token: str, keys: tuple[str, ...]) -> bool:
+    """Compare against every key in constant time, so timing reveals neither key nor position."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token.encode(), key.encode())
+    return matched
+
+
+def presents_key(keys: tuple[str, ...]) -> bool:
+    """Whether this request carries a valid key (for open paths that show more to the operator)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip()) and key_matches(token.strip(), keys)
+
+
+def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = None) -> None:
+    """`created_key_at`: where the key is when API_KEY is not set; a 401 then says where to
+    look (never the key, and not the server's path: a stranger learns nothing of its disk),
+    since the person at the keyboard is often the operator."""
+    where = (
+        " API_KEY is not set, so the service created a key: it is in the file `api_key` "
+        "under DATA_DIR on the server."
+        if created_key_at
+        else ""
+    )
+
+    @app.before_request
+    def require_api_key():
+        # Preflight, open paths and unrouted requests (404/405 answer those) need no key.
+        method = request.method
+        if method == "OPTIONS" or request.endpoint is None or _is_public(method, request.path):
+            return None
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise APIError(
+                401,
+                "Missing API key: send the header `Authorization: Bearer <API_KEY>`." + where,
+                code="invalid_api_key",
+                should_retry=False,
+            )
+        token = token.strip()
+        if not key_matches(token, keys):
+            raise APIError(
+                401,
+                "Incorrect API key: check the key your client sends against the service's "
+                "API_KEY." + where,
+                code="invalid_api_key",
+                should_retry=False,
+            )
+        g.api_key = token
+        return None
