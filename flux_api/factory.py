@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Callable, Mapping
 
 from flask import Flask
 from flask_cors import CORS
 
+from flux_api.config.environment import exit_cannot_start
 from flux_api.config.settings import SettingsError, load_settings
 from flux_api.services import build_services
 from flux_api.web import auth, handlers, logs, page_security
@@ -56,5 +56,4 @@ def create_app_or_exit(check_connections: bool = True) -> Flask:
     try:
         return create_app(check_connections=check_connections)
     except SettingsError as exc:
-        print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        exit_cannot_start(exc, code=3)

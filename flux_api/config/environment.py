@@ -5,8 +5,9 @@ stop the start with one line naming the variable when a value is wrong."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NoReturn
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
@@ -14,6 +15,12 @@ from dotenv import dotenv_values
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+def exit_cannot_start(exc: SettingsError, code: int = 1) -> NoReturn:
+    """Stop the start with one line naming what is wrong (never a traceback)."""
+    print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(code) from None
 
 
 def settings_file() -> Path:

@@ -153,8 +153,11 @@ EDIT_ONLY_MODELS: tuple[ModelProfile, ...] = (
     ),
 )
 INPAINTING_MODEL_ID = "@cf/runwayml/stable-diffusion-v1-5-inpainting"
+# FLUX_MODEL's default: named, not "whichever entry comes first" (reordering MODELS keeps it).
+DEFAULT_MODEL_ID = "@cf/black-forest-labs/flux-1-schnell"
 
-MODELS_BY_ID: dict[str, ModelProfile] = {m.id: m for m in (*MODELS, *EDIT_ONLY_MODELS)}
+ALL_MODELS: tuple[ModelProfile, ...] = (*MODELS, *EDIT_ONLY_MODELS)
+MODELS_BY_ID: dict[str, ModelProfile] = {m.id: m for m in ALL_MODELS}
 
 
 def find_model(name: str) -> ModelProfile | None:

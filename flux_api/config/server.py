@@ -15,6 +15,7 @@ from typing import Mapping
 
 from flux_api.config.environment import (
     SettingsError,
+    exit_cannot_start,
     number,
     overridden_in_file,
     pin_environment,
@@ -141,8 +142,7 @@ def load_server_config_or_exit() -> ServerConfig:
         pin_environment()
         config = load_server_config()
     except SettingsError as exc:
-        print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        exit_cannot_start(exc)
     if config.graceful_timeout < config.longest_request:
         print(
             f"flux-api: GUNICORN_GRACEFUL_TIMEOUT ({config.graceful_timeout} s) is shorter than "

@@ -21,7 +21,7 @@ from flux_api.config.environment import (
     text,
     url,
 )
-from flux_api.config.models import EDIT_ONLY_MODELS, MODELS, ModelProfile, find_model
+from flux_api.config.models import ALL_MODELS, DEFAULT_MODEL_ID, ModelProfile, find_model
 
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run"
 
@@ -71,9 +71,9 @@ class Settings:
     external_api_key: str = field(default="", repr=False)
     system_message: str = ""
     flux_num_steps: int = 4
-    flux_model: str = MODELS[0].id
+    flux_model: str = DEFAULT_MODEL_ID
     edit_model: str | None = DEFAULT_EDIT_MODEL  # None: no offered model edits
-    image_models: tuple[str, ...] = tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
+    image_models: tuple[str, ...] = tuple(m.id for m in ALL_MODELS)
     image_expiration: int = 604_800  # a week: chat clients link images, they do not copy them
     data_dir: Path = Path("data")
     store_size_limit_mb: int = 1024
@@ -156,7 +156,7 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 def _model_id(name: str, value: str, fits=lambda model: True, what: str = "model") -> str:
     model = find_model(value)
     if model is None or not fits(model):
-        choices = ", ".join(m.id for m in (*MODELS, *EDIT_ONLY_MODELS) if fits(m))
+        choices = ", ".join(m.id for m in ALL_MODELS if fits(m))
         raise SettingsError(f"{name} names an unknown {what} {value!r}; choose from: {choices}.")
     return model.id
 
@@ -192,10 +192,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     from_text = lambda model: model.makes_from_text  # noqa: E731
     flux_model = _model_id(
-        "FLUX_MODEL", text(env, "FLUX_MODEL", MODELS[0].id), from_text, "text-to-image model"
+        "FLUX_MODEL", text(env, "FLUX_MODEL", DEFAULT_MODEL_ID), from_text, "text-to-image model"
     )
     listed = tuple(_model_id("IMAGE_MODELS", m) for m in items(env, "IMAGE_MODELS"))
-    image_models = listed or tuple(m.id for m in (*MODELS, *EDIT_ONLY_MODELS))
+    image_models = listed or tuple(m.id for m in ALL_MODELS)
     if flux_model not in image_models:
         image_models = (flux_model, *image_models)
     edit_model = _edit_model(env, image_models)

@@ -166,10 +166,7 @@ class Pipeline:
         parked (429). Also asked before the optimizer judges a follow-up, whose answer would be
         wasted without them."""
         if configured and not self.workers_ai.configured:
-            raise NotConfigured(
-                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
-                "(or CF_ACCOUNTS)."
-            )
+            raise NotConfigured()
         if parked and self.workers_ai.pool.all_parked():
             detail, retry_after = self.workers_ai.pool.exhausted_error_detail()
             raise QuotaExceeded(detail, retry_after)

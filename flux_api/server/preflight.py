@@ -8,10 +8,9 @@ new workers failing to boot and taking the master down with them.
 """
 
 import os
-import sys
 
 from flux_api import create_app_or_exit
-from flux_api.config.environment import SettingsError
+from flux_api.config.environment import SettingsError, exit_cannot_start
 from flux_api.config.server import check_can_listen, load_server_config_or_exit
 
 
@@ -22,8 +21,7 @@ def main() -> None:
         try:
             check_can_listen(config.bind)
         except SettingsError as exc:
-            print(f"flux-api cannot start: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
+            exit_cannot_start(exc)
     create_app_or_exit().extensions["flux_api"].store.close()
 
 

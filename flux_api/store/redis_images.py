@@ -10,8 +10,8 @@ own sampling, rate-limit windows and account state included.
 Redis's `maxmemory` (other programs' data may fill it) is respected too, and nothing is billed
 for an image that cannot be kept: before its paid call each generation reserves its worst case
 (its decoded RGB size, imaging.pictures.image_bytes) against what Redis could still hold once
-every image of ours is evicted, less what the generations in flight on every node have reserved; otherwise
-it is refused (503, `/healthz` says "full"). Storing then evicts the oldest images until the new
+every image of ours is evicted, less what the generations in flight on every node have
+reserved; otherwise it is refused (503, `/healthz` says "full"). Storing then evicts the oldest images until the new
 ones fit under `maxmemory` and gives the reservation back. Eviction, the counters and the writes
 are one script flagged `allow-oom`, which Redis runs at `maxmemory` (Redis 7's script flags):
 the counter can never disagree with what is stored, and our images never push Redis past it.

@@ -140,10 +140,7 @@ class WorkersAIClient:
         `budget` bounds the whole call, queueing and retries included, and stops it before any
         try once the client has left."""
         if not self.configured:
-            raise NotConfigured(
-                "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
-                "(or CF_ACCOUNTS)."
-            )
+            raise NotConfigured()
         budget = budget or Budget.unlimited()
         fields = build_fields(model, prompt, size, steps, extras)
         fields.update(image_fields(model, images, mask))

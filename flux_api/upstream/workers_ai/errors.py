@@ -21,6 +21,13 @@ class WorkersAIError(Exception):
 class NotConfigured(WorkersAIError):
     """CF_ACCOUNT_ID or CF_API_TOKEN is not set."""
 
+    def __init__(self, detail: str = ""):
+        super().__init__(
+            detail
+            or "Cloudflare credentials are missing: set CF_ACCOUNT_ID and CF_API_TOKEN "
+            "(or CF_ACCOUNTS)."
+        )
+
 
 class QuotaExceeded(WorkersAIError):
     """The daily free allocation is used up (4006, documented as 3036)."""
