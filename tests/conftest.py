@@ -203,14 +203,20 @@ class Gunicorn:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
+        try:
+            self._wait_until_serving(deadline=time.monotonic() + 20)
+        except BaseException:  # never leave a master and its workers running after a failure
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_serving(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             try:
                 requests.get(self.url + "/", timeout=1)  # any answer: it is serving
-                return self
-            except requests.ConnectionError:
+                return
+            except requests.RequestException:  # refused, or slow to answer on a busy machine
                 time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"gunicorn did not start:\n{self.log_path.read_text()}")
 
     def run_until_exit(self, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -227,7 +233,11 @@ class Gunicorn:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
     @property
     def log(self) -> str:
