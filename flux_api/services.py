@@ -14,12 +14,13 @@ from typing import Callable
 
 from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows
-from flux_api.accounts.states import FileAccountStates
+from flux_api.accounts.states import AccountStates, FileAccountStates
 from flux_api.config.settings import Settings, SettingsError
 from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline
 from flux_api.store import redis_link
-from flux_api.store.disk import ImageStore
+from flux_api.store.disk import DiskImageStore
+from flux_api.store.images import ImageStore
 from flux_api.store.key_file import KEY_FILE, load_or_create_key
 from flux_api.store.ratelimit import DiskWindows, RateLimiter
 from flux_api.store.redis_images import RedisImageStore
@@ -31,7 +32,7 @@ from flux_api.upstream.workers_ai.client import WorkersAIClient
 class Services:
     settings: Settings
     api_keys: tuple[str, ...]
-    store: ImageStore | RedisImageStore
+    store: ImageStore
     pipeline: Pipeline
     image_memory: ImageMemory
     accounts: AccountPool
@@ -49,8 +50,8 @@ class Services:
 
 @dataclass(frozen=True)
 class _Shared:
-    store: ImageStore | RedisImageStore
-    account_states: FileAccountStates | RedisAccountStates
+    store: ImageStore
+    account_states: AccountStates
     windows: Callable[[], DiskWindows | RedisWindows]
     api_keys: tuple[str, ...]
     created_key_at: str | None
@@ -63,7 +64,7 @@ def _on_disk(settings: Settings) -> _Shared:
         created_at = str((settings.data_dir / KEY_FILE).absolute())
     directory = settings.data_dir / "images"
     try:
-        store = ImageStore(
+        store = DiskImageStore(
             directory,
             ttl=settings.image_expiration,
             size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,

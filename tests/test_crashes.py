@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flux_api.store.disk import ImageStore
+from flux_api.store.disk import DiskImageStore
 from tests.conftest import API_KEY, Gunicorn
 
 
@@ -133,7 +133,7 @@ def test_the_store_stays_under_its_size_cap_across_restarts(gunicorn, service_en
         paths += [item["url"].removeprefix(server.url) for item in response.json()["data"]]
     server.stop()
     directory = Path(env["DATA_DIR"]) / "images"
-    store = ImageStore(directory, ttl=600, size_limit_bytes=1024 * 1024)
+    store = DiskImageStore(directory, ttl=600, size_limit_bytes=1024 * 1024)
     try:
         assert 0 < store._cache.volume() <= 1024 * 1024
     finally:

@@ -17,7 +17,7 @@ from flux_api.conversation.followups import (
     asks_for_change,
     earlier_image,
 )
-from flux_api.store.disk import ImageStore
+from flux_api.store.disk import DiskImageStore
 from flux_api.upstream.optimizer import FOLLOW_UP_SYSTEM_MESSAGE, OptimizerClient, OptimizerError
 from tests.fakes.optimizer import OPTIMIZER_KEY, OPTIMIZER_MODEL
 
@@ -256,7 +256,7 @@ def reply(url: str) -> str:
     )
 
 
-def capture_with_own_keys(name: str, store: ImageStore) -> tuple[dict, list[str]]:
+def capture_with_own_keys(name: str, store: DiskImageStore) -> tuple[dict, list[str]]:
     """A capture with each captured key replaced by a key of `store`, in order of appearance."""
     text = (CAPTURES / name).read_text(encoding="utf-8")
     captured = list(dict.fromkeys(_CAPTURED_KEY.findall(text)))
@@ -267,8 +267,8 @@ def capture_with_own_keys(name: str, store: ImageStore) -> tuple[dict, list[str]
 
 
 @pytest.fixture
-def store(tmp_path) -> ImageStore:
-    return ImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
+def store(tmp_path) -> DiskImageStore:
+    return DiskImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
 
 
 @pytest.mark.parametrize(

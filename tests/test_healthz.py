@@ -48,7 +48,7 @@ def test_a_broken_store_is_reported_at_once_to_a_caller_with_a_key(service, serv
 
 def test_the_probe_finds_a_broken_directory_within_the_cache_period(tmp_path):
     images = tmp_path / "images"
-    image_store = store.ImageStore(images, ttl=600, size_limit_bytes=1_000_000)
+    image_store = store.DiskImageStore(images, ttl=600, size_limit_bytes=1_000_000)
     assert image_store.writable()
     shutil.rmtree(images)
     images.write_text("not a directory any more")

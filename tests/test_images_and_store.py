@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from flux_api.store.disk import ImageStore
+from flux_api.store.disk import DiskImageStore
 from tests.fakes.workers_ai import render_image
 
 
@@ -84,7 +84,7 @@ def test_images_survive_a_restart(start_service, fake_ai):
 
 
 def test_store_evicts_the_oldest_images_beyond_its_size_cap(tmp_path):
-    store = ImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
+    store = DiskImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
     keys = [store.put(os.urandom(100_000)) for _ in range(40)]  # 4 MB into a 1 MB store
     kept = [key for key in keys if store.get(key) is not None]
     assert kept == keys[-len(kept) :] and 5 <= len(kept) <= 10  # the newest, in order
@@ -92,7 +92,7 @@ def test_store_evicts_the_oldest_images_beyond_its_size_cap(tmp_path):
 
 
 def test_one_requests_images_never_evict_each_other(tmp_path):
-    store = ImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
+    store = DiskImageStore(tmp_path / "images", ttl=600, size_limit_bytes=1_000_000)
     older = [store.put(os.urandom(100_000)) for _ in range(5)]
     batch = store.put_many([os.urandom(150_000) for _ in range(4)])  # 600 KB of a 1 MB store
     assert all(store.get(key) is not None for key in batch)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from flux_api.accounts.states import FileAccountStates, States
+from flux_api.accounts.states import AccountStates, States
 from flux_api.config.accounts import Account
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class AccountPool:
     def __init__(
         self,
         accounts: tuple[Account, ...],
-        states: FileAccountStates,
+        states: AccountStates,
         clock: Callable[[], float] = time.time,
     ):
         self.accounts = accounts

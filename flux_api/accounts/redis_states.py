@@ -1,6 +1,6 @@
 """The small shared state in Redis, for several nodes (REDIS_URL): rate-limit windows and the
 account pool's record. Each has a disk twin for one machine (ratelimit.DiskWindows,
-account_states.FileAccountStates)."""
+states.FileAccountStates)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 import redis
 
 from flux_api.accounts.states import States, clean
-from flux_api.store.disk import StoreUnavailable
+from flux_api.store.images import StoreUnavailable
 from flux_api.store.redis_link import PREFIX, REDIS
 
 log = logging.getLogger(__name__)

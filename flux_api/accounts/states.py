@@ -4,7 +4,7 @@ refused, busy, neurons spent), shared by every worker process of the machine.
 The pool needs two operations: a read, and an atomic read-modify-write of the whole record (a
 few hundred bytes for any realistic pool). This implementation keeps it in a diskcache under
 DATA_DIR, changed under the machine-wide write lock, so it outlives restarts: a parked account
-stays parked until its reset, not until the service restarts. (redis_state.RedisAccountStates
+stays parked until its reset, not until the service restarts. (redis_states.RedisAccountStates
 is its twin for several nodes.)
 
 The record only advises which account to call next, so it never stops a generation: a value
@@ -20,7 +20,7 @@ import logging
 import math
 import sqlite3
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Protocol, TypedDict, TypeVar
 
 import diskcache
 
@@ -28,7 +28,36 @@ from flux_api.store.locks import WriteLock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-States = dict[str, dict]  # account id -> what is known of it (see account_pool.py)
+
+
+class Refusal(TypedDict):
+    token: str  # the refused token's fingerprint: a changed token is tried at once
+    checked: float  # when it was last tried
+
+
+class AccountRecord(TypedDict, total=False):
+    """What is known of one account (the pool's policy, accounts/pool.py, writes it)."""
+
+    last_used: float  # epoch seconds: least recently used goes next
+    parked_until: float  # its daily allocation is used up until then (the next 00:00 UTC)
+    busy: float  # out of capacity until then: other accounts first
+    refused: Refusal  # its token was refused
+    neurons: tuple[str, float]  # (UTC day, neurons spent that day)
+
+
+States = dict[str, AccountRecord]  # account id -> its record
+
+
+class AccountStates(Protocol):
+    """The record of every account, shared by all workers (FileAccountStates here on disk,
+    accounts/redis_states.RedisAccountStates on Redis): a read, and an atomic change."""
+
+    def read(self) -> States: ...
+
+    def change(self, edit: Callable[[States], T]) -> T: ...
+
+    def close(self) -> None: ...
+
 _KEY = "accounts"
 _STORE_ERRORS = (sqlite3.Error, diskcache.Timeout)  # the database itself cannot be used
 _ERRORS = (OSError, *_STORE_ERRORS)

@@ -26,7 +26,7 @@ from flux_api.generation import model_choice
 from flux_api.generation.prompts import with_context
 from flux_api.generation.sizes import parse_ratio, size_for_ratio, upstream_size
 from flux_api.imaging.pictures import convert, fit, image_bytes, image_size
-from flux_api.store.disk import ImageStore
+from flux_api.store.images import ImageStore
 from flux_api.upstream.optimizer import OptimizerClient, OptimizerError
 from flux_api.upstream.workers_ai.client import WorkersAIClient
 from flux_api.upstream.workers_ai.errors import BadResponse, NotConfigured, QuotaExceeded

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import io
 import os
-import re
-import secrets
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import diskcache
 
+from flux_api.store.images import (
+    KEY_PATTERN,
+    WRITABLE,
+    OpenedImage,
+    StoreUnavailable,
+    check_fits,
+    new_keys,
+)
 from flux_api.store.locks import WriteLock
 from flux_api.store.probes import CachedProbe
 
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
-_KEY_BYTES = 24
-KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SWEEP_SECONDS = 10  # how often expired images are removed from disk (reads never see them)
 _PROBE_NAME = ".health-probe"  # a file beside diskcache's own, never a key
 # How long a health answer is reused: /healthz is unauthenticated and may be called a thousand
@@ -32,58 +34,9 @@ _HEALTH_SECONDS = 5.0
 
 
 _STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
-WRITABLE = "writable"  # what /healthz says of a store that can take an image
 
 
-class StoreUnavailable(Exception):
-    """The image store cannot be used (disk full, directory gone, database locked; Redis gone
-    or read-only). `setting` names what the operator should check."""
-
-    def __init__(self, detail: str, setting: str = "DATA_DIR"):
-        super().__init__(detail)
-        self.detail = detail
-        self.setting = setting
-
-
-class StoreFull(Exception):
-    """One request's images are larger than the whole store (STORE_SIZE_LIMIT_MB)."""
-
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
-
-
-def check_fits(images: list[bytes], size_limit: int) -> int:
-    """Their total size; StoreFull when they are larger than the whole store."""
-    total = sum(len(data) for data in images)
-    if total > size_limit:
-        raise StoreFull(
-            f"{len(images)} image(s) of {total / 2**20:.1f} MiB do not fit in "
-            f"{size_limit / 2**20:.0f} MiB"
-        )
-    return total
-
-
-def new_keys(count: int) -> list[str]:
-    return [secrets.token_urlsafe(_KEY_BYTES) for _ in range(count)]
-
-
-@dataclass(frozen=True)
-class OpenedImage:
-    """A stored image as an open file (a real one on disk, for sendfile; bytes in memory from
-    Redis); the caller closes `file`. `head`: its first bytes, which tell its type."""
-
-    file: BinaryIO
-    size: int
-    expires_at: float
-    head: bytes
-
-    @property
-    def seconds_left(self) -> int:
-        return max(0, int(self.expires_at - time.time()))
-
-
-class ImageStore:
+class DiskImageStore:
     UNHEALTHY = "not writable"  # what /healthz says of it when it cannot take an image
 
     def __init__(self, directory: Path, *, ttl: int, size_limit_bytes: int):

@@ -18,7 +18,7 @@ import diskcache
 
 from flux_api.config.settings import RateLimit
 from flux_api.errors import APIError
-from flux_api.store.disk import StoreUnavailable
+from flux_api.store.images import StoreUnavailable
 from flux_api.store.locks import WriteLock
 
 log = logging.getLogger(__name__)

@@ -1,19 +1,20 @@
 """Generated images in Redis, for several nodes sharing one store (REDIS_URL). Needs Redis >= 7.
 
-The same interface as the disk store (store.ImageStore), and the same rules: each image is kept
-for IMAGE_EXPIRATION (Redis's own TTL drops it), and STORE_SIZE_LIMIT_MB is kept to the byte by
-evicting the oldest images first, all of a request's images fitting together. The size is the
-service's own accounting (an index of keys by age and their sizes, changed by one Lua script per
-request, so nodes never race), not Redis's `maxmemory`: a `maxmemory` policy would evict by its
-own sampling, rate-limit windows and account state included.
+The same interface as the disk store (the ImageStore Protocol, store/images.py), and the same rules:
+each image is kept for IMAGE_EXPIRATION (Redis's own TTL drops it), and STORE_SIZE_LIMIT_MB is kept
+to the byte by evicting the oldest images first, all of a request's images fitting together. The
+size is the service's own accounting (an index of keys by age and their sizes, changed by one Lua
+script per request, so nodes never race), not Redis's `maxmemory`: a `maxmemory` policy would evict
+by its own sampling, rate-limit windows and account state included.
 
 Redis's `maxmemory` (other programs' data may fill it) is respected too, and nothing is billed
 for an image that cannot be kept: before its paid call each generation reserves its worst case
 (its decoded RGB size, imaging.pictures.image_bytes) against what Redis could still hold once
 every image of ours is evicted, less what the generations in flight on every node have
-reserved; otherwise it is refused (503, `/healthz` says "full"). Storing then evicts the oldest images until the new
-ones fit under `maxmemory` and gives the reservation back. Eviction, the counters and the writes
-are one script flagged `allow-oom`, which Redis runs at `maxmemory` (Redis 7's script flags):
+reserved; otherwise it is refused (503, `/healthz` says "full"). Storing then evicts the oldest
+images until the new ones fit under `maxmemory` and gives the reservation back. Eviction, the
+counters and the writes are one script flagged `allow-oom`, which Redis runs at `maxmemory`
+(Redis 7's script flags):
 the counter can never disagree with what is stored, and our images never push Redis past it.
 
 Races left, each answered 503 `store_unavailable` after the images were paid for: other programs
@@ -34,7 +35,7 @@ import redis
 
 from flux_api.config.models import DEFAULT_SIZE
 from flux_api.imaging.pictures import image_bytes
-from flux_api.store.disk import (
+from flux_api.store.images import (
     KEY_PATTERN,
     WRITABLE,
     OpenedImage,

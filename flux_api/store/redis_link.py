@@ -1,5 +1,5 @@
 """The connection to Redis (REDIS_URL), shared by everything the nodes share: images, rate-limit
-windows, the account pool's state and the created API key.
+windows and the account pool's state. (Not a created API key: REDIS_URL requires API_KEY.)
 
 redis-py keeps a pool of connections per worker process and reconnects by itself, so a Redis
 that comes back is used again at the next command; the short timeouts make a Redis that is gone

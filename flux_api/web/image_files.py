@@ -18,7 +18,7 @@ from werkzeug.http import http_date, parse_etags
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
 from flux_api.imaging.pictures import sniff_type
-from flux_api.store.disk import ImageStore, OpenedImage, StoreUnavailable
+from flux_api.store.images import ImageStore, OpenedImage, StoreUnavailable
 from flux_api.web import logs
 
 PREFIX = "/image/"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flux_api.budget import ClientLeft, DeadlineExceeded, Stopped
 from flux_api.errors import APIError
-from flux_api.store.disk import StoreFull, StoreUnavailable
+from flux_api.store.images import StoreFull, StoreUnavailable
 from flux_api.upstream.workers_ai import errors as wai
 
 _log = logging.getLogger(__name__)

@@ -1,15 +1,15 @@
 """Client for the Cloudflare Workers AI REST API (`POST {base}/{model}`), one per app.
 
-It encodes each request the way the model's schema wants (workers_ai_fields.py), sends each try
-to an account of the pool (account_pool.py), retries what a retry can fix, and raises its own
-exceptions for the rest (workers_ai_errors.py); errors.py maps those to HTTP.
+It encodes each request the way the model's schema wants (fields.py), sends each try to an
+account of the pool (accounts/pool.py), retries what a retry can fix, and raises its own
+exceptions for the rest (errors.py here); wire/errors.py maps those to HTTP.
 
 Which failure goes where:
 
 | answer | this account | the request |
 |---|---|---|
 | daily quota used up (4006/3036) | parked until 00:00 UTC | at once on another account; not a try |
-| token or account refused (10000, 7000, 401, 403) | set aside | at once on another account; not a try |
+| token or account refused (10000, 7000, 401, 403) | set aside | at once elsewhere; not a try |
 | out of capacity (3040), rate limited | busy for a while | next try on another account, no wait |
 | no connection, 502/503 | - | next try, another account if any, after the backoff |
 | flagged, input rejected, timeout, broken after sending | - | fails: it may be billed |
