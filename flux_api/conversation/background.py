@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from flux_api.conversation import client_prompts, followups, tasks
-from flux_api.conversation.messages import short_title, tagged, without
+from flux_api.conversation.messages import short_title, tagged, text_of, without
 from flux_api.generation.sizes import parse_ratio
 from flux_api.upstream.optimizer import OptimizerError
 
@@ -103,15 +103,9 @@ def _role_texts(messages: list) -> list[tuple[str, str]]:
     for message in messages:
         if not isinstance(message, dict):
             continue
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "\n".join(
-                part["text"]
-                for part in content
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
-            )
-        if isinstance(content, str):
-            out.append((str(message.get("role")), content))
+        text = text_of(message.get("content"))
+        if text is not None:
+            out.append((str(message.get("role")), text))
     return out
 
 

@@ -22,6 +22,22 @@ class Said:
     attached: str = ""  # the text of files they attached, when the client sent it along
 
 
+def text_of(content: object) -> str | None:
+    """A message's text: its `content` as a string, or its `text` parts joined by lines; None
+    for any other shape."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    return "\n".join(
+        part["text"]
+        for part in content
+        if isinstance(part, dict)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+    )
+
+
 def read(text: str, system_texts: list[str] = ()) -> Said:
     """The person's words and any attached text, from the last user message's text (and the
     system messages, where Open WebUI puts its retrieval template when told to)."""

@@ -156,18 +156,24 @@ class Pipeline:
         a store that could not keep the images (503; Redis reserves their worst case here),
         every account parked (429). Called by every endpoint before `run`, and before a
         stream's first byte, so each is an ordinary HTTP error."""
-        self.check_upstream(parked=False)
+        self._check_configured()
         if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
             self.store.ensure_writable(image_bytes(plan.size, count))
-        self.check_upstream(configured=False)
+        self._check_not_all_parked()
 
-    def check_upstream(self, configured: bool = True, parked: bool = True) -> None:
+    def check_upstream(self) -> None:
         """Whether Workers AI can be called at all: its credentials (503), an account not
         parked (429). Also asked before the optimizer judges a follow-up, whose answer would be
         wasted without them."""
-        if configured and not self.workers_ai.configured:
+        self._check_configured()
+        self._check_not_all_parked()
+
+    def _check_configured(self) -> None:
+        if not self.workers_ai.configured:
             raise NotConfigured()
-        if parked and self.workers_ai.pool.all_parked():
+
+    def _check_not_all_parked(self) -> None:
+        if self.workers_ai.pool.all_parked():
             detail, retry_after = self.workers_ai.pool.exhausted_error_detail()
             raise QuotaExceeded(detail, retry_after)
 

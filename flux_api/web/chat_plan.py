@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from flux_api.budget import Budget
 from flux_api.conversation import followups
+from flux_api.conversation.messages import text_of
 from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline, Plan
 from flux_api.upstream.optimizer import OptimizerError
@@ -55,11 +56,12 @@ def plan_chat(
         if not followups.asks_for_change(request.prompt):
             return ChatPlan(plan)
         return ChatPlan(plan, {"kind": "new", "earlier_image": earlier.url, "expired": True})
-    opened.file.close()
-    is_edit, prompt, source = _judged(request, pipeline, earlier, plan, before_optimizer)
-    if not is_edit:
-        return ChatPlan(replace(plan, prompt=prompt, prompt_source=source) if source else plan)
-    edit = edits.from_chat(prompt, (f"/image/{earlier.key}",), request.model, store, settings)
+    with opened.file:  # read only if it is an edit, and then once
+        is_edit, prompt, source = _judged(request, pipeline, earlier, plan, before_optimizer)
+        if not is_edit:
+            return ChatPlan(replace(plan, prompt=prompt, prompt_source=source) if source else plan)
+        stored = opened.file.read()
+    edit = edits.edit_of(prompt, [stored], request.model)
     edited = edits.plan_edit(pipeline, edit, base_url, memory, budget)
     if source:  # the optimizer wrote the edit: it is not rewritten, and the person's words show
         edited = replace(edited, original_prompt=request.prompt, prompt_source=source)
@@ -89,14 +91,8 @@ def _judged(request, pipeline: Pipeline, earlier, plan: Plan, before_optimizer):
 def _earlier_prompt(messages, key: str) -> str:
     """The prompt our earlier reply says it used, from the message that links the image."""
     for message in reversed(messages):
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            content = " ".join(
-                part["text"]
-                for part in content
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
-            )
-        if isinstance(content, str) and key in content[-100_000:]:
+        content = text_of(message.get("content")) if isinstance(message, dict) else None
+        if content is not None and key in content[-100_000:]:
             found = _PROMPT_USED.search(content[-100_000:])
             return found[1].strip() if found else ""
     return ""

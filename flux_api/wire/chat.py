@@ -105,17 +105,9 @@ def _image_urls_of(content: object) -> tuple[str, ...]:
 
 
 def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            part["text"]
-            for part in content
-            if isinstance(part, dict)
-            and part.get("type") == "text"
-            and isinstance(part.get("text"), str)
-        ]
-        return "\n".join(parts)
+    text = conversation.text_of(content)
+    if text is not None:
+        return text
     raise invalid_request(
         "The user message's `content` must be a string or a list of parts.", "messages"
     )

@@ -115,6 +115,11 @@ def from_chat(
                 param="messages",
                 code="image_too_large",
             )
+    return edit_of(prompt, uploads, model)
+
+
+def edit_of(prompt: str, uploads: list[bytes], model: str | None) -> EditRequest:
+    """A chat's edit of these images, already read, with the person's words."""
     body = {"prompt": prompt, "model": model, "response_format": "url"}
     return _request(body, uploads, None, max_n=1, variation=False)
 
