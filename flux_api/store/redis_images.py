@@ -4,8 +4,8 @@ The same interface as the disk store (the ImageStore Protocol, store/images.py),
 each image is kept for IMAGE_EXPIRATION (Redis's own TTL drops it), and STORE_SIZE_LIMIT_MB is kept
 to the byte by evicting the oldest images first, all of a request's images fitting together. The
 size is the service's own accounting (an index of keys by age and their sizes, changed by one Lua
-script per request, so nodes never race), not Redis's `maxmemory`: a `maxmemory` policy would evict
-by its own sampling, rate-limit windows and account state included.
+script per request, store/redis_scripts.py, so nodes never race), not Redis's `maxmemory`: a
+`maxmemory` policy would evict by its own sampling, rate-limit windows and account state included.
 
 Redis's `maxmemory` (other programs' data may fill it) is respected too, and nothing is billed
 for an image that cannot be kept: before its paid call each generation reserves its worst case
@@ -14,8 +14,8 @@ every image of ours is evicted, less what the generations in flight on every nod
 reserved; otherwise it is refused (503, `/healthz` says "full"). Storing then evicts the oldest
 images until the new ones fit under `maxmemory` and gives the reservation back. Eviction, the
 counters and the writes are one script flagged `allow-oom`, which Redis runs at `maxmemory`
-(Redis 7's script flags):
-the counter can never disagree with what is stored, and our images never push Redis past it.
+(Redis 7's script flags): the counter can never disagree with what is stored, and our images
+never push Redis past it.
 
 Races left, each answered 503 `store_unavailable` after the images were paid for: other programs
 fill Redis while a generation runs; an image larger than its reservation (a PNG with alpha); a
@@ -45,6 +45,7 @@ from flux_api.store.images import (
 )
 from flux_api.store.probes import CachedProbe
 from flux_api.store.redis_link import ERRORS, PREFIX, REDIS
+from flux_api.store.redis_scripts import DELETE, PUT, RESERVE, ROOM
 
 log = logging.getLogger(__name__)
 _IMAGE = PREFIX + "image:"
@@ -62,119 +63,9 @@ FULL = "full"  # what /healthz says of the store when Redis cannot take one more
 _ONE_IMAGE = image_bytes(DEFAULT_SIZE, 1)
 _MAXMEMORY = "the maxmemory of the Redis that REDIS_URL names, and what else it holds"
 
-# KEYS: index, sizes, total. ARGV: the image key, the image prefix. An image its owner deleted:
-# gone with its place in the index and its bytes in the count, in one step (allowed at
-# maxmemory: it only frees memory).
-_DELETE = """#!lua flags=allow-oom
-local index, sizes, total = KEYS[1], KEYS[2], KEYS[3]
-local key, prefix = ARGV[1], ARGV[2]
-local size = redis.call('HGET', sizes, key)
-if size then
-  redis.call('DECRBY', total, tonumber(size))
-  redis.call('HDEL', sizes, key)
-end
-redis.call('ZREM', index, key)
-return redis.call('DEL', prefix .. key)
-"""
-
 # This generation's reservation ("<lease id>:<bytes>"), from ensure_writable to put_many: both
 # run in one request's context (a stream's generation thread runs in a copy of it).
 _lease: contextvars.ContextVar[str] = contextvars.ContextVar("redis_image_lease", default="")
-
-# KEYS: index, sizes, total, reserved. Time is Redis's own clock, and each image carries its
-# expiry, so nodes whose clocks (or IMAGE_EXPIRATION) differ still agree on what has expired.
-# `room`: what Redis could still take once every image of ours (not expired) were evicted;
-# math.huge without maxmemory.
-_COMMON = """
-local index, sizes, total, reserved = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local function memory()
-  local info = redis.call('INFO', 'memory')
-  return tonumber(string.match(info, 'used_memory:(%d+)')),
-    tonumber(string.match(info, 'maxmemory:(%d+)'))
-end
-local function ours()
-  local bytes = tonumber(redis.call('GET', total) or '0')
-  for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now)) do
-    bytes = bytes - tonumber(redis.call('HGET', sizes, key) or '0')
-  end
-  return bytes
-end
-local function room()
-  local used, maxmemory = memory()
-  if maxmemory == 0 then return math.huge end
-  return maxmemory - used + ours()
-end
-"""
-
-# For /healthz: runs on a replica and at maxmemory, and writes nothing. {0, 0} without
-# maxmemory, else {1, room} (below 0 when Redis is past maxmemory even without our images).
-_ROOM = "#!lua flags=no-writes\n" + _COMMON + """
-local free = room()
-if free == math.huge then return {0, 0} end
-return {1, math.floor(free)}
-"""
-
-# ARGV: lease (ms), the new lease "<id>:<bytes>", a lease of this context left by a generation
-# that failed (or ''). Returns {1 or 0 (refused), room}. Drops ended leases; the new one goes in
-# only when its bytes fit beside every other lease.
-_RESERVE = "#!lua flags=allow-oom\n" + _COMMON + """
-local lease, stale = ARGV[2], ARGV[3]
-if stale ~= '' then redis.call('ZREM', reserved, stale) end
-redis.call('ZREMRANGEBYSCORE', reserved, '-inf', now)
-local free = room()
-for _, other in ipairs(redis.call('ZRANGE', reserved, 0, -1)) do
-  free = free - tonumber(string.match(other, ':(%d+)$'))
-end
-local wanted = tonumber(string.match(lease, ':(%d+)$'))
-if free ~= math.huge and free < wanted then return {0, math.floor(free)} end
-redis.call('ZADD', reserved, now + tonumber(ARGV[1]), lease)
-return {1, -1}
-"""
-
-# ARGV: ttl (ms), limit (bytes), image prefix, this generation's lease (or ''), then a key and
-# its bytes for each image. Gives the lease back, forgets what has expired (Redis dropped the
-# images themselves), evicts the images closest to their end (the oldest, with one
-# IMAGE_EXPIRATION) until the new ones fit under the limit and under maxmemory, then stores
-# them: one atomic step, whatever the other nodes do meanwhile. Returns 0, having evicted
-# and stored nothing, when evicting every image of ours would not make room.
-_PUT = "#!lua flags=allow-oom\n" + _COMMON + """
-local ttl, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-if ARGV[4] ~= '' then redis.call('ZREM', reserved, ARGV[4]) end
-local function forget(key)
-  redis.call('DECRBY', total, tonumber(redis.call('HGET', sizes, key) or '0'))
-  redis.call('HDEL', sizes, key)
-  redis.call('ZREM', index, key)
-end
-local function evict_oldest()
-  local first = redis.call('ZRANGE', index, 0, 0)
-  if #first == 0 then return false end
-  redis.call('DEL', prefix .. first[1])
-  forget(first[1])
-  return true
-end
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now)) do forget(key) end
-local incoming, count = 0, 0
-for i = 6, #ARGV, 2 do incoming, count = incoming + #ARGV[i], count + 1 end
--- Redis's allocator rounds a value up by up to a quarter; keys and index entries take a few
--- hundred bytes more.
-local needed = math.floor(incoming * 5 / 4) + 1024 * count
-local used, maxmemory = memory()
-if maxmemory > 0 then
-  if maxmemory - used + ours() < needed then return 0 end
-  while used + needed > maxmemory and evict_oldest() do used = memory() end
-end
-while tonumber(redis.call('GET', total) or '0') + incoming > limit and evict_oldest() do end
-for i = 5, #ARGV, 2 do
-  local key, data = ARGV[i], ARGV[i + 1]
-  redis.call('SET', prefix .. key, tostring(now + ttl) .. ':' .. data, 'PX', ttl)
-  redis.call('ZADD', index, now + ttl, key)
-  redis.call('HSET', sizes, key, #data)
-  redis.call('INCRBY', total, #data)
-end
-return 1
-"""
 
 
 class RedisFull(StoreUnavailable):
@@ -191,10 +82,10 @@ class RedisImageStore:
         self.ttl = ttl
         self.size_limit = size_limit_bytes
         self._redis = client
-        self._put = client.register_script(_PUT)
-        self._reserve = client.register_script(_RESERVE)
-        self._room = client.register_script(_ROOM)
-        self._delete = client.register_script(_DELETE)
+        self._put = client.register_script(PUT)
+        self._reserve = client.register_script(RESERVE)
+        self._room = client.register_script(ROOM)
+        self._delete = client.register_script(DELETE)
         self._state = CachedProbe(self._probe, _HEALTH_SECONDS)
         self._trouble = ""  # what was last logged as wrong ("" when all is well)
 
@@ -221,6 +112,7 @@ class RedisImageStore:
                 _MAXMEMORY,
             )
         return keys
+
     def get(self, key: str) -> bytes | None:
         opened = self.open(key)
         return None if opened is None else opened.file.read()
@@ -288,7 +180,7 @@ class RedisImageStore:
         self._trouble = state
 
     def health(self) -> str:
-        """"writable", "full" (Redis's maxmemory leaves no room for one image) or
+        """ "writable", "full" (Redis's maxmemory leaves no room for one image) or
         "unreachable": probed at most every second per worker; meanwhile, and while one
         thread waits on a Redis that hangs, the others give the last answer."""
         return self._state()
