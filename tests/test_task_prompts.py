@@ -1,10 +1,11 @@
 """Open WebUI's background tasks get a short answer in the shape Open WebUI reads, and never reach
 Workers AI.
 
-The fixtures are the starts of Open WebUI's default task templates (see flux_api/conversation/tasks.py for the
-commit they were taken from), rendered as Open WebUI renders them: {{MESSAGES:END:n}} becomes the
-last n messages as "ROLE: content" lines, and for the background tasks (title, tags, follow-ups)
-the <details> blocks and markdown images of the messages are removed first.
+The fixtures are the starts of Open WebUI's default task templates (see
+flux_api/conversation/tasks.py for the release they were checked against), rendered as Open WebUI
+renders them: {{MESSAGES:END:n}} becomes the last n messages as "ROLE: content" lines, and for
+the background tasks (title, tags, follow-ups) the <details> blocks and markdown images of the
+messages are removed first.
 """
 
 import json

@@ -1,48 +1,9 @@
-r"""Open WebUI's background tasks: titles, tags, follow-ups… sent to the chat model itself.
+"""Open WebUI's background tasks (titles, tags, follow-ups…), sent to the chat model itself.
 
-Checked again against the 0.12.4 release (its PyPI package: open_webui/config.py's DEFAULT_*
-templates, utils/task.py, utils/middleware.py) and its requests captured on the wire
-(tests/fixtures/open-webui-0.12.4/): each template is known by its first line after the marker
-(KNOWN_STATEMENTS); words on that line are the fallback for custom templates only. Its retrieval
-template ("Respond to the user query using the provided context") starts with the marker too, but
-wraps a person's message: it is no task (conversation.py reads it).
-
-Generating an image for them would waste quota and put stray pictures in the chat, so they get a
-short answer, without any upstream call, in the JSON shape Open WebUI parses from it.
-
-Checked against Open WebUI's source, open-webui/open-webui at commit
-074d48839d00c84107a99e43e2d36a9413e027a5 (a recent main-branch commit; its release number was
-not confirmed): the default task templates in backend/open_webui/config.py, their rendering in
-backend/open_webui/utils/task.py and routers/tasks.py, and the readers of the answers in the
-backend's chat middleware and the frontend's src/lib/apis/index.ts (the readers from the newest
-copies at hand, which may be a little newer than that commit). Open WebUI sends each task as a
-single user message holding the rendered template, and reads the answer by cutting from a `{` to
-the last `}` and loading that as JSON. Most readers cut from the first `{`, but the image-prompt
-and retrieval-query readers cut from the *last* `{`, so every answer here is one flat object and
-text copied from the chat has its braces removed.
-
-The tasks, how each template starts, and what we answer:
-
-- title ("### Task:\nGenerate a concise title summarizing the chat history.", in older
-  releases "…3-5 word title with an emoji…"): {"title": the first words of the user's message},
-  with 🎨 in front only when the template asks for an emoji (the current one forbids them).
-- tags ("### Task:\nGenerate 1-3 broad tags categorizing…"): {"tags": ["Image generation"]}.
-- follow-ups ("### Task:\nPredict 3-5 useful messages…" in 0.12, "…Suggest 3-5 relevant
-  follow-up questions…" before): {"follow_ups": []}.
-- image prompt ("### Task:\nGenerate a detailed prompt for am image generation task…", sic):
-  {"prompt": the last user message of the chat history, whitespace collapsed, braces removed}.
-  Open WebUI's own fallback, when the answer does not parse, is the last user message too.
-- search / retrieval queries ("### Task:\nAnalyze the chat history to determine the necessity of
-  generating search queries…"): {"queries": []}, the answer the template asks for when no search
-  is needed; for retrieval Open WebUI then searches with the user's message.
-- autocomplete ("### Task:\nYou are an autocompletion system."): {"text": ""}: suggest nothing.
-- document suggestions ("### Task:\nGenerate 3-5 insightful questions a user would naturally
-  want to ask about the provided document content…"): {"questions": []}.
-- emoji (call mode; "Your task is to reflect the speaker's likely facial expression through a
-  fitting emoji.", no "### Task:" marker): "🎨"; Open WebUI keeps the first pictograph it finds.
-- merge responses / MoA ("You have been provided with a set of responses from various models to
-  the latest user query:", no marker either): plain text, shown as the merged answer.
-- any other "### Task:" prompt (a custom template): the same plain text.
+An image for them would waste quota and put stray pictures in the chat, so each gets a short
+answer, with no upstream call, in the JSON Open WebUI parses: one flat object, as some of its
+readers cut from the last `{`. A task is known by its template's first line (KNOWN_STATEMENTS, from
+Open WebUI 0.12.4 and tests/fixtures/open-webui-0.12.4/); words are the fallback for custom ones.
 """
 
 from __future__ import annotations
