@@ -60,12 +60,9 @@ def favicon():
 
 @bp.get("/healthz")
 def healthz():
-    """For load balancers and monitors, no secrets. 503 only when this node cannot keep an
-    image (its store cannot be written or reached, or Redis is full): another node may. No
-    usable Cloudflare account is "degraded" but 200: every node shares the accounts, so taking
-    this one out of rotation would not help, and a load balancer that stopped sending requests
-    would also stop the recheck that brings a fixed token back. A monitor should alert on it
-    instead, and read why in "reason"."""
+    """For load balancers and monitors, no secrets. 503 only when this node cannot keep an image
+    (store unwritable, unreachable or full): another node may. No usable account is "degraded"
+    but 200, as all nodes share the accounts: for a monitor to alert on, with a "reason"."""
     settings, store = services().settings, services().store
     store_state = store.health()  # "writable", "full" (Redis's maxmemory) or store.UNHEALTHY
     writable = store_state == "writable"
