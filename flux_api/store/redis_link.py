@@ -1,5 +1,6 @@
 """The connection to Redis (REDIS_URL), shared by everything the nodes share: images, rate-limit
-windows and the account pool's state. (Not a created API key: REDIS_URL requires API_KEY.)
+windows and the account pool's state. Not an API key: the one created when API_KEY is unset is a
+file in DATA_DIR (store/key_file.py), one machine's, so REDIS_URL requires API_KEY instead.
 
 redis-py keeps a pool of connections per worker process and reconnects by itself, so a Redis
 that comes back is used again at the next command; the short timeouts make a Redis that is gone
