@@ -39,14 +39,16 @@ def create_app(
     services = app.extensions["flux_api"] = build_services(settings, clock, check_connections)
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
-    logs.init_app(app)  # first, so every later hook and error has a request id
+    logs.init_app(app, services.events)  # first, so every later hook and error has a request id
     auth.init_app(app, services.api_keys, services.created_key_at)
     handlers.init_app(app)
     page_security.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(images_api.bp)
     # Stored images are answered before Flask's request machinery (see image_files).
-    app.wsgi_app = ImageFiles(app.wsgi_app, services.store, settings.cors_origins)
+    app.wsgi_app = ImageFiles(
+        app.wsgi_app, services.store, settings.cors_origins, services.events
+    )
     return app
 
 

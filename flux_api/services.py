@@ -16,8 +16,10 @@ from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows
 from flux_api.accounts.states import AccountStates, FileAccountStates
 from flux_api.config.settings import Settings, SettingsError
+from flux_api.events import Events
 from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline
+from flux_api.observe import log_lines
 from flux_api.store import redis_link
 from flux_api.store.disk import DiskImageStore
 from flux_api.store.images import ImageStore
@@ -36,6 +38,7 @@ class Services:
     pipeline: Pipeline
     image_memory: ImageMemory
     accounts: AccountPool
+    events: Events
     rate_limiter: RateLimiter | None = None
     # Where the key created when API_KEY is not set can be read (said in a 401), or None.
     created_key_at: str | None = None
@@ -57,7 +60,7 @@ class _Shared:
     created_key_at: str | None
 
 
-def _on_disk(settings: Settings) -> _Shared:
+def _on_disk(settings: Settings, events: Events) -> _Shared:
     keys, created_at = settings.api_keys, None
     if not keys:
         keys = (load_or_create_key(settings.data_dir),)
@@ -68,6 +71,7 @@ def _on_disk(settings: Settings) -> _Shared:
             directory,
             ttl=settings.image_expiration,
             size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
+            events=events,
         )
     except (OSError, sqlite3.Error) as exc:
         raise SettingsError(
@@ -89,7 +93,7 @@ def _on_disk(settings: Settings) -> _Shared:
     )
 
 
-def _in_redis(settings: Settings, check: bool) -> _Shared:
+def _in_redis(settings: Settings, check: bool, events: Events) -> _Shared:
     if not settings.api_keys:
         # A key created in Redis would live only as long as Redis's data (the recipe keeps
         # none on disk): lost, every node would create another and lock every client out.
@@ -101,6 +105,7 @@ def _in_redis(settings: Settings, check: bool) -> _Shared:
         client,
         ttl=settings.image_expiration,
         size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
+        events=events,
     )
     return _Shared(
         store, RedisAccountStates(client), lambda: RedisWindows(client), settings.api_keys, None
@@ -112,14 +117,20 @@ def build_services(
 ) -> Services:
     """`clock`: wall-clock seconds for the account pool (tests move it past midnight).
     `check`: whether to make sure now that Redis answers (see factory.create_app)."""
-    shared = _in_redis(settings, check) if settings.redis_url else _on_disk(settings)
-    pool = AccountPool(settings.accounts, shared.account_states, clock)
+    events = Events()
+    log_lines.subscribe(events)
+    if settings.redis_url:
+        shared = _in_redis(settings, check, events)
+    else:
+        shared = _on_disk(settings, events)
+    pool = AccountPool(settings.accounts, shared.account_states, clock, events)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,
         timeout=settings.upstream_timeout,
         backoff=settings.upstream_retry_backoff,
         concurrency=settings.upstream_concurrency,
+        events=events,
     )
     optimizer = None
     if settings.prompt_optimization:
@@ -130,10 +141,10 @@ def build_services(
             timeout=settings.optimizer_timeout,
             system_message=settings.system_message,
         )
-    pipeline = Pipeline(settings, workers_ai, shared.store, optimizer)
+    pipeline = Pipeline(settings, workers_ai, shared.store, optimizer, events)
     limiter = None
     if settings.rate_limit is not None:
-        limiter = RateLimiter(shared.windows(), settings.rate_limit)
+        limiter = RateLimiter(shared.windows(), settings.rate_limit, events)
     memory = ImageMemory(settings.image_memory_mb * 1024 * 1024)
     return Services(
         settings,
@@ -142,6 +153,7 @@ def build_services(
         pipeline,
         memory,
         pool,
+        events,
         limiter,
         shared.created_key_at,
     )

@@ -18,7 +18,6 @@ The clock is injectable (wall-clock seconds), so tests can move past midnight wi
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,8 +25,7 @@ from typing import Callable
 
 from flux_api.accounts.states import AccountStates, States
 from flux_api.config.accounts import Account
-
-log = logging.getLogger(__name__)
+from flux_api.events import AccountChanged, Events
 
 RECHECK_SECONDS = 600.0
 BUSY_SECONDS = 10.0
@@ -53,10 +51,12 @@ class AccountPool:
         accounts: tuple[Account, ...],
         states: AccountStates,
         clock: Callable[[], float] = time.time,
+        events: Events | None = None,
     ):
         self.accounts = accounts
         self._states = states
         self._clock = clock
+        self._events = events or Events()  # parked, refused, works again
 
     def close(self) -> None:
         self._states.close()
@@ -139,11 +139,7 @@ class AccountPool:
             return already
 
         if not self._states.change(park):
-            log.warning(
-                "account %s used its daily free allocation; not called again until %s",
-                account.label,
-                _utc(until),
-            )
+            self._events.announce(AccountChanged(account.label, "parked", until=until))
 
     def refused(self, account: Account, setting: str) -> None:
         """Cloudflare refused its token or id: set it aside (see the module's docstring)."""
@@ -156,11 +152,7 @@ class AccountPool:
             return known
 
         if not self._states.change(set_aside):
-            log.warning(
-                "account %s: Cloudflare refused its token or account id; set aside (check %s)",
-                account.label,
-                setting,
-            )
+            self._events.announce(AccountChanged(account.label, "refused", setting=setting))
 
     def busy(self, account: Account, seconds: float | None) -> None:
         until = self._clock() + max(seconds or 0.0, BUSY_SECONDS)
@@ -183,7 +175,7 @@ class AccountPool:
             return was_refused
 
         if self._states.change(update):
-            log.warning("account %s works again", account.label)
+            self._events.announce(AccountChanged(account.label, "works"))
 
     # What /healthz and the page show.
 
@@ -242,7 +234,7 @@ class AccountPool:
         entry: dict = {"id": account.label, "state": "ok"}
         refused = record.get("refused")
         if self._parked(record, now):
-            entry.update(state="quota_exhausted", until=_utc(record["parked_until"]))
+            entry.update(state="quota_exhausted", until=utc(record["parked_until"]))
         elif refused and refused["token"] == account.token_fingerprint:
             entry["state"] = "rejected_token"
         elif _busy(record, now):
@@ -270,7 +262,8 @@ def _day(now: float) -> str:
     return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
 
 
-def _utc(moment: float) -> str:
+def utc(moment: float) -> str:
+    """`moment` (epoch seconds) as an ISO 8601 UTC time, to the second."""
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -22,9 +22,11 @@ from flux_api.budget import Budget, ClientLeft
 from flux_api.config.models import ModelProfile
 from flux_api.config.settings import Settings
 from flux_api.errors import invalid_request
+from flux_api.events import Events
 from flux_api.generation import model_choice
 from flux_api.generation.prompts import with_context
 from flux_api.generation.sizes import parse_ratio, size_for_ratio, upstream_size
+from flux_api.generation.stages import StageClock
 from flux_api.imaging.pictures import convert, fit, image_bytes, image_size
 from flux_api.store.images import ImageStore
 from flux_api.upstream.optimizer import OptimizerClient, OptimizerError
@@ -85,11 +87,13 @@ class Pipeline:
         workers_ai: WorkersAIClient,
         store: ImageStore,
         optimizer: OptimizerClient | None = None,
+        events: Events | None = None,
     ):
         self.settings = settings
         self.workers_ai = workers_ai
         self.store = store
         self.optimizer = optimizer
+        self.events = events or Events()
         # Streams run their generation here so the request thread can send keep-alives. A pool
         # (threads made on demand, then reused) keeps each thread's upstream sessions warm.
         # The default pool size (cores + 4) would queue streams, so allow many more.
@@ -183,40 +187,37 @@ class Pipeline:
         """Yield the prompt choice, then the `count` images (stored when `keep`), once `admit`
         has let the request in. Upstream errors propagate; if one image fails, none is stored.
         `budget` stops the work before each paid step once the client has left or the deadline
-        has passed."""
+        has passed. The generation is announced (events.GenerationDone) however it ends."""
         budget = budget or Budget.unlimited()
+        clock = StageClock()
         try:
-            yield from self._generate(plan, count, keep, budget)
-        except BaseException:  # failed, or its client left: the store's reservation goes back
+            yield from self._generate(plan, count, keep, budget, clock)
+        except BaseException as exc:  # failed, or its client left: the reservation goes back
             if keep:
                 self.store.release()
+            if not clock.reported:
+                self._announce(plan, count, clock, exc)
             raise
 
     def _generate(
-        self, plan: Plan, count: int, keep: bool, budget: Budget
+        self, plan: Plan, count: int, keep: bool, budget: Budget, clock: StageClock
     ) -> Iterator[PromptChoice | Generated]:
-        started = time.monotonic()
         choice = self.choose_prompt(plan, budget)
-        optimized = time.monotonic()
-        budget.extend(optimized - started)  # the optimizer has its own OPTIMIZER_TIMEOUT
+        budget.extend(clock.mark("optimizer"))  # the optimizer has its own OPTIMIZER_TIMEOUT
         yield choice
         images = self.render_many(plan, choice.prompt, count, budget)
-        rendered = time.monotonic()
+        clock.mark("upstream")
         if budget.client_left:  # paid for, but nobody will fetch it: do not keep it
             raise ClientLeft("after the images were made")
         stored = self.store_images(plan, images) if keep else []
-        log.info(
-            "generation model=%s size=%dx%d n=%d optimizer_s=%.2f upstream_s=%.2f store_s=%.3f "
-            "total_s=%.2f",
-            plan.model.short_name,
-            *plan.size,
-            count,
-            optimized - started,
-            rendered - optimized,
-            time.monotonic() - rendered,
-            time.monotonic() - started,
-        )
+        clock.mark("store")
+        self._announce(plan, count, clock, None)
         yield Generated(images, stored)
+
+    def _announce(
+        self, plan: Plan, count: int, clock: StageClock, error: BaseException | None
+    ) -> None:
+        self.events.announce(clock.report(plan.model.short_name, plan.size, count, error))
 
     def run_in_background(self, plan: Plan, budget: Budget) -> queue.Queue:
         """Start `run` on a pool thread; its events, or the exception that ended it, arrive on

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import diskcache
 
+from flux_api.events import Events, ImagesEvicted
 from flux_api.store.images import (
     KEY_PATTERN,
     WRITABLE,
@@ -39,10 +40,13 @@ _STORE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
 class DiskImageStore:
     UNHEALTHY = "not writable"  # what /healthz says of it when it cannot take an image
 
-    def __init__(self, directory: Path, *, ttl: int, size_limit_bytes: int):
+    def __init__(
+        self, directory: Path, *, ttl: int, size_limit_bytes: int, events: Events | None = None
+    ):
         self.directory = Path(directory)
         self.ttl = ttl
         self.size_limit = size_limit_bytes
+        self._events = events or Events()  # evictions
         self._next_sweep = 0.0
         self._writable = CachedProbe(self._probe, _HEALTH_SECONDS)
         self._write_lock = WriteLock(self.directory / "write.lock")
@@ -80,11 +84,16 @@ class DiskImageStore:
 
     def _make_room(self, incoming: int) -> None:
         """Evict the oldest images until `incoming` more bytes fit under the size cap."""
-        while self._cache.volume() + incoming > self.size_limit:
+        before = volume = self._cache.volume()
+        evicted = 0
+        while volume + incoming > self.size_limit:
             oldest = next(iter(self._cache), None)  # keys come in the order they were stored
             if oldest is None:
-                return
-            self._cache.delete(oldest)
+                break
+            evicted += self._cache.delete(oldest)
+            volume = self._cache.volume()
+        if evicted:
+            self._events.announce(ImagesEvicted(evicted, before - volume))
 
     def release(self) -> None:
         """Nothing to give back: the disk store reserves no room (the size cap evicts)."""

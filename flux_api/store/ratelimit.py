@@ -18,6 +18,7 @@ import diskcache
 
 from flux_api.config.settings import RateLimit
 from flux_api.errors import APIError
+from flux_api.events import Events, RateLimited
 from flux_api.store.images import StoreUnavailable
 from flux_api.store.locks import WriteLock
 
@@ -65,10 +66,11 @@ class DiskWindows:
 
 
 class RateLimiter:
-    def __init__(self, windows, limit: RateLimit):
+    def __init__(self, windows, limit: RateLimit, events: Events | None = None):
         """`windows`: DiskWindows, or RedisWindows when several nodes share the limit."""
         self.limit = limit
         self._windows = windows
+        self._events = events or Events()  # refusals
 
     def hit(self, api_key: str, images: int = 1) -> None:
         """Count `images` Workers AI calls for `api_key`; raise a 429 with Retry-After, counting
@@ -82,6 +84,7 @@ class RateLimiter:
         )
         if count > self.limit.requests:
             retry_after = max(1, int((window + 1) * self.limit.period - now) + 1)
+            self._events.announce(RateLimited(digest[:12], images, retry_after))
             asked = f" (this request asks for {images})" if images > 1 else ""
             raise APIError(
                 429,

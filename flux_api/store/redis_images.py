@@ -35,6 +35,7 @@ import redis
 
 from flux_api.config.models import DEFAULT_SIZE
 from flux_api.imaging.pictures import image_bytes
+from flux_api.events import Events
 from flux_api.store.images import (
     KEY_PATTERN,
     WRITABLE,
@@ -78,7 +79,15 @@ class RedisFull(StoreUnavailable):
 class RedisImageStore:
     UNHEALTHY = "unreachable"
 
-    def __init__(self, client: redis.Redis, *, ttl: int, size_limit_bytes: int):
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl: int,
+        size_limit_bytes: int,
+        events: Events | None = None,
+    ):
+        self._events = events or Events()  # evictions
         self.ttl = ttl
         self.size_limit = size_limit_bytes
         self._redis = client

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 from werkzeug.http import http_date, parse_etags
 from werkzeug.wsgi import ClosingIterator, wrap_file
 
+from flux_api.events import Events
 from flux_api.imaging.pictures import sniff_type
 from flux_api.store.images import ImageStore, OpenedImage, StoreUnavailable
 from flux_api.web import logs
@@ -52,12 +53,14 @@ def freshness_headers(key: str, opened: OpenedImage) -> list[tuple[str, str]]:
     ]
 
 
-def _log_sent(method: str, path: str, status: int, started: float, rid: str) -> None:
-    """The fetch's access line, under its own id: the thread's context still holds the id of
-    whatever request Flask last served on this thread."""
+def _log_sent(
+    events: Events, method: str, path: str, status: int, started: float, rid: str
+) -> None:
+    """The fetch announced (its access line), under its own id: the thread's context still
+    holds the id of whatever request Flask last served on this thread."""
     token = logs.request_id.set(rid)
     try:
-        logs.access_line(method, path, status, started, "-", rid)
+        logs.announce_request(events, method, path, status, started, "-", rid)
     finally:
         logs.request_id.reset(token)
 
@@ -65,9 +68,12 @@ def _log_sent(method: str, path: str, status: int, started: float, rid: str) -> 
 class ImageFiles:
     """WSGI middleware: serves stored images, passes every other request to `app`."""
 
-    def __init__(self, app: Callable, store: ImageStore, cors_origins: tuple[str, ...]):
+    def __init__(
+        self, app: Callable, store: ImageStore, cors_origins: tuple[str, ...], events: Events
+    ):
         self.app = app
         self.store = store
+        self.events = events
         self.any_origin = "*" in cors_origins
         self.origins = frozenset(cors_origins)
 
@@ -101,7 +107,7 @@ class ImageFiles:
             else:
                 body = wrap_file(environ, opened.file)  # sendfile under gunicorn
         start_response("200 OK" if status == 200 else "304 Not Modified", headers + extra)
-        log_line = partial(_log_sent, method, path, status, started, rid)
+        log_line = partial(_log_sent, self.events, method, path, status, started, rid)
         if isinstance(body, list):  # a 304, a HEAD or bytes: nothing to close but the log
             return ClosingIterator(body, log_line)
         # Servers call close() once the body is sent (or its client is gone). The body stays an

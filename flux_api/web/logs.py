@@ -1,4 +1,5 @@
-"""Logging: one structured line per request, and a request id on every line.
+"""Logging: a request id on every line, and each request announced once its body is sent
+(observe/log_lines.py writes its access line).
 
 The id comes from the client's X-Request-ID (when it is a plain token) or is made here, is
 echoed in the response, and follows the request into background threads (contextvars), so the
@@ -16,14 +17,13 @@ import re
 import secrets
 import time
 from contextvars import ContextVar
-from urllib.parse import quote
 
 from flask import Flask, g, request
 
+from flux_api.events import Events, RequestDone
+
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-access_log = logging.getLogger("flux_api.access")
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 FORMAT = "%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s] %(message)s"
 
 
@@ -75,19 +75,16 @@ def request_id_from(offered: str) -> str:
     return offered if _CLIENT_ID.fullmatch(offered) else secrets.token_hex(8)
 
 
-def access_line(method: str, path: str, status: int, started: float, model: str, rid: str):
-    access_log.info(
-        "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
-        method,
-        quote(path[:200], safe=_PATH_SAFE),  # no control characters or forged lines in logs
-        status,
-        (time.monotonic() - started) * 1000,
-        model,
-        rid,
-    )
+def announce_request(
+    events: Events, method: str, path: str, status: int, started: float, model: str, rid: str,
+    client_left: bool = False,
+) -> None:
+    """A request answered: its access line (and what else subscribes) follows from this."""
+    seconds = time.monotonic() - started
+    events.announce(RequestDone(method, path, status, seconds, model, rid, client_left))
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, events: Events) -> None:
     @app.before_request
     def start_request():
         g.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
@@ -113,7 +110,7 @@ def init_app(app: Flask) -> None:
         # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
             left = budget is not None and budget.noticed_client_left
-            access_line(method, path, 499 if left else status, started, model, rid)
+            announce_request(events, method, path, status, started, model, rid, left)
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
             log_line()

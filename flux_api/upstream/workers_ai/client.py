@@ -33,6 +33,7 @@ from flux_api.accounts.pool import AccountPool, Choice
 from flux_api.budget import Budget
 from flux_api.config.accounts import Account
 from flux_api.config.models import Encoding, ModelProfile
+from flux_api.events import Events, UpstreamCall
 from flux_api.upstream.http import DeadlineAdapter, fetch, never_sent, tls_reason
 from flux_api.upstream.workers_ai.answers import decode, neurons_spent
 from flux_api.upstream.workers_ai.errors import (
@@ -47,6 +48,7 @@ from flux_api.upstream.workers_ai.errors import (
     UpstreamFailed,
     UpstreamTimeout,
     WorkersAIError,
+    call_outcome,
     parse_retry_after,
 )
 from flux_api.upstream.workers_ai.fields import build_fields, image_fields, multipart_parts
@@ -69,6 +71,7 @@ class WorkersAIClient:
         max_tries: int = 3,
         backoff: float = 0.5,
         concurrency: int = 0,
+        events: Events | None = None,
     ):
         self.base_url = base_url.rstrip("/")  # may hold {account_id}, filled per account
         self.pool = pool
@@ -87,6 +90,7 @@ class WorkersAIClient:
         self._typical_seconds: dict[str, float] = {}
         # Models whose schema turned `options` down: they are called without rejectIfBusy.
         self._no_options: set[str] = set()
+        self._events = events or Events()  # each try's outcome
 
     @property
     def configured(self) -> bool:
@@ -252,12 +256,29 @@ class WorkersAIClient:
     def _try(self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
         budget.check("before calling Workers AI")
         started = time.monotonic()
-        image, neurons = self._call_once(choice.account, model, fields, budget)
+        try:
+            image, neurons = self._call_once(choice.account, model, fields, budget)
+        except WorkersAIError as exc:
+            self._announce(choice, model, call_outcome(exc), None, started)
+            raise
         took = time.monotonic() - started
+        self._announce(choice, model, "ok", neurons, started)
         previous = self._typical_seconds.get(model.id, took)
         self._typical_seconds[model.id] = 0.7 * previous + 0.3 * took  # recent calls weigh most
         self.pool.succeeded(choice, neurons)
         return image
+
+    def _announce(
+        self,
+        choice: Choice,
+        model: ModelProfile,
+        outcome: str,
+        neurons: float | None,
+        started: float,
+    ) -> None:
+        took = time.monotonic() - started
+        call = UpstreamCall(choice.account.label, model.short_name, outcome, neurons, took)
+        self._events.announce(call)
 
     def _call_once(
         self, account: Account, model: ModelProfile, fields: dict, budget: Budget

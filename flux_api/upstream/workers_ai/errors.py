@@ -153,3 +153,18 @@ def _classify(status: int, code: int | None, message: str) -> WorkersAIError:
     if status == 404:
         return Misconfigured(detail, "CF_ACCOUNT_ID, CF_API_BASE and FLUX_MODEL")
     return UpstreamFailed(detail)
+
+
+def call_outcome(exc: WorkersAIError) -> str:
+    """What a failed try was, in the words of events.UpstreamCall."""
+    if isinstance(exc, QuotaExceeded):
+        return "quota"
+    if isinstance(exc, Misconfigured):
+        return "refused"
+    if isinstance(exc, OutOfCapacity):
+        return "capacity"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, (ContentFlagged, InputRejected, RequestTooLarge)):
+        return "rejected"
+    return "error"

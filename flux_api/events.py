@@ -1,0 +1,113 @@
+"""What happened, announced to whoever listens: the seam for logs, metrics and usage.
+
+The pipeline, the account pool, the Workers AI client, the image store, the rate limiter and
+the request log announce events here; subscribers registered in services.py turn them into
+what operators read (observe/log_lines.py writes the log lines). Subscribers run in the thread
+that announces, so they must be quick; one that raises is logged once and never fails the
+work that announced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Union
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationDone:
+    """One generation (1 to n images), ended. `outcome`: "ok", "client_left" (it stopped, or
+    its images were not kept, because nobody was there to receive them) or "failed"."""
+
+    model: str  # the model's short name
+    size: tuple[int, int]  # of the images served
+    count: int
+    outcome: str
+    error: str | None  # the exception's class name when it did not end "ok"
+    optimizer_seconds: float
+    upstream_seconds: float
+    store_seconds: float
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One try sent to Workers AI. `outcome`: "ok", "quota" (daily allocation used up),
+    "refused" (token or account id), "capacity", "rate_limited", "rejected" (the input or the
+    output was refused) or "error" (no connection, a timeout, a broken or 5xx answer)."""
+
+    account: str  # the account's label (first6…last4), never its token
+    model: str
+    outcome: str
+    neurons: float | None  # as Cloudflare reported them, when it did
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AccountChanged:
+    """An account left or rejoined the usable pool. `state`: "parked" (until `until`, epoch
+    seconds), "refused" (its `setting` is wrong) or "works" (refused before, fine again)."""
+
+    account: str
+    state: str
+    until: float | None = None
+    setting: str | None = None
+
+
+@dataclass(frozen=True)
+class ImagesEvicted:
+    """Stored images dropped before their expiry to make room under STORE_SIZE_LIMIT_MB (or
+    Redis's maxmemory)."""
+
+    images: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """A request refused by RATE_LIMIT before any paid call."""
+
+    key_hash: str  # a short digest of the API key, never the key
+    asked: int  # images the request asked for
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class RequestDone:
+    """A request answered, its body sent. `client_left`: it went before the end (status 499)."""
+
+    method: str
+    path: str
+    status: int
+    seconds: float
+    model: str
+    request_id: str
+    client_left: bool
+
+
+Event = Union[
+    GenerationDone, UpstreamCall, AccountChanged, ImagesEvicted, RateLimited, RequestDone
+]
+Subscriber = Callable[[Event], None]
+
+
+class Events:
+    """Subscribers, called with each announced event in the order they subscribed."""
+
+    def __init__(self) -> None:
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._failed: set[Subscriber] = set()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers = (*self._subscribers, subscriber)
+
+    def announce(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # a bug of the subscriber's: the work it watches goes on
+                if subscriber not in self._failed:
+                    self._failed.add(subscriber)
+                    log.exception("event subscriber %r failed; later failures not logged", subscriber)

@@ -1,0 +1,76 @@
+"""The log lines that events make: one per generation, per account change, per request.
+
+Their content is the interface operators grep and parse (docs/architecture.md lists them);
+the loggers are named after what they tell of.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from flux_api.accounts.pool import utc
+from flux_api.events import AccountChanged, Event, Events, GenerationDone, RequestDone
+
+generation_log = logging.getLogger("flux_api.generation")
+accounts_log = logging.getLogger("flux_api.accounts")
+access_log = logging.getLogger("flux_api.access")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def subscribe(events: Events) -> None:
+    events.subscribe(write)
+
+
+def write(event: Event) -> None:
+    if isinstance(event, GenerationDone):
+        _generation(event)
+    elif isinstance(event, AccountChanged):
+        _account(event)
+    elif isinstance(event, RequestDone):
+        _request(event)
+
+
+def _generation(event: GenerationDone) -> None:
+    if event.outcome != "ok":
+        return  # the request's error is logged where it is answered
+    generation_log.info(
+        "generation model=%s size=%dx%d n=%d optimizer_s=%.2f upstream_s=%.2f store_s=%.3f "
+        "total_s=%.2f",
+        event.model,
+        *event.size,
+        event.count,
+        event.optimizer_seconds,
+        event.upstream_seconds,
+        event.store_seconds,
+        event.total_seconds,
+    )
+
+
+def _account(event: AccountChanged) -> None:
+    if event.state == "parked":
+        accounts_log.warning(
+            "account %s used its daily free allocation; not called again until %s",
+            event.account,
+            utc(event.until or 0.0),
+        )
+    elif event.state == "refused":
+        accounts_log.warning(
+            "account %s: Cloudflare refused its token or account id; set aside (check %s)",
+            event.account,
+            event.setting,
+        )
+    elif event.state == "works":
+        accounts_log.warning("account %s works again", event.account)
+
+
+def _request(event: RequestDone) -> None:
+    access_log.info(
+        "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
+        event.method,
+        quote(event.path[:200], safe=_PATH_SAFE),  # no control characters or forged lines
+        499 if event.client_left else event.status,
+        event.seconds * 1000,
+        event.model,
+        event.request_id,
+    )
