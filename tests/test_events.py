@@ -20,8 +20,9 @@ from flux_api.events import (
     RequestDone,
     UpstreamCall,
 )
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, free_port
 from tests.fakes.workers_ai import ACCOUNT_ID
+from tests.redis_server import RedisServer
 
 
 class Recorder:
@@ -118,15 +119,31 @@ def test_a_rate_limited_request_is_announced_without_its_key(start_service):
     assert API_KEY not in repr(refused)
 
 
-def test_images_evicted_for_room_are_announced(start_service, fake_ai):
-    service = start_service(STORE_SIZE_LIMIT_MB="1")
+@pytest.fixture(params=["disk", "redis"])
+def store_env(request, tmp_path) -> dict:
+    if request.param == "disk":
+        yield {}
+        return
+    server = RedisServer(tmp_path / "redis", free_port(), "events-test-password").start()
+    yield {"REDIS_URL": server.url}
+    server.stop()
+
+
+def test_images_evicted_for_room_are_announced(start_service, fake_ai, store_env):
+    service = start_service(STORE_SIZE_LIMIT_MB="1", **store_env)
     fake_ai.realistic = True  # ~190 KiB each: the sixth evicts
     recorder = Recorder(service)
+    sizes = []
     for _ in range(8):
-        assert service.post("/v1/images/generations", {"prompt": "a fox"}).status_code == 200
+        response = service.post("/v1/images/generations", {"prompt": "a fox"})
+        assert response.status_code == 200
+        url = response.json()["data"][0]["url"]
+        sizes.append(len(service.get("/image/" + url.rsplit("/image/", 1)[1], key=None).content))
     evicted = recorder.of(ImagesEvicted)
-    assert evicted and sum(e.images for e in evicted) >= 2
-    assert all(e.bytes > 0 for e in evicted)
+    count = sum(e.images for e in evicted)
+    assert count >= 2 and all(e.bytes > 0 for e in evicted)
+    if store_env:  # Redis counts the bytes it holds exactly; diskcache its volume
+        assert sum(e.bytes for e in evicted) == sum(sizes[:count])
 
 
 def test_a_generation_whose_client_left_is_announced_and_calls_nothing(service, fake_ai):

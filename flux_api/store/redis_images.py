@@ -35,7 +35,7 @@ import redis
 
 from flux_api.config.models import DEFAULT_SIZE
 from flux_api.imaging.pictures import image_bytes
-from flux_api.events import Events
+from flux_api.events import Events, ImagesEvicted
 from flux_api.store.images import (
     KEY_PATTERN,
     WRITABLE,
@@ -109,7 +109,7 @@ class RedisImageStore:
         pairs = [item for key, data in zip(keys, images) for item in (key, data)]
         args = [self.ttl * 1000, self.size_limit, _IMAGE, lease, *pairs]
         try:
-            stored = self._put(keys=_KEYS, args=args)
+            stored, evicted, freed = self._put(keys=_KEYS, args=args)
         except ERRORS as exc:
             self._state.remember(self.UNHEALTHY)
             raise StoreUnavailable(type(exc).__name__, REDIS) from exc
@@ -120,6 +120,8 @@ class RedisImageStore:
                 "were made: they could not be kept",
                 _MAXMEMORY,
             )
+        if evicted:
+            self._events.announce(ImagesEvicted(evicted, freed))
         return keys
 
     def get(self, key: str) -> bytes | None:

@@ -83,8 +83,9 @@ return {1, -1}
 # its bytes for each image. Gives the lease back, forgets what has expired (Redis dropped the
 # images themselves), evicts the images closest to their end (the oldest, with one
 # IMAGE_EXPIRATION) until the new ones fit under the limit and under maxmemory, then stores
-# them: one atomic step, whatever the other nodes do meanwhile. Returns 0, having evicted
-# and stored nothing, when evicting every image of ours would not make room.
+# them: one atomic step, whatever the other nodes do meanwhile. Returns {stored, images
+# evicted, bytes evicted}: {0, 0, 0}, having evicted and stored nothing, when evicting every
+# image of ours would not make room.
 PUT = (
     "#!lua flags=allow-oom\n"
     + _COMMON
@@ -92,15 +93,18 @@ PUT = (
 local ttl, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 if ARGV[4] ~= '' then redis.call('ZREM', reserved, ARGV[4]) end
 local function forget(key)
-  redis.call('DECRBY', total, tonumber(redis.call('HGET', sizes, key) or '0'))
+  local size = tonumber(redis.call('HGET', sizes, key) or '0')
+  redis.call('DECRBY', total, size)
   redis.call('HDEL', sizes, key)
   redis.call('ZREM', index, key)
+  return size
 end
+local evicted, freed = 0, 0
 local function evict_oldest()
   local first = redis.call('ZRANGE', index, 0, 0)
   if #first == 0 then return false end
   redis.call('DEL', prefix .. first[1])
-  forget(first[1])
+  evicted, freed = evicted + 1, freed + forget(first[1])
   return true
 end
 for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now)) do forget(key) end
@@ -111,7 +115,7 @@ for i = 6, #ARGV, 2 do incoming, count = incoming + #ARGV[i], count + 1 end
 local needed = math.floor(incoming * 5 / 4) + 1024 * count
 local used, maxmemory = memory()
 if maxmemory > 0 then
-  if maxmemory - used + ours() < needed then return 0 end
+  if maxmemory - used + ours() < needed then return {0, 0, 0} end
   while used + needed > maxmemory and evict_oldest() do used = memory() end
 end
 while tonumber(redis.call('GET', total) or '0') + incoming > limit and evict_oldest() do end
@@ -122,6 +126,6 @@ for i = 5, #ARGV, 2 do
   redis.call('HSET', sizes, key, #data)
   redis.call('INCRBY', total, #data)
 end
-return 1
+return {1, evicted, freed}
 """
 )
