@@ -9,13 +9,14 @@ bounded part of their input (tests/test_followups.py checks the bounds); this pr
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flux_api.conversation.followups import asks_for_change, earlier_image  # noqa: E402
+from flux_api.conversation.followups import asks_for_change, earlier_image
 
 NEAR_MISSES = "x" + ("/image/" + "A" * 16 + ",") * 200_000
 USER = {"role": "user", "content": "x"}
@@ -52,9 +53,11 @@ def main() -> None:
     repeat = parser.parse_args().repeat
     print(f"slowest of {repeat} runs, ms")
     for name, history in HISTORIES.items():
-        print(f"earlier_image    {name:20} {slowest_ms(lambda: earlier_image(history), repeat):8.2f}")
+        ms = slowest_ms(functools.partial(earlier_image, history), repeat)
+        print(f"earlier_image    {name:20} {ms:8.2f}")
     for name, text in MESSAGES.items():
-        print(f"asks_for_change  {name:20} {slowest_ms(lambda: asks_for_change(text), repeat):8.2f}")
+        ms = slowest_ms(functools.partial(asks_for_change, text), repeat)
+        print(f"asks_for_change  {name:20} {ms:8.2f}")
 
 
 if __name__ == "__main__":

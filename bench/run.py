@@ -318,7 +318,8 @@ def print_table(results, memory, fetches, args) -> None:
         f"{args.latency:g} s ± {args.jitter:g} s, {os.cpu_count()} cores\n"
     )
     print(
-        "| run | req/s | × ideal | p50 | p99 | p50 over ideal | p99 over ideal | CPU ms/gen | failed |"
+        "| run | req/s | × ideal | p50 | p99 | p50 over ideal | p99 over ideal "
+        "| CPU ms/gen | failed |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, (load, cpu, *kind) in results.items():

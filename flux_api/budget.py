@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # poll() flags that mean the peer closed or broke the connection. POLLRDHUP (Linux) is the
 # client's FIN: HTTP clients never half-close while waiting for their answer.
@@ -65,7 +65,7 @@ class Budget:
         self._stopped = threading.Event()
 
     @classmethod
-    def unlimited(cls) -> "Budget":
+    def unlimited(cls) -> Budget:
         return cls(float("inf"))
 
     def remaining(self) -> float:

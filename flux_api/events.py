@@ -10,8 +10,8 @@ work that announced.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ class RequestDone:
     client_left: bool
 
 
-Event = Union[
-    GenerationDone, UpstreamCall, AccountChanged, ImagesEvicted, RateLimited, RequestDone
-]
+Event = (
+    GenerationDone | UpstreamCall | AccountChanged | ImagesEvicted | RateLimited | RequestDone
+)
 Subscriber = Callable[[Event], None]
 
 
@@ -110,4 +110,6 @@ class Events:
             except Exception:  # a bug of the subscriber's: the work it watches goes on
                 if subscriber not in self._failed:
                     self._failed.add(subscriber)
-                    log.exception("event subscriber %r failed; later failures not logged", subscriber)
+                    log.exception(
+                        "event subscriber %r failed; later failures not logged", subscriber
+                    )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows

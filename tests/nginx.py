@@ -184,7 +184,7 @@ class Nginx:
         self.process: subprocess.Popen | None = None
         self.check_output = ""
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         binary = require_program("nginx", "nginx")
         prefix = run_as_debian(self.workdir)
         args = [binary, "-p", str(self.workdir), "-c", str(self.conf)]

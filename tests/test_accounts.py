@@ -129,7 +129,7 @@ def test_a_busy_account_rejects_at_once_when_another_can_take_the_call(
 ):
     """rejectIfBusy is sent while another account is left: a busy one answers 3040 at once
     instead of holding the request in Cloudflare's capacity queue."""
-    service = start_service(**{"CF_ACCOUNTS": f"{B_ID}:{B_TOKEN}"})
+    service = start_service(CF_ACCOUNTS=f"{B_ID}:{B_TOKEN}")
     fake_ai.busy.add(ACCOUNT_ID)
     fake_ai.queue_seconds = 3
     started = time.monotonic()

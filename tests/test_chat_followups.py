@@ -175,5 +175,5 @@ def test_a_change_of_an_image_open_webui_keeps_is_not_a_new_billed_image(service
 
 
 def test_a_new_picture_after_open_webui_made_one_is_made(service, fake_ai):
-    reply, facts = ask(service, legacy_chat("a cat sleeping on a sofa"))
+    _reply, facts = ask(service, legacy_chat("a cat sleeping on a sofa"))
     assert len(fake_ai.calls) == 1 and "image_url" in facts

@@ -83,7 +83,7 @@ def closed_by_peer(sock: socket.socket, deadline: float) -> bool:
         try:
             if sock.recv(65536) == b"":
                 return True
-        except socket.timeout:
+        except TimeoutError:
             return False
         except ConnectionResetError:
             return True

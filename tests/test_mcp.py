@@ -282,7 +282,7 @@ def test_the_systemd_unit_verifies(tmp_path):
 # From a review.
 
 
-def raw_post(server: "MCPHttp", headers: list[tuple[str, str]]) -> int:
+def raw_post(server: MCPHttp, headers: list[tuple[str, str]]) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
     connection.putrequest("POST", "/mcp")
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()

@@ -121,7 +121,7 @@ def test_schnell_crops_are_lossless(service, fake_ai, ratio, size):
 
 def test_schnell_3_2_is_resized(service, fake_ai):
     # 768x512 is not a crop of 1024x1024: the centred 1024x683 box is decoded and resized.
-    image, mime, data = served_image(service, "a harbour 3:2", SCHNELL)
+    image, mime, _data = served_image(service, "a harbour 3:2", SCHNELL)
     with Image.open(io.BytesIO(render_image(1024, 1024, "JPEG"))) as generated:
         assert image.quantization != generated.quantization
     assert (image.size, mime) == ((768, 512), "image/jpeg")

@@ -1,5 +1,6 @@
 """stream: true — progress as it happens, keep-alives while waiting, errors in-band."""
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,7 +68,7 @@ def test_keep_alive_comments_while_waiting_on_the_upstream(service, fake_ai):
     events = read_sse(response, started)
     keep_alives = [e.at for e in events if e.comment == "keep-alive"]
     assert len(keep_alives) >= 3
-    gaps = [b - a for a, b in zip(keep_alives, keep_alives[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(keep_alives)]
     assert max(gaps) < 0.3 * 2
 
 

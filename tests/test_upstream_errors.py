@@ -1,7 +1,7 @@
 """Every Workers AI failure class becomes a precise OpenAI error; retries only where they help."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -183,7 +183,7 @@ def test_cloudflare_retry_after_is_passed_on(start_service, fake_ai):
 def test_daily_quota_says_when_it_resets(service, fake_ai):
     fake_ai.script(Scripted(429, 4006, "AiError: you have used up your daily free allocation"))
     response = service.chat("a fox")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     to_midnight = 86400 - (now.hour * 3600 + now.minute * 60 + now.second)
     assert response.status_code == 429
     assert abs(int(response.headers["Retry-After"]) - to_midnight) <= 2

@@ -19,9 +19,9 @@ The clock is injectable (wall-clock seconds), so tests can move past midnight wi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from flux_api.accounts.states import AccountStates, States
 from flux_api.config.accounts import Account
@@ -259,12 +259,12 @@ def _busy(record: dict | None, now: float) -> bool:
 
 
 def _day(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
 
 
 def utc(moment: float) -> str:
     """`moment` (epoch seconds) as an ISO 8601 UTC time, to the second."""
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _duration(seconds: float) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol, TypedDict, TypeVar
+from typing import Protocol, TypedDict, TypeVar
 
 import diskcache
 
@@ -79,7 +80,8 @@ class FileAccountStates:
             return clean(self._cache.get(_KEY))
         except _STORE_ERRORS as exc:
             return self._fail(exc)
-        except Exception:  # a damaged value: replaced under the lock, so only one process warns
+        # A damaged value: replaced under the lock, so only one process warns.
+        except Exception:  # noqa: BLE001
             return self.change(lambda states: states.copy())
 
     def change(self, edit: Callable[[States], T]) -> T:
@@ -103,7 +105,7 @@ class FileAccountStates:
             raise
         # Unpickling damaged bytes can raise almost anything (UnpicklingError, EOFError,
         # ValueError, KeyError...), and a lost value file an OSError: the value is gone either way.
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             log.warning(
                 "the account state under DATA_DIR was damaged (%s); dropped and rebuilt "
                 "(accounts it had parked or set aside are tried again)",

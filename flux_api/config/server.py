@@ -9,9 +9,9 @@ import multiprocessing
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from flux_api.config.environment import (
     SettingsError,

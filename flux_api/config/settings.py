@@ -6,9 +6,9 @@ credentials do not: the page says what is missing and generation answers 503.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlparse
 
 from flux_api.config.accounts import Account, parse_accounts

@@ -110,7 +110,7 @@ def _sources(text: str) -> str:
 
 # Words a title does not end on ("a red fox in" reads as cut off).
 _DANGLING_WORDS = frozenset(
-    "a an the and or but of in on at to for with from by into onto under over near".split()
+    "a an the and or but of in on at to for with from by into onto under over near".split()  # noqa: SIM905
 )
 
 

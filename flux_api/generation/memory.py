@@ -26,7 +26,7 @@ class ImageMemory:
     def in_use(self) -> int:
         return self.limit - self._free
 
-    def reserve(self, nbytes: int, budget: Budget) -> "Reservation":
+    def reserve(self, nbytes: int, budget: Budget) -> Reservation:
         """Take `nbytes` (at most the whole limit, so one huge request still runs alone),
         waiting for room and giving up with the budget (deadline passed, client gone)."""
         nbytes = min(nbytes, self.limit)

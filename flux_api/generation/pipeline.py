@@ -11,10 +11,10 @@ import contextvars
 import logging
 import queue
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from math import gcd
-from typing import Iterator
 
 from PIL import Image
 
@@ -230,7 +230,7 @@ class Pipeline:
         try:
             for event in self.run(plan, budget=budget):
                 events.put(event)
-        except Exception as exc:  # reported in-band by the stream, which logs what is a bug
+        except Exception as exc:  # noqa: BLE001 (reported in-band by the stream, which logs bugs)
             events.put(exc)
 
     def choose_prompt(self, plan: Plan, budget: Budget) -> PromptChoice:

@@ -52,7 +52,7 @@ def _load() -> ctypes.CDLL | None:
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path)
-            lib.tj3Transform  # the TurboJPEG 3 API (libjpeg-turbo 3.0 and later)
+            _ = lib.tj3Transform  # the TurboJPEG 3 API (libjpeg-turbo 3.0 and later)
         except (OSError, AttributeError):
             continue
         lib.tj3Init.argtypes = [ctypes.c_int]

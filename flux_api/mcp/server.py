@@ -11,7 +11,8 @@ import json
 import re
 import string
 import time
-from typing import Annotated, Awaitable
+from collections.abc import Awaitable
+from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer

@@ -3,8 +3,8 @@ process environment), checked at start with one line naming what is wrong."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import urlparse
 
 from ..config.environment import number, read_environment, text, url

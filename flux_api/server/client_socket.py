@@ -44,7 +44,7 @@ class GuardedSocket(socket.socket):
         self.early = b""
 
     @classmethod
-    def adopt(cls, sock: socket.socket, io_timeout: float) -> "GuardedSocket":
+    def adopt(cls, sock: socket.socket, io_timeout: float) -> GuardedSocket:
         guarded = cls(fileno=sock.detach())
         guarded.io_timeout = io_timeout
         guarded.setblocking(False)

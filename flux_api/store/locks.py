@@ -22,7 +22,7 @@ class WriteLock:
         # flock is held per open file, so the threads sharing this one queue on a thread lock.
         self._threads = threading.Lock()
 
-    def __enter__(self) -> "WriteLock":
+    def __enter__(self) -> WriteLock:
         self._threads.acquire()
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)

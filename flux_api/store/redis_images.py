@@ -34,8 +34,8 @@ import time
 import redis
 
 from flux_api.config.models import DEFAULT_SIZE
-from flux_api.imaging.pictures import image_bytes
 from flux_api.events import Events, ImagesEvicted
+from flux_api.imaging.pictures import image_bytes
 from flux_api.store.images import (
     KEY_PATTERN,
     WRITABLE,

@@ -17,8 +17,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Callable, Iterable
 
 from werkzeug.http import http_date, parse_etags
 from werkzeug.wsgi import ClosingIterator, wrap_file

@@ -4,8 +4,8 @@ its two deliveries (one JSON object, or an SSE stream fed stage by stage)."""
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from flux_api.budget import Budget
 from flux_api.conversation import messages as conversation

@@ -16,7 +16,7 @@ class BackgroundServer:
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         self._thread.start()
         return self
 

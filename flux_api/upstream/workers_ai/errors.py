@@ -4,7 +4,7 @@ with an HTTP status). errors.py maps these to HTTP."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class WorkersAIError(Exception):
@@ -99,7 +99,7 @@ _ACCOUNT_CODES = (10000, 7000)
 
 def seconds_until_quota_reset(now: datetime | None = None) -> int:
     """Seconds to the next 00:00 UTC, when Cloudflare resets the daily free allocation."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, int((midnight - now).total_seconds() + 0.999))
 
