@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 
 from flux_api.config.environment import exit_cannot_start
@@ -32,6 +33,7 @@ def create_app(
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_kb * 1024
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own
     app.json.ensure_ascii = False
     app.debug = False  # whatever FLASK_DEBUG says: a debug page would show code and tracebacks
     # `//` in a path is an answer (a JSON 404), not a redirect to a path with one slash.
@@ -46,7 +48,8 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(images_api.bp)
     # Stored images are answered before Flask's request machinery (see image_files).
-    app.wsgi_app = ImageFiles(
+    # Flask's documented way to wrap its WSGI app, which mypy takes for replacing a method.
+    app.wsgi_app = ImageFiles(  # type: ignore[method-assign]
         app.wsgi_app, services.store, settings.cors_origins, services.events
     )
     return app

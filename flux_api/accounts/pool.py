@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flux_api.accounts.states import AccountStates, States
+from flux_api.accounts.states import AccountRecord, AccountStates, States
 from flux_api.config.accounts import Account
 from flux_api.events import AccountChanged, Events
 
@@ -110,7 +110,7 @@ class AccountPool:
         fresh = [a for a in ranked[1:] if a.id not in avoid]
         return Choice(chosen, others=bool(fresh), flagged=flagged)
 
-    def _usable(self, account: Account, record: dict | None, now: float) -> bool:
+    def _usable(self, account: Account, record: AccountRecord | None, now: float) -> bool:
         if self._parked(record, now):
             return False
         refused = (record or {}).get("refused")
@@ -118,7 +118,7 @@ class AccountPool:
             return now - refused["checked"] >= RECHECK_SECONDS
         return True
 
-    def _parked(self, record: dict | None, now: float | None) -> bool:
+    def _parked(self, record: AccountRecord | None, now: float | None) -> bool:
         if not record or "parked_until" not in record:
             return False
         return (self._clock() if now is None else now) < record["parked_until"]
@@ -147,7 +147,8 @@ class AccountPool:
 
         def set_aside(states: States) -> bool:
             record = states.setdefault(account.id, {})
-            known = (record.get("refused") or {}).get("token") == account.token_fingerprint
+            refusal = record.get("refused")
+            known = refusal is not None and refusal.get("token") == account.token_fingerprint
             record["refused"] = {"token": account.token_fingerprint, "checked": now}
             return known
 
@@ -156,7 +157,9 @@ class AccountPool:
 
     def busy(self, account: Account, seconds: float | None) -> None:
         until = self._clock() + max(seconds or 0.0, BUSY_SECONDS)
-        self._states.change(lambda states: states.setdefault(account.id, {}).update(busy=until))
+        self._states.change(
+            lambda states: states.setdefault(account.id, {}).update({"busy": until})
+        )
 
     def succeeded(self, choice: Choice, neurons: float | None) -> None:
         """A good answer: it is not busy, its token works, and it spent `neurons`."""
@@ -230,7 +233,7 @@ class AccountPool:
             wait,
         )
 
-    def _describe(self, account: Account, record: dict, now: float) -> dict:
+    def _describe(self, account: Account, record: AccountRecord, now: float) -> dict:
         entry: dict = {"id": account.label, "state": "ok"}
         refused = record.get("refused")
         if self._parked(record, now):
@@ -250,12 +253,14 @@ def usable_count(report: list[dict]) -> int:
     return sum(1 for entry in report if entry["state"] in ("ok", "busy"))
 
 
-def _flagged(record: dict) -> bool:
+def _flagged(record: AccountRecord) -> bool:
     return bool({"busy", "refused"} & record.keys())
 
 
-def _busy(record: dict | None, now: float) -> bool:
-    return bool(record) and record.get("busy", 0.0) > now
+def _busy(record: AccountRecord | None, now: float) -> bool:
+    if not record:
+        return False
+    return record.get("busy", 0.0) > now
 
 
 def _day(now: float) -> str:

@@ -21,7 +21,7 @@ import math
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypedDict, TypeVar
+from typing import Literal, Protocol, TypedDict, TypeGuard, TypeVar
 
 import diskcache
 
@@ -62,7 +62,11 @@ class AccountStates(Protocol):
 _KEY = "accounts"
 _STORE_ERRORS = (sqlite3.Error, diskcache.Timeout)  # the database itself cannot be used
 _ERRORS = (OSError, *_STORE_ERRORS)
-_NUMBERS = ("last_used", "parked_until", "busy")
+_NUMBERS: tuple[Literal["last_used", "parked_until", "busy"], ...] = (
+    "last_used",
+    "parked_until",
+    "busy",
+)
 _YEAR_10000 = 253402300800  # epoch seconds
 
 
@@ -86,7 +90,8 @@ class FileAccountStates:
 
     def change(self, edit: Callable[[States], T]) -> T:
         """Apply `edit` to the record and save it, with no other process in between."""
-        if self._memory is None:
+        memory = self._memory
+        if memory is None:
             try:
                 with self._lock:
                     states = self._load()
@@ -94,8 +99,8 @@ class FileAccountStates:
                     self._cache.set(_KEY, states)
                     return result
             except _ERRORS as exc:
-                self._fail(exc)
-        return edit(self._memory)
+                memory = self._fail(exc)
+        return edit(memory)
 
     def _load(self) -> States:
         """The record as stored, or an empty one (saved by `change`) if it cannot be read back."""
@@ -139,8 +144,11 @@ def clean(value: object) -> States:
     return states
 
 
-def _clean_record(record: dict) -> dict:
-    kept = {k: float(record[k]) for k in _NUMBERS if _is_time(record.get(k))}
+def _clean_record(record: dict) -> AccountRecord:
+    kept: AccountRecord = {}
+    for key in _NUMBERS:
+        if _is_time(record.get(key)):
+            kept[key] = float(record[key])
     refused = record.get("refused")
     if (
         isinstance(refused, dict)
@@ -159,7 +167,7 @@ def _clean_record(record: dict) -> dict:
     return kept
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     if isinstance(value, int) and not isinstance(value, bool):
         return abs(value) < 2**53  # a larger one would not fit in a float
     return isinstance(value, float) and math.isfinite(value)

@@ -53,9 +53,9 @@ def parse_accounts(pool: str, account_id: str, token: str, base_url: str) -> tup
         listed_in[account_id] = "CF_ACCOUNT_ID"
     entries = [entry.strip() for entry in pool.split(",")] if pool.strip() else []
     for number, entry in enumerate(entries, start=1):
-        found, problem = _entry(entry, number)
-        if problem:
-            problems.append(problem)
+        found = _entry(entry, number)
+        if isinstance(found, str):
+            problems.append(found)
         elif found.id in listed_in:
             problems.append(_twice(number, found, listed_in[found.id]))
         else:
@@ -82,21 +82,22 @@ def _twice(number: int, account: Account, first: str) -> str:
     return f"{where}; list each account once."
 
 
-def _entry(entry: str, number: int) -> tuple[Account | None, str | None]:
+def _entry(entry: str, number: int) -> Account | str:
+    """The entry's account, or what is wrong with it."""
     where = f"CF_ACCOUNTS entry {number}"
     if not entry:
-        return None, f"{where} is empty (two commas in a row, or one at an end)."
+        return f"{where} is empty (two commas in a row, or one at an end)."
     account_id, colon, token = entry.partition(":")
     account_id, token = account_id.strip(), token.strip()
     if not colon:
-        return None, f"{where} has no ':'; each entry is account_id:api_token."
+        return f"{where} has no ':'; each entry is account_id:api_token."
     if not account_id:
-        return None, f"{where} has no account id before its ':'."
+        return f"{where} has no account id before its ':'."
     if not _ID.fullmatch(account_id):
-        return None, f"{where}: the part before its ':' {_BAD_ID}."
+        return f"{where}: the part before its ':' {_BAD_ID}."
     if not token or ":" in token or not _TOKEN.fullmatch(token):
-        return None, f"{where} (account {short_id(account_id)}) has no usable token after its ':'."
-    return Account(account_id, token), None
+        return f"{where} (account {short_id(account_id)}) has no usable token after its ':'."
+    return Account(account_id, token)
 
 
 def _single_problems(account_id: str, token: str, base_url: str, pool: str) -> list[str]:

@@ -35,7 +35,7 @@ def settings_file() -> Path:
 _pinned: dict[str, str] | None = None
 
 
-def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def read_environment(environ: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """The one place settings come from, for the app and for gunicorn.conf.py alike: `environ`
     if given, else what the master pinned, else the settings file under the process
     environment (which wins). The file is read at every start and reload, so `systemctl reload`

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 # The size of an image asked for without a ratio or a size (what flux-1-schnell always makes).
 DEFAULT_SIZE = (1024, 1024)
@@ -68,7 +69,7 @@ class ModelProfile:
         return max(low, min(high, steps))
 
 
-_FLUX2 = dict(
+_FLUX2: dict[str, Any] = dict(
     owned_by="black-forest-labs",
     encoding=Encoding.MULTIPART,
     response=ResponseForm.ENVELOPE,
@@ -77,7 +78,7 @@ _FLUX2 = dict(
     max_images=4,
     max_image_side=512,
 )
-_SD15 = dict(
+_SD15: dict[str, Any] = dict(
     owned_by="runwayml",
     encoding=Encoding.JSON,
     response=ResponseForm.RAW,
@@ -89,7 +90,7 @@ _SD15 = dict(
     max_image_side=2048,
     makes_from_text=False,
 )
-_SD = dict(
+_SD: dict[str, Any] = dict(
     encoding=Encoding.JSON,
     response=ResponseForm.RAW,
     steps_field="num_steps",

@@ -124,16 +124,16 @@ class Settings:
 
     @property
     def default_model(self) -> ModelProfile:
-        return find_model(self.flux_model)  # validated in load_settings
+        return _checked_model(self.flux_model)
 
     @property
     def default_edit_model(self) -> ModelProfile | None:
-        return find_model(self.edit_model) if self.edit_model else None
+        return _checked_model(self.edit_model) if self.edit_model else None
 
     @property
     def models(self) -> tuple[ModelProfile, ...]:
         """The models offered, the default first."""
-        others = [find_model(m) for m in self.image_models if m != self.flux_model]
+        others = [_checked_model(m) for m in self.image_models if m != self.flux_model]
         return (self.default_model, *others)
 
 
@@ -153,6 +153,13 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return origins
 
 
+def _checked_model(name: str) -> ModelProfile:
+    """The profile of a model name that load_settings has checked (by _model_id)."""
+    model = find_model(name)
+    assert model is not None, name
+    return model
+
+
 def _model_id(name: str, value: str, fits=lambda model: True, what: str = "model") -> str:
     model = find_model(value)
     if model is None or not fits(model):
@@ -167,7 +174,7 @@ def _edit_model(env: Mapping[str, str], image_models: tuple[str, ...]) -> str | 
     edits = lambda model: model.edit_input is not None  # noqa: E731
     if text(env, "EDIT_MODEL"):
         return _model_id("EDIT_MODEL", text(env, "EDIT_MODEL"), edits, "model that edits")
-    offered = [find_model(m) for m in image_models]
+    offered = [_checked_model(m) for m in image_models]
     editing = [m.id for m in offered if edits(m) and m.makes_from_text]
     if DEFAULT_EDIT_MODEL in image_models or not editing:
         return DEFAULT_EDIT_MODEL if DEFAULT_EDIT_MODEL in image_models else None

@@ -180,7 +180,7 @@ def _asks_in_english(text: str, nested: bool = False) -> bool:
 def _modal_about_it(clause: str) -> bool:
     """Whether the clause says what the picture should be, not what a new subject is like."""
     modal = _MODAL.search(clause)
-    return bool(modal) and not _DESCRIBED_SUBJECT.search(clause, 0, modal.start())
+    return modal is not None and not _DESCRIBED_SUBJECT.search(clause, 0, modal.start())
 
 
 def _after_lead(lead: re.Match, short: bool, nested: bool) -> bool | None:
@@ -190,7 +190,9 @@ def _after_lead(lead: re.Match, short: bool, nested: bool) -> bool | None:
         if lead["gap"].strip() or not rest:  # "no, a fox": an answer, then the message
             return None if nested else _asks_in_english(rest, nested=True)
         listed = "no " + lead["rest"]  # "no cars, no people", then perhaps the rest
-        rest = _without_fillers(listed[_NO_CLAUSES.match(listed).end() :])
+        clauses = _NO_CLAUSES.match(listed)
+        assert clauses is not None  # it matches any text that starts with "no "
+        rest = _without_fillers(listed[clauses.end() :])
         return not rest or (not nested and _asks_in_english(rest, nested=True))
     if word == "too" and _QUANTITY.match(rest):
         return short

@@ -11,6 +11,7 @@ pipeline appends after a colon, cut at a sentence end to fit the model (generati
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _RAG_START = "### Task:\nRespond to the user query using the provided context"
@@ -38,7 +39,7 @@ def text_of(content: object) -> str | None:
     )
 
 
-def read(text: str, system_texts: list[str] = ()) -> Said:
+def read(text: str, system_texts: Iterable[str] = ()) -> Said:
     """The person's words and any attached text, from the last user message's text (and the
     system messages, where Open WebUI puts its retrieval template when told to)."""
     attached = ""

@@ -291,8 +291,8 @@ class Pipeline:
             return [self.render(plan, prompt, budget)]
         futures = [self._submit(self.render, plan, prompt, budget) for _ in range(count)]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((future for future in done if future.exception()), None)
-        if failed is None:
+        error = next(filter(None, (future.exception() for future in done)), None)
+        if error is None:
             return [future.result() for future in futures]
         # The request has failed: the other images stop before their next paid step (a try,
         # a retry, a wait for a slot). Calls already under way are paid for; they are waited
@@ -301,7 +301,7 @@ class Pipeline:
         for future in futures:
             future.cancel()
         wait(futures)
-        raise failed.exception()
+        raise error
 
     def store_images(self, plan: Plan, images: list[bytes]) -> list[StoredImageRef]:
         keys = self.store.put_many(images)

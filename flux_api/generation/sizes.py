@@ -67,9 +67,9 @@ def parse_ratio(prompt: str) -> tuple[str, Ratio | None]:
             joint = " " if before and after and after[0] not in ".,;!?。，；！？)]）】" else ""
             text = _DANGLING.sub("", before + joint + after).strip()
         return text, _ratio(flags[-1])
-    match = _FINAL.search(prompt)
-    if match:
-        return _DANGLING.sub("", prompt[: match.start()]).strip(), _ratio(match)
+    final = _FINAL.search(prompt)
+    if final:
+        return _DANGLING.sub("", prompt[: final.start()]).strip(), _ratio(final)
     return prompt.strip(), None
 
 

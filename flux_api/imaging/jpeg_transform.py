@@ -117,18 +117,21 @@ def crop(jpeg: bytes, x: int, y: int, w: int, h: int) -> bytes:
 
 
 def _crop(jpeg: bytes, x: int, y: int, w: int, h: int) -> bytes:
+    lib = _lib
+    if lib is None:  # checked by crop already
+        raise OSError("no libturbojpeg 3 found")
     # A handle per call: tj3Init costs microseconds, and a handle must not be shared by threads.
-    handle = _lib.tj3Init(_INIT_TRANSFORM)
+    handle = lib.tj3Init(_INIT_TRANSFORM)
     if not handle:
         raise OSError("tj3Init failed")
     transform = _Transform(_Region(x, y, w, h), 0, _XOPT_PERFECT | _XOPT_CROP, None, None)
     out = ctypes.c_void_p()
     size = ctypes.c_size_t()
-    status = _lib.tj3Transform(handle, jpeg, len(jpeg), 1, out, size, transform)
+    status = lib.tj3Transform(handle, jpeg, len(jpeg), 1, out, size, transform)
     try:
         if status != 0:
-            raise OSError(_lib.tj3GetErrorStr(handle).decode(errors="replace"))
+            raise OSError(lib.tj3GetErrorStr(handle).decode(errors="replace"))
         return ctypes.string_at(out, size.value)
     finally:
-        _lib.tj3Free(out)
-        _lib.tj3Destroy(handle)
+        lib.tj3Free(out)
+        lib.tj3Destroy(handle)

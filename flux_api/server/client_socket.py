@@ -80,7 +80,8 @@ class GuardedSocket(socket.socket):
         if self.early:
             data, self.early = self.early[:bufsize], self.early[bufsize:]
             return data
-        if self._read_deadline() is not None and not self._readable_before_deadline():
+        deadline = self._read_deadline()
+        if deadline is not None and not self._readable_before(deadline):
             # Headers or body still incomplete at the deadline: handled as the client leaving.
             log.debug("Closing %s: the request did not arrive in time", self._peer())
             return b""
@@ -92,11 +93,13 @@ class GuardedSocket(socket.socket):
     def _read_deadline(self) -> float | None:
         return self.header_deadline if self.header_deadline is not None else self.body_deadline
 
-    def _readable_before_deadline(self) -> bool:
+    def _readable_before(self, deadline: float) -> bool:
         timeout = self.gettimeout()
         if timeout == 0:
             return True  # a non-blocking caller handles EAGAIN itself
-        wait = min(timeout, self._read_deadline() - time.monotonic())
+        wait = deadline - time.monotonic()
+        if timeout is not None:  # always, as settimeout(None) sets io_timeout
+            wait = min(timeout, wait)
         if wait <= 0:
             return False
         poller = select.poll()

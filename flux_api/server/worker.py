@@ -113,7 +113,9 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         sock = conn.sock
         if isinstance(sock, GuardedSocket) and not _read_ahead(conn):
             if not sock.prefetch_headers():
-                return gthread._DEFER  # back to the poller until more arrives or the deadline
+                # Back to the poller until more arrives or the deadline (gunicorn 27's marker,
+                # newer than types-gunicorn's stubs)
+                return gthread._DEFER  # type: ignore[attr-defined]
             conn.data_ready = True  # no need for gthread's wait on this thread
         return super().handle(conn)
 
@@ -151,9 +153,10 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         if now < self.next_pending_scan:
             return
         self.next_pending_scan = now + PENDING_SCAN_INTERVAL
-        keep = deque()
+        keep: deque[gthread.TConn] = deque()
         for conn in self.pending_conns:
             deadline = getattr(conn.sock, "header_deadline", None) or conn.timeout
+            assert deadline is not None  # gthread times every pending connection
             if deadline > now:
                 keep.append(conn)
                 continue

@@ -25,6 +25,7 @@ class CachedProbe:
         # One thread probes. Meanwhile the others give its last answer rather than each wait
         # for it; only the very first callers, with no answer yet, wait.
         if not self._lock.acquire(blocking=last is None):
+            assert last is not None  # a blocking acquire always succeeds
             return last[1]
         try:
             last = self._last  # another thread may have probed while this one waited

@@ -137,7 +137,7 @@ class RedisImageStore:
             value = self._redis.get(_IMAGE + key)
         except ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__, REDIS) from exc
-        if value is None:
+        if not isinstance(value, bytes):  # None: unknown or expired
             return None
         stamp, _, data = value.partition(b":")
         try:

@@ -76,7 +76,7 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
-class _HeadersByDeadline:
+class _HeadersByDeadline(HTTPConnection):
     """A urllib3 connection whose wait for the answer's headers ends at the deadline."""
 
     def getresponse(self, *args, **kwargs):

@@ -94,6 +94,7 @@ class ImageFiles:
 
         rid = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         extra = [("X-Request-ID", rid), *self._cors(environ.get("HTTP_ORIGIN"))]
+        body: Iterable[bytes]
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(key):
             opened.file.close()
             status, headers, body = 304, freshness_headers(key, opened), []
@@ -113,6 +114,7 @@ class ImageFiles:
         # Servers call close() once the body is sent (or its client is gone). The body stays an
         # instance of the server's own file wrapper, which is what makes gunicorn use sendfile,
         # so the line is added to the wrapper's close rather than by wrapping the wrapper.
+        assert hasattr(body, "close")  # a file wrapper has one (PEP 3333)
         close_file = body.close
 
         def close_and_log() -> None:

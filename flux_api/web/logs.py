@@ -16,6 +16,7 @@ import queue
 import re
 import secrets
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from flask import Flask, g, request
@@ -34,21 +35,26 @@ def configure() -> None:
     # A reload re-imports this module (gunicorn.conf.py), making a new `request_id`: a factory
     # left by the old module would read the old variable, which no request sets any more.
     if getattr(factory, "request_id_var", None) is not request_id:
-        base = getattr(factory, "base_factory", factory)
-
-        def record_with_id(*args, **kwargs):
-            record = base(*args, **kwargs)
-            record.request_id = request_id.get()
-            return record
-
-        record_with_id.request_id_var = request_id
-        record_with_id.base_factory = base
-        logging.setLogRecordFactory(record_with_id)
+        logging.setLogRecordFactory(_RecordWithId(getattr(factory, "base_factory", factory)))
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(_QueuedStderr())
         root.setLevel(logging.INFO)
     logging.getLogger("flux_api").setLevel(logging.INFO)
+
+
+class _RecordWithId:
+    """A log record factory that stamps each record with the current request id. It names the
+    variable it reads and the factory it wraps, for `configure` after a reload."""
+
+    def __init__(self, base_factory: Callable[..., logging.LogRecord]):
+        self.base_factory = base_factory
+        self.request_id_var = request_id
+
+    def __call__(self, *args, **kwargs) -> logging.LogRecord:
+        record = self.base_factory(*args, **kwargs)
+        record.request_id = self.request_id_var.get()
+        return record
 
 
 class _QueuedStderr(logging.handlers.QueueHandler):

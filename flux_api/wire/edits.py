@@ -155,7 +155,9 @@ def plan_edit(
     reservation = memory.reserve(decoded_bytes(used + masks), budget)
     try:
         if model.edit_input is EditInput.REFERENCES:
-            images = tuple(fit_within(image, model.max_image_side) for image in request.images)
+            side = model.max_image_side
+            assert side is not None  # every model that takes references bounds their size
+            images = tuple(fit_within(image, side) for image in request.images)
         else:  # the SD 1.5 models edit the image at the size they make
             at = upstream_size(size, model.size_range) or size
             images = (resized(request.images[0], at),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flux_api.errors import invalid_request
 
 
-def optional(body: dict, name: str, kind: type, what: str):
+def optional(body: dict, name: str, kind: type | tuple[type, ...], what: str):
     """The field's value, or None; `what` says what it must be ("a string")."""
     value = body.get(name)
     if value is None:

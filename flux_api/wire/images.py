@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import pybase64
@@ -16,7 +16,7 @@ import pybase64
 from flux_api.budget import Budget
 from flux_api.errors import invalid_request
 from flux_api.generation.memory import ImageMemory
-from flux_api.generation.pipeline import Pipeline, Plan
+from flux_api.generation.pipeline import Generated, Pipeline, Plan, PromptChoice
 from flux_api.generation.sizes import parse_size
 from flux_api.imaging.pictures import image_bytes, sniff_type
 from flux_api.wire.fields import optional, whole_number
@@ -131,6 +131,7 @@ def deliver(
     try:
         plan = replace(plan, output_format=fmt) if fmt else plan
         choice, generated = pipeline.run(plan, n, keep=not as_base64, budget=budget)
+        assert isinstance(choice, PromptChoice) and isinstance(generated, Generated)
         width, height = plan.size
         image_type = sniff_type(generated.images[0]) or "image/png"
         head = {
@@ -157,7 +158,7 @@ def deliver(
 _B64_PIECE = 3 * 256 * 1024
 
 
-def _b64_json(opening: bytes, item: bytes, images: list[bytes]) -> Iterator[bytes]:
+def _b64_json(opening: bytes, item: bytes, images: list[bytes]) -> Generator[bytes, None, None]:
     """The Images API answer with `b64_json` items, encoded a piece at a time (the answer of
     four 2048x2048 PNGs is ~60 MB as one string)."""
     yield opening
@@ -177,7 +178,7 @@ class StreamedBody:
 
     def __init__(
         self,
-        chunks: Iterator[bytes],
+        chunks: Generator[bytes, None, None],
         on_close: Callable[[], object],
         on_abandon: Callable[[], object],
     ):

@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from urllib.parse import urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -292,7 +293,7 @@ class WorkersAIClient:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{read_timeout:.1f} s (UPSTREAM_TIMEOUT)") from exc
         except requests.exceptions.SSLError as exc:
-            host = requests.utils.urlparse(self.base_url).hostname
+            host = urlparse(self.base_url).hostname
             log.warning("workers_ai tls_failed host=%s", host)
             raise TLSFailed(f"TLS handshake failed: {tls_reason(exc)}") from exc
         except requests.ConnectionError as exc:
