@@ -87,9 +87,7 @@ class RequestDone:
     client_left: bool
 
 
-Event = (
-    GenerationDone | UpstreamCall | AccountChanged | ImagesEvicted | RateLimited | RequestDone
-)
+Event = GenerationDone | UpstreamCall | AccountChanged | ImagesEvicted | RateLimited | RequestDone
 Subscriber = Callable[[Event], None]
 
 

@@ -426,9 +426,7 @@ def test_cf_api_base_is_filled_per_account(start_service, fake_ai, three_account
     assert {call["account"] for call in fake_ai.calls} == {ACCOUNT_ID, B_ID, C_ID}
 
 
-def test_a_stream_with_every_account_parked_is_a_429_before_its_first_byte(
-    start_service, fake_ai
-):
+def test_a_stream_with_every_account_parked_is_a_429_before_its_first_byte(start_service, fake_ai):
     service = start_service(clock=Clock())
     fake_ai.exhausted.add(ACCOUNT_ID)
     assert service.chat("a fox").status_code == 429  # parks the only account

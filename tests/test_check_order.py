@@ -73,9 +73,7 @@ def test_a_bad_request_is_a_400_even_with_every_account_parked(service, fake_ai,
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_a_bad_request_is_a_400_even_with_the_store_broken(
-    service, service_env, fake_ai, endpoint
-):
+def test_a_bad_request_is_a_400_even_with_the_store_broken(service, service_env, fake_ai, endpoint):
     break_the_store(service_env)
     assert ENDPOINTS[endpoint](service).status_code == 400
 

@@ -78,11 +78,20 @@ def test_a_chat_announces_its_call_its_generation_and_its_request(service, fake_
     assert call.account == service.app.extensions["flux_api"].accounts.accounts[0].label
     assert call.account != ACCOUNT_ID  # a label, first6…last4
     [generation] = recorder.of(GenerationDone)
-    assert (generation.model, generation.size, generation.count) == ("flux-1-schnell", (1024, 576), 1)
+    assert (generation.model, generation.size, generation.count) == (
+        "flux-1-schnell",
+        (1024, 576),
+        1,
+    )
     assert (generation.outcome, generation.error) == ("ok", None)
     assert generation.total_seconds >= generation.upstream_seconds > 0
     done = recorder.request("/v1/chat/completions")
-    assert (done.method, done.status, done.model, done.client_left) == ("POST", 200, "flux-1-schnell", False)
+    assert (done.method, done.status, done.model, done.client_left) == (
+        "POST",
+        200,
+        "flux-1-schnell",
+        False,
+    )
     assert done.request_id == response.headers["X-Request-ID"]
 
 

@@ -201,8 +201,10 @@ def test_nginx_413_allows_the_origins_the_app_allows(stack, fake_ai, cors_origin
 
 def test_every_https_answer_carries_hsts_and_plain_http_none(stack, fake_ai):
     nginx, _ = stack()
+
     def get(path, **kw):
         return requests.get(nginx.url + path, verify=nginx.cert, timeout=30, **kw)
+
     path = image_path(nginx)
     answers = {
         "page": get("/"),

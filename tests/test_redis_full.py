@@ -135,9 +135,7 @@ def test_redis_full_of_our_images_evicts_the_oldest_and_keeps_the_count_exact(
     assert service.get("/healthz", key=None).json()["store"] == "writable"
 
 
-def test_room_for_one_image_admits_one_generation_in_flight(
-    start_service, fake_ai, small_redis
-):
+def test_room_for_one_image_admits_one_generation_in_flight(start_service, fake_ai, small_redis):
     """Each generation reserves its worst case (3 MiB for 1024x1024) before its paid call:
     with room for one, the second of two at once is refused unbilled."""
     service = start_service(REDIS_URL=small_redis.url)
@@ -163,9 +161,7 @@ def test_eviction_runs_in_one_script_allowed_at_maxmemory(small_redis):
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         client.decrby("counter", 1)
     script = client.register_script(
-        "#!lua flags=allow-oom\n"
-        "redis.call('DEL', KEYS[1])\n"
-        "return redis.call('DECRBY', KEYS[2], 3)"
+        "#!lua flags=allow-oom\nredis.call('DEL', KEYS[1])\nreturn redis.call('DECRBY', KEYS[2], 3)"
     )
     assert script(keys=["other-program:0", "counter"]) == 7
     client.script_flush()

@@ -59,6 +59,7 @@ class AccountStates(Protocol):
 
     def close(self) -> None: ...
 
+
 _KEY = "accounts"
 _STORE_ERRORS = (sqlite3.Error, diskcache.Timeout)  # the database itself cannot be used
 _ERRORS = (OSError, *_STORE_ERRORS)

@@ -76,8 +76,7 @@ def _twice(number: int, account: Account, first: str) -> str:
     where = f"CF_ACCOUNTS entry {number}: account {account.label} is also {first}"
     if first == "CF_ACCOUNT_ID":
         return (
-            f"{where}; list each account once (drop this entry, or CF_ACCOUNT_ID and "
-            "CF_API_TOKEN)."
+            f"{where}; list each account once (drop this entry, or CF_ACCOUNT_ID and CF_API_TOKEN)."
         )
     return f"{where}; list each account once."
 

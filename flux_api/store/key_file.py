@@ -64,5 +64,3 @@ def _read_or_create(path: Path) -> str:
         raise SettingsError(f"API_KEY is not set and {path} is empty: delete it or set API_KEY.")
     name_key_file(path)
     return key
-
-

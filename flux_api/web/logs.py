@@ -82,7 +82,13 @@ def request_id_from(offered: str) -> str:
 
 
 def announce_request(
-    events: Events, method: str, path: str, status: int, started: float, model: str, rid: str,
+    events: Events,
+    method: str,
+    path: str,
+    status: int,
+    started: float,
+    model: str,
+    rid: str,
     client_left: bool = False,
 ) -> None:
     """A request answered: its access line (and what else subscribes) follows from this."""

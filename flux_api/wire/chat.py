@@ -166,9 +166,7 @@ class Reply:
         return "".join(self.pieces)
 
 
-def complete(
-    pipeline: Pipeline, plan: Plan, budget: Budget, follow_up: dict | None = None
-) -> dict:
+def complete(pipeline: Pipeline, plan: Plan, budget: Budget, follow_up: dict | None = None) -> dict:
     reply = Reply(plan, follow_up)
     reply.start()
     for event in pipeline.run(plan, budget=budget):
