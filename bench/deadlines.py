@@ -19,9 +19,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import Gunicorn  # noqa: E402
-from tests.fakes.server import BackgroundServer  # noqa: E402
-from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN, FakeWorkersAI, Scripted  # noqa: E402
+from tests.support.fakes.server import BackgroundServer  # noqa: E402
+from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN, FakeWorkersAI, Scripted  # noqa: E402
+from tests.support.programs import Gunicorn  # noqa: E402
 
 CAPACITY = Scripted(429, 3040, "AiError: Capacity temporarily exceeded, please try again.")
 FAULTS = {

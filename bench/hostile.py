@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.memory import peak_rss_mib  # noqa: E402
 from bench.run import API_KEY, app_env, fake_upstream, process_group  # noqa: E402
-from tests.conftest import Gunicorn  # noqa: E402
+from tests.support.programs import Gunicorn  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.run import fake_upstream, process_group  # noqa: E402
-from tests.conftest import Gunicorn  # noqa: E402
-from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN  # noqa: E402
+from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN  # noqa: E402
+from tests.support.programs import Gunicorn  # noqa: E402
 
 API_KEY = "sk-bench-key"
 BODY = {

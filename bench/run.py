@@ -39,10 +39,10 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import Gunicorn, free_port  # noqa: E402
-from tests.fakes.workers_ai import ACCOUNT_ID, TOKEN  # noqa: E402
-from tests.nginx import Nginx, NodesNginx  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN  # noqa: E402
+from tests.support.nginx import Nginx, NodesNginx  # noqa: E402
+from tests.support.programs import Gunicorn, free_port  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 API_KEY = "sk-bench-key"
 CROP_CPU_MS = 1.5  # the crop path's CPU per generation over the 1:1 path's (issue 12)
@@ -234,7 +234,7 @@ def crop_kind(app: Gunicorn, url: str) -> str:
     original's quantization tables; a decode and re-encode writes Pillow's (quality 92)."""
     from PIL import Image
 
-    from tests.fakes.workers_ai import render_image
+    from tests.support.fakes.workers_ai import render_image
 
     key = generate(url, "a lighthouse at dawn 16:9")
     served = subprocess.run(
@@ -291,7 +291,7 @@ def fake_upstream(workdir: Path, args):
         "75",
         "--worker-connections",
         "2000",
-        "tests.fakes.workers_ai:bench_app()",
+        "tests.support.fakes.workers_ai:bench_app()",
     ]
     process = subprocess.Popen(command, cwd=workdir, env=env)
     try:
