@@ -1,7 +1,7 @@
 """What the follow-up rules cost on the largest histories and messages a client can send: the
 time `earlier_image` and `asks_for_change` take on inputs built to be slow (near-miss image
 links, URL starts without an end, 10^5 parts or messages, megabyte messages). Both read a
-bounded part of their input (tests/test_followups.py checks the bounds); this prints the time.
+bounded part of their input (tests/unit/test_followups.py checks the bounds); this prints the time.
 
     python bench/followups.py [--repeat 5]
 """
