@@ -20,9 +20,10 @@ from flux_api.events import (
     RequestDone,
     UpstreamCall,
 )
-from tests.conftest import API_KEY, free_port
-from tests.fakes.workers_ai import ACCOUNT_ID
-from tests.redis_server import RedisServer
+from tests.support.fakes.workers_ai import ACCOUNT_ID
+from tests.support.programs import free_port
+from tests.support.redis_server import RedisServer
+from tests.support.service import API_KEY
 
 
 class Recorder:
