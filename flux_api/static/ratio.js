@@ -1,5 +1,5 @@
 // The service's ratio rule (flux_api/sizes.py parse_ratio), so the page can show which ratio a
-// prompt asks for and let its menu replace it. tests/test_playground.py checks both agree.
+// prompt asks for and let its menu replace it. tests/system/test_playground.py checks both agree.
 "use strict";
 
 const RATIO_PAIR = "([0-9０-９]{1,5})\\s*[:：]\\s*([0-9０-９]{1,5})";

@@ -53,7 +53,7 @@ class Gunicorn:
         self.workdir = workdir
         self.process = None
 
-    def start(self, app: str = "app:app") -> "Gunicorn":
+    def start(self, app: str = "app:app") -> Gunicorn:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
