@@ -13,7 +13,6 @@ import pytest
 from flux_api.budget import Budget, ClientLeft
 from flux_api.events import (
     AccountChanged,
-    Events,
     GenerationDone,
     ImagesEvicted,
     RateLimited,
@@ -48,25 +47,6 @@ class Recorder:
                 return done[-1]
             time.sleep(0.02)
         raise AssertionError(f"no RequestDone for {path}")
-
-
-def test_subscribers_hear_each_event_in_order_and_a_broken_one_is_logged_once(caplog):
-    events, heard = Events(), []
-
-    def broken(event):
-        raise RuntimeError("a bug in a subscriber")
-
-    events.subscribe(lambda event: heard.append(("first", event)))
-    events.subscribe(broken)
-    events.subscribe(lambda event: heard.append(("last", event)))
-    call = UpstreamCall("abc123…wxyz", "flux-1-schnell", "ok", 1.5, 0.2)
-    with caplog.at_level(logging.ERROR, logger="flux_api.events"):
-        events.announce(call)
-        events.announce(call)
-    assert heard == [("first", call), ("last", call)] * 2
-    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
-        f"event subscriber {broken!r} failed"
-    ]
 
 
 def test_a_chat_announces_its_call_its_generation_and_its_request(service, fake_ai):
