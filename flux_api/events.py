@@ -11,9 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request's work is for: set by web/auth.py once a request's key is known, read by
+    the events announced on its behalf (the context follows it into background threads)."""
+
+    key: str = "-"  # the API key's name, never the key ("-": no key, an open path)
+    endpoint: str = "-"  # the request's path, e.g. /v1/chat/completions
+
+
+current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,7 @@ class GenerationDone:
     upstream_seconds: float
     store_seconds: float
     total_seconds: float
+    caller: Caller = field(default_factory=current_caller.get)
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class UpstreamCall:
     outcome: str
     neurons: float | None  # as Cloudflare reported them, when it did
     seconds: float
+    caller: Caller = field(default_factory=current_caller.get)
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ class ImagesEvicted:
 class RateLimited:
     """A request refused by RATE_LIMIT before any paid call."""
 
-    key_hash: str  # a short digest of the API key, never the key
+    key: str  # the API key's name, never the key
     asked: int  # images the request asked for
     retry_after: int
 
@@ -85,6 +100,7 @@ class RequestDone:
     model: str
     request_id: str
     client_left: bool
+    key: str = "-"  # the API key's name, never the key
 
 
 Event = GenerationDone | UpstreamCall | AccountChanged | ImagesEvicted | RateLimited | RequestDone

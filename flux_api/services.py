@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows
 from flux_api.accounts.states import AccountStates, FileAccountStates
+from flux_api.config.api_keys import ApiKey, bare_key
 from flux_api.config.settings import Settings, SettingsError
 from flux_api.events import Events
 from flux_api.generation.memory import ImageMemory
@@ -33,7 +34,7 @@ from flux_api.upstream.workers_ai.client import WorkersAIClient
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    api_keys: tuple[str, ...]
+    api_keys: tuple[ApiKey, ...]
     store: ImageStore
     pipeline: Pipeline
     image_memory: ImageMemory
@@ -56,14 +57,14 @@ class _Shared:
     store: ImageStore
     account_states: AccountStates
     windows: Callable[[], DiskWindows | RedisWindows]
-    api_keys: tuple[str, ...]
+    api_keys: tuple[ApiKey, ...]
     created_key_at: str | None
 
 
 def _on_disk(settings: Settings, events: Events) -> _Shared:
     keys, created_at = settings.api_keys, None
     if not keys:
-        keys = (load_or_create_key(settings.data_dir),)
+        keys = (bare_key(load_or_create_key(settings.data_dir)),)
         created_at = str((settings.data_dir / KEY_FILE).absolute())
     directory = settings.data_dir / "images"
     try:
@@ -143,7 +144,7 @@ def build_services(
         )
     pipeline = Pipeline(settings, workers_ai, shared.store, optimizer, events)
     limiter = None
-    if settings.rate_limit is not None:
+    if settings.rate_limit is not None or any(key.own_limit for key in shared.api_keys):
         limiter = RateLimiter(shared.windows(), settings.rate_limit, events)
     memory = ImageMemory(settings.image_memory_mb * 1024 * 1024)
     return Services(

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from flux_api.config.accounts import Account, parse_accounts
+from flux_api.config.api_keys import ApiKey, RateLimit, parse_api_keys, parse_rate_limit
 from flux_api.config.environment import (
     SettingsError,
     flag,
@@ -30,36 +31,9 @@ DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4/accounts/{account_id
 DEFAULT_EDIT_MODEL = "@cf/black-forest-labs/flux-2-klein-4b"
 
 
-_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    requests: int
-    period: int  # seconds
-
-    def __str__(self) -> str:
-        unit = next(name for name, seconds in _PERIODS.items() if seconds == self.period)
-        return f"{self.requests}/{unit}"
-
-
-def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit | None:
-    raw = text(env, name).lower()
-    if raw in ("", "off", "0", "none"):
-        return None
-    count, _, unit = raw.partition("/")
-    unit = unit.strip().removesuffix("s")
-    if not count.strip().isdigit() or int(count) < 1 or unit not in _PERIODS:
-        raise SettingsError(
-            f"{name} must look like 30/minute (a count per second, minute, hour or day), "
-            f"not {raw!r}."
-        )
-    return RateLimit(int(count), _PERIODS[unit])
-
-
 @dataclass(frozen=True)
 class Settings:
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
     cf_account_id: str = ""
     cf_api_token: str = field(default="", repr=False)
     cf_api_base: str = DEFAULT_CF_API_BASE
@@ -220,7 +194,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     account_id, token = text(env, "CF_ACCOUNT_ID"), text(env, "CF_API_TOKEN")
     api_base = url(env, "CF_API_BASE", DEFAULT_CF_API_BASE)
     return Settings(
-        api_keys=items(env, "API_KEY"),
+        api_keys=parse_api_keys(items(env, "API_KEY")),
         cf_account_id=account_id,
         cf_api_token=token,
         cf_api_base=api_base,
@@ -248,7 +222,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         chat_followup_edits=flag(env, "CHAT_FOLLOWUP_EDITS", True),
         max_body_kb=number(env, "MAX_BODY_KB", 64),
         max_upload_mb=number(env, "MAX_UPLOAD_MB", 20),
-        rate_limit=_rate_limit(env, "RATE_LIMIT"),
+        rate_limit=parse_rate_limit(text(env, "RATE_LIMIT"), "RATE_LIMIT"),
         upstream_concurrency=number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
         image_memory_mb=number(env, "IMAGE_MEMORY_MB", 256, int, 16),
         redis_url=_redis_url(env, "REDIS_URL"),

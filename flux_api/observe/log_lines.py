@@ -66,11 +66,12 @@ def _account(event: AccountChanged) -> None:
 
 def _request(event: RequestDone) -> None:
     access_log.info(
-        "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s",
+        "request method=%s path=%s status=%d duration_ms=%d model=%s id=%s key=%s",
         event.method,
         quote(event.path[:200], safe=_PATH_SAFE),  # no control characters or forged lines
         499 if event.client_left else event.status,
         event.seconds * 1000,
         event.model,
         event.request_id,
+        event.key,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import diskcache
 
-from flux_api.config.settings import RateLimit
+from flux_api.config.api_keys import ApiKey, RateLimit
 from flux_api.errors import APIError
 from flux_api.events import Events, RateLimited
 from flux_api.store.images import StoreUnavailable
@@ -66,29 +66,33 @@ class DiskWindows:
 
 
 class RateLimiter:
-    def __init__(self, windows, limit: RateLimit, events: Events | None = None):
-        """`windows`: DiskWindows, or RedisWindows when several nodes share the limit."""
-        self.limit = limit
+    def __init__(self, windows, default: RateLimit | None, events: Events | None = None):
+        """`windows`: DiskWindows, or RedisWindows when several nodes share the limit.
+        `default`: RATE_LIMIT, for the keys without a limit of their own."""
+        self.default = default
         self._windows = windows
         self._events = events or Events()  # refusals
 
-    def hit(self, api_key: str, images: int = 1) -> None:
+    def hit(self, api_key: ApiKey, images: int = 1) -> None:
         """Count `images` Workers AI calls for `api_key`; raise a 429 with Retry-After, counting
-        nothing, if they would take it over the limit."""
+        nothing, if they would take it over its limit."""
+        limit = api_key.limit_under(self.default)
+        if limit is None:
+            return
         now = time.time()
-        window = int(now // self.limit.period)
+        window = int(now // limit.period)
         # Keys are stored hashed: the counter file never holds an API key.
-        digest = hashlib.sha256(api_key.encode()).hexdigest()[:24]
+        digest = hashlib.sha256(api_key.secret.encode()).hexdigest()[:24]
         count = self._windows.add(
-            f"{digest}:{window}", images, self.limit.requests, self.limit.period * 2
+            f"{digest}:{limit.period}:{window}", images, limit.requests, limit.period * 2
         )
-        if count > self.limit.requests:
-            retry_after = max(1, int((window + 1) * self.limit.period - now) + 1)
-            self._events.announce(RateLimited(digest[:12], images, retry_after))
+        if count > limit.requests:
+            retry_after = max(1, int((window + 1) * limit.period - now) + 1)
+            self._events.announce(RateLimited(api_key.name, images, retry_after))
             asked = f" (this request asks for {images})" if images > 1 else ""
             raise APIError(
                 429,
-                f"Rate limit reached: this key may make {self.limit} images{asked}. "
+                f"Rate limit reached: this key may make {limit} images{asked}. "
                 f"Try again in {retry_after} s.",
                 type="rate_limit_exceeded",
                 code="rate_limit_exceeded",

@@ -11,7 +11,9 @@ import logging
 
 from flask import Flask, g, request
 
+from flux_api.config.api_keys import ApiKey
 from flux_api.errors import APIError
+from flux_api.events import Caller, current_caller
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +28,24 @@ def _is_public(method: str, path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-def key_matches(token: str, keys: tuple[str, ...]) -> bool:
-    """Compare against every key in constant time, so timing reveals neither key nor position."""
-    matched = False
+def matching_key(token: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
+    """The key `token` is, compared against every key in constant time, so timing reveals
+    neither a key nor its position."""
+    matched = None
     for key in keys:
-        matched |= hmac.compare_digest(token.encode(), key.encode())
+        if hmac.compare_digest(token.encode(), key.secret.encode()):
+            matched = key
     return matched
 
 
-def presents_key(keys: tuple[str, ...]) -> bool:
+def presents_key(keys: tuple[ApiKey, ...]) -> bool:
     """Whether this request carries a valid key (for open paths that show more to the operator)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token.strip()) and key_matches(token.strip(), keys)
+    valid = scheme.lower() == "bearer" and bool(token.strip())
+    return valid and matching_key(token.strip(), keys) is not None
 
 
-def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = None) -> None:
+def init_app(app: Flask, keys: tuple[ApiKey, ...], created_key_at: str | None = None) -> None:
     """`created_key_at`: where the key is when API_KEY is not set; a 401 then says where to
     look (never the key, and not the server's path: a stranger learns nothing of its disk),
     since the person at the keyboard is often the operator."""
@@ -65,8 +70,8 @@ def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = Non
                 code="invalid_api_key",
                 should_retry=False,
             )
-        token = token.strip()
-        if not key_matches(token, keys):
+        key = matching_key(token.strip(), keys)
+        if key is None:
             raise APIError(
                 401,
                 "Incorrect API key: check the key your client sends against the service's "
@@ -74,5 +79,13 @@ def init_app(app: Flask, keys: tuple[str, ...], created_key_at: str | None = Non
                 code="invalid_api_key",
                 should_retry=False,
             )
-        g.api_key = token
+        g.api_key = key
+        g.caller_token = current_caller.set(Caller(key.name, request.path))
         return None
+
+    @app.teardown_request
+    def forget_caller(_exc):
+        # Threads are reused: the next request on this one starts with no caller.
+        token = g.pop("caller_token", None)
+        if token is not None:
+            current_caller.reset(token)

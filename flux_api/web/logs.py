@@ -90,10 +90,11 @@ def announce_request(
     model: str,
     rid: str,
     client_left: bool = False,
+    key: str = "-",
 ) -> None:
     """A request answered: its access line (and what else subscribes) follows from this."""
     seconds = time.monotonic() - started
-    events.announce(RequestDone(method, path, status, seconds, model, rid, client_left))
+    events.announce(RequestDone(method, path, status, seconds, model, rid, client_left, key))
 
 
 def init_app(app: Flask, events: Events) -> None:
@@ -117,12 +118,14 @@ def init_app(app: Flask, events: Events) -> None:
         started, model = g.get("started", time.monotonic()), g.get("model", "-")
         method, path, status = request.method, request.path, response.status_code
         budget = g.get("budget")
+        api_key = g.get("api_key")
+        key = api_key.name if api_key is not None else "-"
 
         # Logged when the body has been sent, so a stream's line has its full duration, and
         # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
             left = budget is not None and budget.noticed_client_left
-            announce_request(events, method, path, status, started, model, rid, left)
+            announce_request(events, method, path, status, started, model, rid, left, key)
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
             log_line()

@@ -80,6 +80,8 @@ def test_bind_defaults_to_loopback(tmp_path):
         ("FORWARDED_ALLOW_IPS=bogus!\n", "FORWARDED_ALLOW_IPS lists 'bogus!'"),
         ("GUNICORN_ACCESS_LOG=/nonexistent/dir/a.log\n", "GUNICORN_ACCESS_LOG"),
         ("CORS_ORIGINS=example.com\n", "CORS_ORIGINS lists 'example.com'"),
+        ("API_KEY=alice:sk-too-short\n", "API_KEY entry 1: the key after the name is 12"),
+        ("API_KEY=a:sk-long-enough-key-0001,a:sk-long-enough-key-0002\n", "named 'a'"),
     ],
 )
 def test_a_bad_gunicorn_setting_is_one_line_naming_it(tmp_path, dotenv, named):
@@ -88,6 +90,7 @@ def test_a_bad_gunicorn_setting_is_one_line_naming_it(tmp_path, dotenv, named):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert "sk-" not in result.stderr + result.stdout  # no key, not even a short one
 
 
 @pytest.mark.parametrize(
