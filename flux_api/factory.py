@@ -42,7 +42,7 @@ def create_app(
 
     CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
     logs.init_app(app, services.events)  # first, so every later hook and error has a request id
-    auth.init_app(app, services.api_keys, services.created_key_at)
+    auth.init_app(app, services.api_keys, services.created_key_at, settings.metrics_key)
     handlers.init_app(app)
     page_security.init_app(app)
     app.register_blueprint(api.bp)

@@ -99,3 +99,12 @@ def _parse(entry: str, position: int) -> ApiKey:
     if len(parts) == 2:
         return ApiKey(name, secret)
     return ApiKey(name, secret, True, parse_rate_limit(parts[2], f"{where}'s limit", echo=False))
+
+
+def parse_metrics_key(raw: str, keys: tuple[ApiKey, ...]) -> str:
+    """METRICS_KEY: a key of its own, for /metrics and everyone's /v1/usage."""
+    if raw and len(raw) < MIN_NAMED_KEY:
+        raise SettingsError(f"METRICS_KEY must be at least {MIN_NAMED_KEY} characters.")
+    if raw and any(key.secret == raw for key in keys):
+        raise SettingsError("METRICS_KEY must differ from every key in API_KEY.")
+    return raw

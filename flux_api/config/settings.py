@@ -12,7 +12,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from flux_api.config.accounts import Account, parse_accounts
-from flux_api.config.api_keys import ApiKey, RateLimit, parse_api_keys, parse_rate_limit
+from flux_api.config.api_keys import (
+    ApiKey,
+    RateLimit,
+    parse_api_keys,
+    parse_metrics_key,
+    parse_rate_limit,
+)
 from flux_api.config.environment import (
     SettingsError,
     flag,
@@ -66,6 +72,9 @@ class Settings:
     upstream_concurrency: int = 0  # 0: no cap
     image_memory_mb: int = 256  # per worker, for Images API images in flight
     redis_url: str = field(default="", repr=False)  # may hold a password
+    # Reads /metrics and everyone's /v1/usage; unset: every API key does.
+    metrics_key: str = field(default="", repr=False)
+    cf_daily_neurons: int = 10_000  # each account's daily allocation (the free one); 0: no cap
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -167,6 +176,9 @@ def _redis_url(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+DEFAULT = Settings()  # every default, written once: in the fields above
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: read_environment())."""
     env = read_environment(environ)
@@ -191,10 +203,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "PROMPT_OPTIMIZATION is on, so EXTERNAL_API_BASE and EXTERNAL_MODEL must be set."
         )
 
+    keys = parse_api_keys(items(env, "API_KEY"))
     account_id, token = text(env, "CF_ACCOUNT_ID"), text(env, "CF_API_TOKEN")
-    api_base = url(env, "CF_API_BASE", DEFAULT_CF_API_BASE)
+    api_base = url(env, "CF_API_BASE", DEFAULT.cf_api_base)
     return Settings(
-        api_keys=parse_api_keys(items(env, "API_KEY")),
+        api_keys=keys,
         cf_account_id=account_id,
         cf_api_token=token,
         cf_api_base=api_base,
@@ -204,26 +217,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         external_model=external_model,
         external_api_key=text(env, "EXTERNAL_API_KEY"),
         system_message=text(env, "SYSTEM_MESSAGE"),
-        flux_num_steps=number(env, "FLUX_NUM_STEPS", 4),
+        flux_num_steps=number(env, "FLUX_NUM_STEPS", DEFAULT.flux_num_steps),
         flux_model=flux_model,
         edit_model=edit_model,
         image_models=image_models,
-        image_expiration=number(env, "IMAGE_EXPIRATION", 604_800),
-        data_dir=Path(text(env, "DATA_DIR", "data")),
-        store_size_limit_mb=number(env, "STORE_SIZE_LIMIT_MB", 1024),
+        image_expiration=number(env, "IMAGE_EXPIRATION", DEFAULT.image_expiration),
+        data_dir=Path(text(env, "DATA_DIR", str(DEFAULT.data_dir))),
+        store_size_limit_mb=number(env, "STORE_SIZE_LIMIT_MB", DEFAULT.store_size_limit_mb),
         cors_origins=_origins(env, "CORS_ORIGINS"),
         public_base_url=url(env, "PUBLIC_BASE_URL"),
-        upstream_timeout=number(env, "UPSTREAM_TIMEOUT", 120.0, float, 0.1),
-        optimizer_timeout=number(env, "OPTIMIZER_TIMEOUT", 30.0, float, 0.1),
-        stream_heartbeat=number(env, "STREAM_HEARTBEAT", 10.0, float, 0.1),
-        upstream_retry_backoff=number(env, "UPSTREAM_RETRY_BACKOFF", 0.5, float, 0),
-        images_max_n=number(env, "IMAGES_MAX_N", 4),
-        skip_task_prompts=flag(env, "SKIP_TASK_PROMPTS", True),
-        chat_followup_edits=flag(env, "CHAT_FOLLOWUP_EDITS", True),
-        max_body_kb=number(env, "MAX_BODY_KB", 64),
-        max_upload_mb=number(env, "MAX_UPLOAD_MB", 20),
+        upstream_timeout=number(env, "UPSTREAM_TIMEOUT", DEFAULT.upstream_timeout, float, 0.1),
+        optimizer_timeout=number(env, "OPTIMIZER_TIMEOUT", DEFAULT.optimizer_timeout, float, 0.1),
+        stream_heartbeat=number(env, "STREAM_HEARTBEAT", DEFAULT.stream_heartbeat, float, 0.1),
+        upstream_retry_backoff=number(
+            env, "UPSTREAM_RETRY_BACKOFF", DEFAULT.upstream_retry_backoff, float, 0
+        ),
+        images_max_n=number(env, "IMAGES_MAX_N", DEFAULT.images_max_n),
+        skip_task_prompts=flag(env, "SKIP_TASK_PROMPTS", DEFAULT.skip_task_prompts),
+        chat_followup_edits=flag(env, "CHAT_FOLLOWUP_EDITS", DEFAULT.chat_followup_edits),
+        max_body_kb=number(env, "MAX_BODY_KB", DEFAULT.max_body_kb),
+        max_upload_mb=number(env, "MAX_UPLOAD_MB", DEFAULT.max_upload_mb),
         rate_limit=parse_rate_limit(text(env, "RATE_LIMIT"), "RATE_LIMIT"),
-        upstream_concurrency=number(env, "UPSTREAM_CONCURRENCY", 0, int, 0),
-        image_memory_mb=number(env, "IMAGE_MEMORY_MB", 256, int, 16),
+        upstream_concurrency=number(
+            env, "UPSTREAM_CONCURRENCY", DEFAULT.upstream_concurrency, int, 0
+        ),
+        image_memory_mb=number(env, "IMAGE_MEMORY_MB", DEFAULT.image_memory_mb, int, 16),
         redis_url=_redis_url(env, "REDIS_URL"),
+        metrics_key=parse_metrics_key(text(env, "METRICS_KEY"), keys),
+        cf_daily_neurons=number(env, "CF_DAILY_NEURONS", DEFAULT.cf_daily_neurons, int, 0),
     )

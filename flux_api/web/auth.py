@@ -18,6 +18,9 @@ from flux_api.events import Caller, current_caller
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/favicon.ico"})
+# What METRICS_KEY opens (and nothing else); with it, usage shows every key's.
+READER_PATHS = frozenset({"/metrics", "/v1/usage"})
+METRICS_READER = ApiKey("metrics", "")
 PUBLIC_PREFIXES = ("/static/", "/image/")
 
 
@@ -45,10 +48,21 @@ def presents_key(keys: tuple[ApiKey, ...]) -> bool:
     return valid and matching_key(token.strip(), keys) is not None
 
 
-def init_app(app: Flask, keys: tuple[ApiKey, ...], created_key_at: str | None = None) -> None:
+def sees_everyone() -> bool:
+    """Whether this request may read every key's usage and the metrics: it carries
+    METRICS_KEY, or METRICS_KEY is not set (then every API key may)."""
+    return bool(g.get("sees_everyone"))
+
+
+def init_app(
+    app: Flask,
+    keys: tuple[ApiKey, ...],
+    created_key_at: str | None = None,
+    metrics_key: str = "",
+) -> None:
     """`created_key_at`: where the key is when API_KEY is not set; a 401 then says where to
     look (never the key, and not the server's path: a stranger learns nothing of its disk),
-    since the person at the keyboard is often the operator."""
+    since the person at the keyboard is often the operator. `metrics_key`: METRICS_KEY."""
     where = (
         " API_KEY is not set, so the service created a key: it is in the file `api_key` "
         "under DATA_DIR on the server."
@@ -70,7 +84,11 @@ def init_app(app: Flask, keys: tuple[ApiKey, ...], created_key_at: str | None = 
                 code="invalid_api_key",
                 should_retry=False,
             )
-        key = matching_key(token.strip(), keys)
+        token = token.strip()
+        key = matching_key(token, keys)
+        reader = bool(metrics_key) and hmac.compare_digest(token.encode(), metrics_key.encode())
+        if reader and request.path in READER_PATHS:
+            key = METRICS_READER
         if key is None:
             raise APIError(
                 401,
@@ -80,6 +98,7 @@ def init_app(app: Flask, keys: tuple[ApiKey, ...], created_key_at: str | None = 
                 should_retry=False,
             )
         g.api_key = key
+        g.sees_everyone = key is METRICS_READER or not metrics_key
         g.caller_token = current_caller.set(Caller(key.name, request.path))
         return None
 
