@@ -1,5 +1,5 @@
 """What one request may still spend: time until its deadline, and whether its client is still
-there to receive what it paid for.
+there to receive what it paid for; and what it spent (its Workers AI tries).
 
 Every paid step (the optimizer call, each Workers AI try) asks its budget first, so a request
 whose client has left or whose deadline has passed costs nothing more.
@@ -63,6 +63,8 @@ class Budget:
         self._clock = clock
         self._left = threading.Event()
         self._stopped = threading.Event()
+        # What was spent: each Workers AI try (an events.UpstreamCall), in the order made.
+        self.tries: list = []
 
     @classmethod
     def unlimited(cls) -> Budget:

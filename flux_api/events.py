@@ -43,6 +43,7 @@ class GenerationDone:
     upstream_seconds: float
     store_seconds: float
     total_seconds: float
+    tries: tuple[UpstreamCall, ...] = ()  # its Workers AI tries, whatever their outcome
     caller: Caller = field(default_factory=current_caller.get)
 
 
@@ -57,6 +58,8 @@ class UpstreamCall:
     outcome: str
     neurons: float | None  # as Cloudflare reported them, when it did
     seconds: float
+    size: tuple[int, int] | None = None  # asked of Workers AI
+    steps: int | None = None  # asked of Workers AI (None: the model's own)
     caller: Caller = field(default_factory=current_caller.get)
 
 
@@ -101,6 +104,8 @@ class RequestDone:
     request_id: str
     client_left: bool
     key: str = "-"  # the API key's name, never the key
+    error: str | None = None  # the OpenAI error code of an error answer
+    tries: int = 0  # Workers AI tries it made
 
 
 Event = GenerationDone | UpstreamCall | AccountChanged | ImagesEvicted | RateLimited | RequestDone

@@ -21,12 +21,15 @@ from flux_api.events import Events
 from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline
 from flux_api.observe import log_lines
+from flux_api.observe.ledger import Ledger
 from flux_api.store import redis_link
 from flux_api.store.disk import DiskImageStore
 from flux_api.store.images import ImageStore
 from flux_api.store.key_file import KEY_FILE, load_or_create_key
 from flux_api.store.ratelimit import DiskWindows, RateLimiter
 from flux_api.store.redis_images import RedisImageStore
+from flux_api.store.redis_usage import RedisUsageBook
+from flux_api.store.usage import DiskUsageBook, UsageBook
 from flux_api.upstream.optimizer import OptimizerClient
 from flux_api.upstream.workers_ai.client import WorkersAIClient
 
@@ -40,6 +43,7 @@ class Services:
     image_memory: ImageMemory
     accounts: AccountPool
     events: Events
+    ledger: Ledger
     rate_limiter: RateLimiter | None = None
     # Where the key created when API_KEY is not set can be read (said in a 401), or None.
     created_key_at: str | None = None
@@ -48,6 +52,7 @@ class Services:
         """Let go of files and connections (gunicorn's master, before it forks workers)."""
         self.store.close()
         self.accounts.close()
+        self.ledger.book.close()
         if self.rate_limiter is not None:
             self.rate_limiter.close()
 
@@ -57,6 +62,7 @@ class _Shared:
     store: ImageStore
     account_states: AccountStates
     windows: Callable[[], DiskWindows | RedisWindows]
+    usage: UsageBook
     api_keys: tuple[ApiKey, ...]
     created_key_at: str | None
 
@@ -85,10 +91,17 @@ def _on_disk(settings: Settings, events: Events) -> _Shared:
             f"DATA_DIR: the account state {settings.data_dir / 'accounts'} cannot be opened "
             f"({exc}); it only records parked accounts, so it may be deleted."
         ) from None
+    try:
+        usage = DiskUsageBook(settings.data_dir / "usage")
+    except (OSError, sqlite3.Error) as exc:
+        raise SettingsError(
+            f"DATA_DIR: the usage ledger {settings.data_dir / 'usage'} cannot be opened ({exc})."
+        ) from None
     return _Shared(
         store,
         account_states,
         lambda: DiskWindows(settings.data_dir / "ratelimit"),
+        usage,
         keys,
         created_at,
     )
@@ -109,7 +122,12 @@ def _in_redis(settings: Settings, check: bool, events: Events) -> _Shared:
         events=events,
     )
     return _Shared(
-        store, RedisAccountStates(client), lambda: RedisWindows(client), settings.api_keys, None
+        store,
+        RedisAccountStates(client),
+        lambda: RedisWindows(client),
+        RedisUsageBook(client),
+        settings.api_keys,
+        None,
     )
 
 
@@ -124,6 +142,8 @@ def build_services(
         shared = _in_redis(settings, check, events)
     else:
         shared = _on_disk(settings, events)
+    ledger = Ledger(shared.usage, clock)
+    events.subscribe(ledger)
     pool = AccountPool(settings.accounts, shared.account_states, clock, events)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
@@ -155,6 +175,7 @@ def build_services(
         memory,
         pool,
         events,
+        ledger,
         limiter,
         shared.created_key_at,
     )

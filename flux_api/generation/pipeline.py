@@ -189,14 +189,14 @@ class Pipeline:
         `budget` stops the work before each paid step once the client has left or the deadline
         has passed. The generation is announced (events.GenerationDone) however it ends."""
         budget = budget or Budget.unlimited()
-        clock = StageClock()
+        clock = StageClock(first_try=len(budget.tries))
         try:
             yield from self._generate(plan, count, keep, budget, clock)
         except BaseException as exc:  # failed, or its client left: the reservation goes back
             if keep:
                 self.store.release()
             if not clock.reported:
-                self._announce(plan, count, clock, exc)
+                self._announce(plan, count, clock, budget, exc)
             raise
 
     def _generate(
@@ -211,13 +211,20 @@ class Pipeline:
             raise ClientLeft("after the images were made")
         stored = self.store_images(plan, images) if keep else []
         clock.mark("store")
-        self._announce(plan, count, clock, None)
+        self._announce(plan, count, clock, budget, None)
         yield Generated(images, stored)
 
     def _announce(
-        self, plan: Plan, count: int, clock: StageClock, error: BaseException | None
+        self,
+        plan: Plan,
+        count: int,
+        clock: StageClock,
+        budget: Budget,
+        error: BaseException | None,
     ) -> None:
-        self.events.announce(clock.report(plan.model.short_name, plan.size, count, error))
+        tries = tuple(budget.tries[clock.first_try :])
+        done = clock.report(plan.model.short_name, plan.size, count, error, tries)
+        self.events.announce(done)
 
     def run_in_background(self, plan: Plan, budget: Budget) -> queue.Queue:
         """Start `run` on a pool thread; its events, or the exception that ended it, arrive on

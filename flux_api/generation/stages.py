@@ -14,8 +14,9 @@ class StageClock:
     """Marks the end of each stage (optimizer, upstream, store) of one generation; a stage
     never reached counts as 0 s."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_try: int = 0) -> None:
         self.started = time.monotonic()
+        self.first_try = first_try  # the budget's tries before this generation's
         self._ends: dict[str, float] = {}
         self.reported = False
 
@@ -34,7 +35,12 @@ class StageClock:
         return 0.0 if end is None else end - self._previous_end(stage)
 
     def report(
-        self, model: str, size: tuple[int, int], count: int, error: BaseException | None
+        self,
+        model: str,
+        size: tuple[int, int],
+        count: int,
+        error: BaseException | None,
+        tries: tuple = (),
     ) -> GenerationDone:
         """The generation's event (once: `reported` is set)."""
         self.reported = True
@@ -54,4 +60,5 @@ class StageClock:
             upstream_seconds=self.seconds("upstream"),
             store_seconds=self.seconds("store"),
             total_seconds=time.monotonic() - self.started,
+            tries=tries,
         )

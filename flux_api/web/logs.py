@@ -91,10 +91,13 @@ def announce_request(
     rid: str,
     client_left: bool = False,
     key: str = "-",
+    error: str | None = None,
+    tries: int = 0,
 ) -> None:
     """A request answered: its access line (and what else subscribes) follows from this."""
     seconds = time.monotonic() - started
-    events.announce(RequestDone(method, path, status, seconds, model, rid, client_left, key))
+    done = RequestDone(method, path, status, seconds, model, rid, client_left, key, error, tries)
+    events.announce(done)
 
 
 def init_app(app: Flask, events: Events) -> None:
@@ -120,12 +123,16 @@ def init_app(app: Flask, events: Events) -> None:
         budget = g.get("budget")
         api_key = g.get("api_key")
         key = api_key.name if api_key is not None else "-"
+        error = g.get("error_code")
 
         # Logged when the body has been sent, so a stream's line has its full duration, and
         # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
             left = budget is not None and budget.noticed_client_left
-            announce_request(events, method, path, status, started, model, rid, left, key)
+            tries = len(budget.tries) if budget is not None else 0
+            announce_request(
+                events, method, path, status, started, model, rid, left, key, error, tries
+            )
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
             log_line()

@@ -13,6 +13,7 @@ from flux_api.accounts.pool import usable_count
 from flux_api.conversation import background
 from flux_api.errors import APIError
 from flux_api.generation.sizes import COMMON_RATIOS
+from flux_api.observe.usage_report import pool_share
 from flux_api.web import chat_plan as chat_edits
 from flux_api.web import openapi
 from flux_api.web.auth import presents_key
@@ -73,7 +74,7 @@ def healthz():
         reason = "no Cloudflare credentials: set CF_ACCOUNT_ID and CF_API_TOKEN (or CF_ACCOUNTS)"
     elif accounts and not usable:
         reason = "no Cloudflare account is usable now (daily allocation used or token refused)"
-    body = {
+    body: dict = {
         "status": ("degraded" if reason else "ok") if writable else "unavailable",
         **({"reason": reason} if reason else {}),
         "store": store_state,
@@ -83,6 +84,11 @@ def healthz():
         "prompt_optimization": "on" if settings.prompt_optimization else "off",
         "default_model": settings.flux_model,
     }
+    ledger, daily = services().ledger, settings.cf_daily_neurons
+    if store_state != store.UNHEALTHY:  # the ledger lives with the store: do not wait on it
+        share = pool_share(ledger.book, len(accounts), daily, ledger.now())
+        if share is not None:  # of the pool's daily allocation, for a monitor to alert on
+            body["pool_share_today"] = share
     if writable and presents_key(services().api_keys):  # how busy it is: for the operator only
         body["images_stored"] = len(store)
     return jsonify(body), 200 if writable else 503

@@ -42,6 +42,9 @@ from flux_api.upstream.workers_ai.transport import Transport
 
 log = logging.getLogger(__name__)
 
+# What a generation asked of Workers AI: the size and the steps (None: the model's own).
+_Asked = tuple[tuple[int, int] | None, int | None]
+
 # Sent with a JSON body when another account could take the call: a busy account answers at once
 # (as 3040) instead of holding the request in Cloudflare's capacity queue.
 _REJECT_IF_BUSY = {"rejectIfBusy": True}
@@ -107,7 +110,7 @@ class WorkersAIClient:
             if choice is None:
                 raise refusal if refusal and not self._any_parked() else self._none_usable()
             try:
-                return self._slotted_try(choice, model, fields, budget)
+                return self._slotted_try(choice, model, fields, budget, (size, steps))
             except QuotaExceeded:
                 self.pool.exhausted(choice.account)  # answered at once and not billed
                 spent.add(choice.account.id)
@@ -173,17 +176,17 @@ class WorkersAIClient:
         return True
 
     def _slotted_try(
-        self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget
+        self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget, asked: _Asked
     ) -> bytes:
         if choice.others and model.encoding is Encoding.JSON and model.id not in self._no_options:
             fields["options"] = _REJECT_IF_BUSY
         else:
             fields.pop("options", None)
         if self._slots is None:
-            return self._try(choice, model, fields, budget)
+            return self._try(choice, model, fields, budget, asked)
         budget.wait_for(self._slots, "waiting for a free upstream slot")
         try:
-            return self._try(choice, model, fields, budget)
+            return self._try(choice, model, fields, budget, asked)
         finally:
             self._slots.release()
 
@@ -203,16 +206,18 @@ class WorkersAIClient:
             return False
         return True
 
-    def _try(self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget) -> bytes:
+    def _try(
+        self, choice: Choice, model: ModelProfile, fields: dict, budget: Budget, asked: _Asked
+    ) -> bytes:
         budget.check("before calling Workers AI")
         started = time.monotonic()
         try:
             image, neurons = self._transport.call_once(choice.account, model, fields, budget)
         except WorkersAIError as exc:
-            self._announce(choice, model, call_outcome(exc), None, started)
+            self._announce(choice, model, call_outcome(exc), None, started, budget, asked)
             raise
         took = time.monotonic() - started
-        self._announce(choice, model, "ok", neurons, started)
+        self._announce(choice, model, "ok", neurons, started, budget, asked)
         previous = self._typical_seconds.get(model.id, took)
         self._typical_seconds[model.id] = 0.7 * previous + 0.3 * took  # recent calls weigh most
         self.pool.succeeded(choice, neurons)
@@ -225,7 +230,13 @@ class WorkersAIClient:
         outcome: str,
         neurons: float | None,
         started: float,
+        budget: Budget,
+        asked: _Asked,
     ) -> None:
         took = time.monotonic() - started
-        call = UpstreamCall(choice.account.label, model.short_name, outcome, neurons, took)
+        size, steps = asked
+        call = UpstreamCall(
+            choice.account.label, model.short_name, outcome, neurons, took, size, steps
+        )
+        budget.tries.append(call)
         self._events.announce(call)

@@ -167,6 +167,18 @@ PATHS: dict = {
             },
         }
     },
+    "/v1/usage": {
+        "get": {
+            "summary": "Usage per account and per key name, today and the 30 days before",
+            "description": "METRICS_KEY (or any API key when it is not set) sees every account "
+            "and key; another key sees only its own images and refusals.",
+            "responses": {
+                "200": _json(ref("UsageReport"), "The usage."),
+                "401": _GENERATION_ERRORS["401"],
+                "503": _error("The usage ledger cannot be read now."),
+            },
+        }
+    },
     "/v1/chat/completions": {
         "post": {
             "summary": "Generate an image from the last user message; reply in markdown",

@@ -80,6 +80,80 @@ SCHEMAS: dict = {
             "data": {"type": "array", "items": ref("Model")},
         },
     },
+    "UsageCounts": {
+        "type": "object",
+        "description": "Counts by name (an outcome, endpoint, model or error code).",
+        "additionalProperties": {"type": "integer", "minimum": 0},
+    },
+    "UsageAccount": {
+        "type": "object",
+        "required": ["id", "calls", "neurons", "neurons_estimated"],
+        "properties": {
+            "id": {"type": "string", "description": "The account id shortened."},
+            "state": {"type": "string", "description": "Today only: as /healthz says."},
+            "until": {"type": "string", "format": "date-time"},
+            "calls": {
+                **ref("UsageCounts"),
+                "description": "Workers AI tries by outcome: ok, quota, refused, capacity, "
+                "rate_limited, rejected, error.",
+            },
+            "neurons": {"type": "number", "description": "Reported and estimated together."},
+            "neurons_estimated": {
+                "type": "number",
+                "description": "The part of `neurons` estimated from Cloudflare's published "
+                "prices (for calls it did not report).",
+            },
+            "share": {"type": ["number", "null"], "description": "Of CF_DAILY_NEURONS (today)."},
+            "runs_out": {
+                "type": ["string", "null"],
+                "description": 'Today only: a UTC time at today\'s rate, "not today" or '
+                '"used up"; null without a cap.',
+            },
+        },
+    },
+    "UsageKey": {
+        "type": "object",
+        "required": ["name", "images", "by_endpoint", "by_model", "failed", "refused"],
+        "properties": {
+            "name": {"type": "string", "description": "The API key's name, never the key."},
+            "images": {"type": "integer", "minimum": 0},
+            "by_endpoint": ref("UsageCounts"),
+            "by_model": ref("UsageCounts"),
+            "failed": {**ref("UsageCounts"), "description": "Generations that failed."},
+            "refused": {**ref("UsageCounts"), "description": "Requests refused, by code."},
+        },
+    },
+    "UsageDay": {
+        "type": "object",
+        "required": ["date", "keys", "images"],
+        "properties": {
+            "date": {"type": "string", "format": "date"},
+            "accounts": {"type": "array", "items": ref("UsageAccount")},
+            "neurons": {"type": "number"},
+            "neurons_estimated": {"type": "number"},
+            "pool": {
+                "type": "object",
+                "description": "Today only: the whole pool's neurons, share and run-out time.",
+            },
+            "keys": {"type": "array", "items": ref("UsageKey")},
+            "images": {"type": "integer", "minimum": 0},
+        },
+    },
+    "UsageReport": {
+        "type": "object",
+        "required": ["object", "now", "today", "days"],
+        "properties": {
+            "object": {"const": "usage"},
+            "now": {"type": "string", "format": "date-time"},
+            "daily_neurons": {"type": ["integer", "null"], "description": "CF_DAILY_NEURONS."},
+            "today": ref("UsageDay"),
+            "days": {
+                "type": "array",
+                "items": ref("UsageDay"),
+                "description": "Today and the 30 days before it, newest first.",
+            },
+        },
+    },
     "Health": {
         "type": "object",
         "required": [
@@ -137,6 +211,12 @@ SCHEMAS: dict = {
             "images_stored": {
                 "type": "integer",
                 "description": "Only for a caller that sends a valid API key.",
+            },
+            "pool_share_today": {
+                "type": "number",
+                "minimum": 0,
+                "description": "The share of the pool's daily allocation (CF_DAILY_NEURONS per "
+                "account) used today, estimates included; absent with no cap.",
             },
         },
     },

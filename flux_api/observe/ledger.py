@@ -1,0 +1,119 @@
+"""The usage ledger: what each Cloudflare account and each API key spent, per UTC day.
+
+A subscriber: each generation adds its counts in one small write (store/usage.py keeps them 31
+days, shared by every worker and node), as does each request refused with an error. The
+counters of a day, by name:
+
+    account|<label>|calls|<outcome>       Workers AI tries, by events.UpstreamCall's outcome
+    account|<label>|neurons                neurons Cloudflare reported for its good tries
+    account|<label>|neurons_estimated      neurons of good tries it did not report, estimated
+                                           from its published prices (config/pricing.py)
+    key|<name>|images|<endpoint>|<model>   images made
+    key|<name>|failed|<error>              generations that failed, by exception class
+    key|<name>|refused|<code>              image requests refused before any Workers AI try,
+                                           by error code
+
+Writing never fails a generation: a ledger that cannot be written is one warning (and one
+line when it works again); those counts are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flux_api.config.models import find_model
+from flux_api.config.pricing import estimated_neurons
+from flux_api.events import Event, GenerationDone, RequestDone, UpstreamCall
+from flux_api.store.usage import UsageBook, UsageUnavailable
+
+log = logging.getLogger(__name__)
+
+IMAGE_PATHS = ("/v1/chat/completions", "/v1/images/")
+
+
+def utc_day(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
+
+
+class Ledger:
+    def __init__(self, book: UsageBook, clock: Callable[[], float] = time.time):
+        self.book = book
+        self._clock = clock
+        self._failing = False
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, GenerationDone):
+            self._write(generation_counts(event))
+        elif isinstance(event, RequestDone) and _refused(event):
+            self._write({f"key|{event.key}|refused|{event.error}": 1})
+
+    def _write(self, counts: dict[str, float]) -> None:
+        if not counts:
+            return
+        try:
+            self.book.add(utc_day(self._clock()), counts)
+        except UsageUnavailable as exc:
+            self._note(failing=True, why=str(exc))
+            return
+        if self._failing:
+            self._note(failing=False, why="")
+
+    def _note(self, failing: bool, why: str) -> None:
+        with self._lock:
+            if self._failing == failing:
+                return
+            self._failing = failing
+        if failing:
+            log.warning("the usage ledger cannot be written (%s); its counts are lost", why)
+        else:
+            log.warning("the usage ledger is written again")
+
+
+def generation_counts(event: GenerationDone) -> dict[str, float]:
+    counts: Counter[str] = Counter()
+    for call in event.tries:
+        counts.update(_call_counts(call))
+    key = event.caller.key
+    if event.outcome == "ok":
+        counts[f"key|{key}|images|{event.caller.endpoint}|{event.model}"] += event.count
+    elif event.outcome == "failed":
+        counts[f"key|{key}|failed|{event.error}"] += 1
+    return dict(counts)
+
+
+def _call_counts(call: UpstreamCall) -> dict[str, float]:
+    account = f"account|{call.account}"
+    counts: dict[str, float] = {f"{account}|calls|{call.outcome}": 1}
+    if call.outcome != "ok":  # refused at once (not billed), or unknown: nothing counted
+        return counts
+    if call.neurons is not None:
+        counts[f"{account}|neurons"] = call.neurons
+    elif (estimate := _estimate(call)) is not None:
+        counts[f"{account}|neurons_estimated"] = estimate
+    return counts
+
+
+def _estimate(call: UpstreamCall) -> float | None:
+    model = find_model(call.model)
+    if model is None or call.size is None:
+        return None
+    return estimated_neurons(model.id, *call.size, call.steps)
+
+
+def _refused(event: RequestDone) -> bool:
+    return (
+        event.status >= 400
+        and event.tries == 0  # else its generation failed, and is counted as such
+        and event.key != "-"
+        and event.error is not None
+        and event.path.startswith(IMAGE_PATHS)
+    )

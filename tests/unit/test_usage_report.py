@@ -1,0 +1,98 @@
+"""The usage report from the ledger's days: run-out times at today's rate, shares, what a key
+that may see only its own is shown, and damaged counters left out (on a real DATA_DIR ledger)."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+
+from flux_api.observe.usage_report import NOT_TODAY, USED_UP, pool_share, runs_out, usage_report
+from flux_api.store.usage import DiskUsageBook
+
+NOON = calendar.timegm((2026, 12, 7, 12, 0, 0))
+POOL = [{"id": "aaaaaa…1111", "state": "ok"}, {"id": "bbbbbb…2222", "state": "busy"}]
+
+
+@pytest.mark.parametrize(
+    "used, allocation, expected",
+    [
+        (6000, 10000, "2026-12-07T20:00:00Z"),  # 6000 in 12 h: the other 4000 take 8 h
+        (5000, 10000, NOT_TODAY),  # exactly at midnight: the reset comes first
+        (100, 10000, NOT_TODAY),
+        (0, 10000, NOT_TODAY),
+        (10000, 10000, USED_UP),
+        (12000, 10000, USED_UP),
+    ],
+)
+def test_runs_out_at_todays_rate(used, allocation, expected):
+    assert runs_out(used, allocation, NOON) == expected
+
+
+@pytest.fixture
+def book(tmp_path):
+    book = DiskUsageBook(tmp_path / "usage")
+    yield book
+    book.close()
+
+
+def test_the_report_counts_accounts_and_keys(book):
+    book.add(
+        "2026-12-07",
+        {
+            "account|aaaaaa…1111|calls|ok": 3,
+            "account|aaaaaa…1111|calls|capacity": 1,
+            "account|aaaaaa…1111|neurons": 1000,
+            "account|aaaaaa…1111|neurons_estimated": 2000,
+            "key|alice|images|/v1/chat/completions|flux-1-schnell": 2,
+            "key|kids|images|/v1/images/generations|flux-2-dev": 1,
+            "key|kids|refused|rate_limit_exceeded": 1,
+        },
+    )
+    book.add("2026-12-07", {"key|alice|images|/v1/chat/completions|flux-1-schnell": 1})
+    book.add("2026-12-06", {"key|alice|failed|UpstreamFailed": 1})
+    report = usage_report(book, POOL, 10_000, NOON)
+    today = report["today"]
+    first, second = today["accounts"]
+    assert first["calls"] == {"ok": 3, "capacity": 1}
+    assert (first["neurons"], first["neurons_estimated"], first["share"]) == (3000, 2000, 0.3)
+    assert first["runs_out"] == "2026-12-07T20:00:00Z"  # 3000 in 12 h of 10000: 7000 in 28 h
+    assert second == {
+        "id": "bbbbbb…2222",
+        "state": "busy",
+        "calls": {},
+        "neurons": 0.0,
+        "neurons_estimated": 0.0,
+        "share": 0.0,
+        "runs_out": NOT_TODAY,
+    }
+    assert today["pool"]["share"] == 0.15 and today["pool"]["runs_out"] == NOT_TODAY
+    assert [key["name"] for key in today["keys"]] == ["alice", "kids"]
+    assert today["keys"][0]["images"] == 3 and today["images"] == 4
+    assert today["keys"][1]["refused"] == {"rate_limit_exceeded": 1}
+    assert report["days"][1]["keys"][0]["failed"] == {"UpstreamFailed": 1}
+    assert len(report["days"]) == 31 and report["days"][30]["date"] == "2026-11-07"
+    assert pool_share(book, 2, 10_000, NOON) == 0.15
+    assert pool_share(book, 2, 0, NOON) is None  # paid accounts: no cap
+
+
+def test_a_key_that_sees_only_its_own_gets_no_accounts(book):
+    book.add("2026-12-07", {"key|alice|images|/v1/chat/completions|m": 2, "key|bob|images|x|m": 5})
+    report = usage_report(book, POOL, 10_000, NOON, only_key="alice")
+    assert [key["name"] for key in report["today"]["keys"]] == ["alice"]
+    assert "accounts" not in report["today"] and "daily_neurons" not in report
+
+
+def test_without_a_cap_there_is_no_share(book):
+    book.add("2026-12-07", {"account|aaaaaa…1111|neurons": 50000})
+    today = usage_report(book, POOL, 0, NOON)["today"]
+    assert today["accounts"][0]["share"] is None and today["pool"]["runs_out"] is None
+
+
+def test_damaged_counters_are_left_out(book):
+    book._days.set("2026-12-07", {"key|alice|images|x|m": "lots", 7: 1, "key|bob|images|x|m": 2})
+    book._days.set("2026-12-06", "not a day")
+    today = usage_report(book, POOL, 10_000, NOON)["today"]
+    assert [key["name"] for key in today["keys"]] == ["bob"]
+    book.add("2026-12-06", {"key|bob|images|x|m": 1})  # a damaged day starts again
+    assert usage_report(book, POOL, 10_000, NOON)["days"][1]["images"] == 1
