@@ -104,9 +104,10 @@ def _call_counts(call: UpstreamCall) -> dict[str, float]:
 
 def _estimate(call: UpstreamCall) -> float | None:
     model = find_model(call.model)
-    if model is None or call.size is None:
+    if model is None:
         return None
-    return estimated_neurons(model.id, *call.size, call.steps)
+    width, height = call.size or model.fixed_size  # a model that takes no size makes one
+    return estimated_neurons(model.id, width, height, call.steps)
 
 
 def _refused(event: RequestDone) -> bool:

@@ -64,7 +64,7 @@ def _within_body_limit() -> bool:
 
 
 def to_response(error: APIError):
-    g.error_code = error.code  # for the request's announcement (web/logs.py)
+    g.error_code = error.code or error.type  # for the request's announcement (web/logs.py)
     response = jsonify(error.body())
     response.status_code = error.status
     response.headers.update(error.headers())
