@@ -95,8 +95,11 @@ def test_with_metrics_key_each_key_sees_only_its_own(start_service, fake_ai):
         assert secret not in text
 
 
-def test_the_ledger_is_shared_by_gunicorns_workers(gunicorn, service_env, fake_ai):
-    server = gunicorn({**service_env, "API_KEY": KEYS}, workers=4)
+def test_the_ledger_is_exact_across_gunicorns_workers_with_faults(gunicorn, service_env, fake_ai):
+    env = {**service_env, "API_KEY": KEYS, "UPSTREAM_RETRY_BACKOFF": "0.01"}
+    server = gunicorn(env, workers=4)
+    capacity = Scripted(429, 3040, "AiError: Capacity temporarily exceeded")
+    fake_ai.script(capacity, capacity, Scripted(500, 9999, "something new"))
 
     def chat(i: int) -> int:
         return requests.post(
@@ -107,12 +110,15 @@ def test_the_ledger_is_shared_by_gunicorns_workers(gunicorn, service_env, fake_a
         ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        assert list(pool.map(chat, range(16))) == [200] * 16
+        assert sorted(pool.map(chat, range(16))) == [200] * 15 + [502]
+    time.sleep(0.2)
     answer = requests.get(
         server.url + "/v1/usage", headers={"Authorization": f"Bearer {ALICE}"}, timeout=10
     ).json()
-    assert key_entry(answer["today"], "alice")["images"] == 16
-    assert answer["today"]["accounts"][0]["calls"] == {"ok": 16}
+    alice = key_entry(answer["today"], "alice")
+    assert alice["images"] == 15 and sum(alice["failed"].values()) == 1
+    assert answer["today"]["accounts"][0]["calls"] == {"ok": 15, "capacity": 2, "error": 1}
+    assert len(fake_ai.calls) == 18
 
 
 @pytest.fixture
