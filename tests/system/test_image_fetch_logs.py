@@ -41,7 +41,7 @@ def test_a_fetch_is_logged_with_its_own_id_after_its_body(gunicorn, service_env,
     gunicorns, ours = _lines_about(server, path, 2)
     assert f'"GET {path} HTTP/1.1" 200' in gunicorns  # ours came after the body was sent
     assert re.search(
-        rf"\[fetch-abc\] request method=GET path={path} status=200 .* id=fetch-abc$", ours
+        rf"\[fetch-abc\] request method=GET path={path} status=200 .* id=fetch-abc key=-$", ours
     )
 
     etag = fetch.headers["ETag"]
@@ -50,5 +50,5 @@ def test_a_fetch_is_logged_with_its_own_id_after_its_body(gunicorn, service_env,
     *_, gunicorns, ours = _lines_about(server, path, 4)
     assert f'"GET {path} HTTP/1.1" 304' in gunicorns
     assert re.search(
-        rf"\[fetch-304\] request method=GET path={path} status=304 .* id=fetch-304$", ours
+        rf"\[fetch-304\] request method=GET path={path} status=304 .* id=fetch-304 key=-$", ours
     )
