@@ -141,6 +141,7 @@ def build_services(
             settings.external_api_key,
             timeout=settings.optimizer_timeout,
             system_message=settings.system_message,
+            events=events,
         )
     pipeline = Pipeline(settings, workers_ai, shared.store, optimizer, events)
     limiter = None

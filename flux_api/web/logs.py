@@ -91,10 +91,21 @@ def announce_request(
     rid: str,
     client_left: bool = False,
     key: str = "-",
+    route: str = "",
 ) -> None:
-    """A request answered: its access line (and what else subscribes) follows from this."""
+    """A request answered: its access line (and what else subscribes) follows from this.
+    `route`: the rule that answered, as route_of() writes it ("" for none)."""
     seconds = time.monotonic() - started
-    events.announce(RequestDone(method, path, status, seconds, model, rid, client_left, key))
+    done = RequestDone(method, path, status, seconds, model, rid, client_left, key, route)
+    events.announce(done)
+
+
+_CONVERTED = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+
+
+def route_of(rule: str) -> str:
+    """A Flask rule as the OpenAPI document writes it: /image/<path:key> is /image/{key}."""
+    return _CONVERTED.sub(r"{\1}", rule)
 
 
 def init_app(app: Flask, events: Events) -> None:
@@ -120,12 +131,13 @@ def init_app(app: Flask, events: Events) -> None:
         budget = g.get("budget")
         api_key = g.get("api_key")
         key = api_key.name if api_key is not None else "-"
+        route = route_of(request.url_rule.rule) if request.url_rule is not None else ""
 
         # Logged when the body has been sent, so a stream's line has its full duration, and
         # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
             left = budget is not None and budget.noticed_client_left
-            announce_request(events, method, path, status, started, model, rid, left, key)
+            announce_request(events, method, path, status, started, model, rid, left, key, route)
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs
             log_line()
