@@ -21,6 +21,7 @@ from flux_api.events import Events
 from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline
 from flux_api.observe import log_lines
+from flux_api.observe.metrics import Metrics
 from flux_api.store import redis_link
 from flux_api.store.disk import DiskImageStore
 from flux_api.store.images import ImageStore
@@ -40,6 +41,7 @@ class Services:
     image_memory: ImageMemory
     accounts: AccountPool
     events: Events
+    metrics: Metrics
     rate_limiter: RateLimiter | None = None
     # Where the key created when API_KEY is not set can be read (said in a 401), or None.
     created_key_at: str | None = None
@@ -125,6 +127,8 @@ def build_services(
     else:
         shared = _on_disk(settings, events)
     pool = AccountPool(settings.accounts, shared.account_states, clock, events)
+    metrics = Metrics(pool, shared.store, settings)
+    events.subscribe(metrics.count)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,
@@ -156,6 +160,7 @@ def build_services(
         memory,
         pool,
         events,
+        metrics,
         limiter,
         shared.created_key_at,
     )
