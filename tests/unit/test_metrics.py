@@ -1,9 +1,11 @@
-"""The metrics as code (observe/metrics.py): events become exact counts with bounded labels, and
-the shared state is read when scraped (the service over HTTP, across gunicorn's workers:
-tests/system/test_metrics.py)."""
+"""The metrics as code (observe/metrics.py): events become exact counts with bounded labels, the
+shared state is read when scraped, and the Grafana dashboard queries only what is exported (the
+service over HTTP, across gunicorn's workers: tests/system/test_metrics.py)."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -24,8 +26,9 @@ from flux_api.events import (
     UpstreamCall,
 )
 from flux_api.observe import metrics as metrics_module
-from flux_api.observe.metrics import Metrics
+from flux_api.observe.metrics import Metrics, series_names
 from flux_api.store.disk import DiskImageStore
+from tests.support import ROOT
 from tests.support.metrics import Scrape
 
 A = Account("aaaaaa0123456789abcdef0123456789", "cf-token-A-SECRET-1234")
@@ -166,3 +169,28 @@ def test_without_a_daily_cap_no_share_is_exported(tmp_path, monkeypatch):
     assert got.labels_of("account_neurons_used_ratio") == {}
     store.close()
     pool.close()
+
+
+def test_the_grafana_dashboard_reads_only_what_is_exported():
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "flux-api.json").read_text())
+    expressions = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+    queried = {name for expr in expressions for name in re.findall(r"\bflux_api_\w+", expr)}
+    assert queried and queried <= series_names(), queried - series_names()
+    # What the issue asks it to show.
+    for name in (
+        "flux_api_requests_total",
+        "flux_api_generations_total",
+        "flux_api_upstream_calls_total",
+        "flux_api_upstream_seconds_bucket",
+        "flux_api_account_neurons_today",
+        "flux_api_store_bytes",
+    ):
+        assert name in queried, name
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    assert dashboard["title"] and dashboard["uid"]
