@@ -1,6 +1,7 @@
 """The metrics as code (observe/metrics.py): events become exact counts with bounded labels, the
-shared state is read when scraped, and the Grafana dashboard queries only what is exported (the
-service over HTTP, across gunicorn's workers: tests/system/test_metrics.py)."""
+shared state is read when scraped, and docs/metrics.md and the Grafana dashboard name exactly
+what is exported (the service over HTTP, across gunicorn's workers: tests/system/test_metrics.py).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from flux_api.events import (
     UpstreamCall,
 )
 from flux_api.observe import metrics as metrics_module
-from flux_api.observe.metrics import Metrics, series_names
+from flux_api.observe.metrics import FAMILIES, Metrics, series_names
 from flux_api.store.disk import DiskImageStore
 from tests.support import ROOT
 from tests.support.metrics import Scrape
@@ -169,6 +170,17 @@ def test_without_a_daily_cap_no_share_is_exported(tmp_path, monkeypatch):
     assert got.labels_of("account_neurons_used_ratio") == {}
     store.close()
     pool.close()
+
+
+def test_every_metric_is_documented_with_its_labels():
+    """docs/metrics.md has a row per metric: its sample name and its labels, no other."""
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    rows = re.findall(r"^\| `(flux_api_\w+)` \| (\w+) \| ([^|]*) \|", text, re.M)
+    documented = {name: (kind, re.findall(r"`(\w+)`", labels)) for name, kind, labels in rows}
+    exported = {family.series[0].removesuffix("_bucket"): family for family in FAMILIES}
+    assert set(documented) == set(exported)
+    for name, (kind, labels) in documented.items():
+        assert (kind, tuple(labels)) == (exported[name].kind, exported[name].labels), name
 
 
 def test_the_grafana_dashboard_reads_only_what_is_exported():
