@@ -299,7 +299,11 @@ def test_a_reload_keeps_the_counts_in_the_operators_directory(gunicorn, env, tmp
         time.sleep(0.1)
     else:
         raise AssertionError(f"the reload did not replace the workers:\n{server.log}")
-    time.sleep(0.5)  # the master reaps the old workers (child_exit)
+    # Once the master has reaped them (child_exit), the old workers' live gauges are gone.
+    gauges = [directory / f"gauge_livesum_{pid}.db" for pid in old_workers]
+    deadline = time.monotonic() + 10
+    while any(path.exists() for path in gauges) and time.monotonic() < deadline:
+        time.sleep(0.05)
     after = scrape(server.url)
     assert after.counts(HARNESS) == before.counts(HARNESS)
     assert chat(server.url, ALICE, "a fox after the reload").status_code == 200
