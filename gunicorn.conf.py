@@ -56,10 +56,15 @@ loglevel = _config.loglevel
 
 
 def on_starting(server):
-    """Build the app once in the master, before any worker starts, so a bad setting or an
-    unusable DATA_DIR stops the start with one line naming it (a worker's boot error would
-    come wrapped in gunicorn's traceback); it names a created key file once, for every worker
-    (flux_api/store/key_file.py). Then guard reloads (see refuse_bad_reload)."""
+    """Make the workers' metrics directory, before anything imports prometheus_client
+    (flux_api/server/metrics_dir.py). Build the app once in the master, before any worker
+    starts, so a bad setting or an unusable DATA_DIR stops the start with one line naming it
+    (a worker's boot error would come wrapped in gunicorn's traceback); it names a created key
+    file once, for every worker (flux_api/store/key_file.py). Then guard reloads (see
+    refuse_bad_reload)."""
+    from flux_api.server import metrics_dir
+
+    metrics_dir.prepare()
     from flux_api import create_app_or_exit
     from flux_api.store.redis_link import without_password
 
@@ -101,12 +106,30 @@ def on_reload(server):
         name_key_file(key_file(settings.data_dir))
 
 
+def child_exit(server, worker):
+    """A worker has exited (stopped, killed, replaced by a reload): its streams held leave
+    the metrics, its counts stay in them."""
+    from flux_api.server import metrics_dir
+
+    metrics_dir.worker_exited(worker.pid)
+
+
+def on_exit(server):
+    """The metrics directory on_starting made goes with the master."""
+    from flux_api.server import metrics_dir
+
+    metrics_dir.remove()
+
+
 def refuse_bad_reload(server) -> bool:
     """Check the new code and settings in a fresh process before reloading: new workers that
     cannot boot make gunicorn halt, old workers included. True (and one log line) if refused."""
+    from flux_api.server.metrics_dir import DIRECTORY
+
     paths = [HERE, os.environ.get("PYTHONPATH", "")]
+    # Not the workers' metrics directory: the check's own counts would stay in it.
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != DIRECTORY},
         "PYTHONPATH": os.pathsep.join(path for path in paths if path),
         "FLUX_API_RUNNING_BIND": ",".join(server.cfg.bind),
     }

@@ -1,8 +1,9 @@
 """What happened, announced to whoever listens: the seam for logs, metrics and usage.
 
-The pipeline, the account pool, the Workers AI client, the image store, the rate limiter and
-the request log announce events here; subscribers registered in services.py turn them into
-what operators read (observe/log_lines.py writes the log lines). Subscribers run in the thread
+The pipeline, the account pool, the Workers AI client, the prompt optimizer, the image store, the
+rate limiter, the chat stream and the request log announce events here; subscribers registered in
+services.py turn them into what operators read (observe/log_lines.py writes the log lines,
+observe/metrics.py keeps the metrics). Subscribers run in the thread
 that announces, so they must be quick; one that raises is logged once and never fails the
 work that announced.
 """
@@ -23,7 +24,7 @@ class Caller:
     the events announced on its behalf (the context follows it into background threads)."""
 
     key: str = "-"  # the API key's name, never the key ("-": no key, an open path)
-    endpoint: str = "-"  # the request's path, e.g. /v1/chat/completions
+    endpoint: str = "-"  # the route that answers it, e.g. /v1/chat/completions
 
 
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller())  # noqa: B039 (frozen)
@@ -64,6 +65,19 @@ class UpstreamCall:
 
 
 @dataclass(frozen=True)
+class OptimizerCall:
+    """One call to the prompt optimizer's LLM. `purpose`: "prompt" (a generation's prompt),
+    "follow_up" (is a chat message an edit of the previous image?), "title" or "summary" (of a
+    chat, for its client). `outcome`: "ok", or "fallback" (it failed, and what does without it
+    was used: the prompt as written, the follow-up cues, words made from the prompts)."""
+
+    purpose: str
+    outcome: str
+    seconds: float
+    caller: Caller = field(default_factory=current_caller.get)
+
+
+@dataclass(frozen=True)
 class AccountChanged:
     """An account left or rejoined the usable pool. `state`: "parked" (until `until`, epoch
     seconds), "refused" (its `setting` is wrong) or "works" (refused before, fine again)."""
@@ -93,6 +107,22 @@ class RateLimited:
 
 
 @dataclass(frozen=True)
+class StreamOpened:
+    """A chat reply began to stream (its first frame is going out) while its image is made."""
+
+    caller: Caller = field(default_factory=current_caller.get)
+
+
+@dataclass(frozen=True)
+class StreamClosed:
+    """A stream that StreamOpened announced ended: finished, failed in-band, or its client left
+    (`finished` False: the server closed it because its client had gone)."""
+
+    finished: bool
+    caller: Caller = field(default_factory=current_caller.get)
+
+
+@dataclass(frozen=True)
 class RequestDone:
     """A request answered, its body sent. `client_left`: it went before the end (status 499)."""
 
@@ -106,9 +136,22 @@ class RequestDone:
     key: str = "-"  # the API key's name, never the key
     error: str | None = None  # the OpenAI error code of an error answer
     tries: int = 0  # Workers AI tries it made
+    # The route that answered, as the OpenAPI document writes it (/image/{key}); "" when none
+    # did (an unknown path, a method the path does not take).
+    route: str = ""
 
 
-Event = GenerationDone | UpstreamCall | AccountChanged | ImagesEvicted | RateLimited | RequestDone
+Event = (
+    GenerationDone
+    | UpstreamCall
+    | OptimizerCall
+    | AccountChanged
+    | ImagesEvicted
+    | RateLimited
+    | StreamOpened
+    | StreamClosed
+    | RequestDone
+)
 Subscriber = Callable[[Event], None]
 
 

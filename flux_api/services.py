@@ -22,6 +22,7 @@ from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline
 from flux_api.observe import log_lines
 from flux_api.observe.ledger import Ledger
+from flux_api.observe.metrics import Metrics
 from flux_api.store import redis_link
 from flux_api.store.disk import DiskImageStore
 from flux_api.store.images import ImageStore
@@ -44,6 +45,7 @@ class Services:
     accounts: AccountPool
     events: Events
     ledger: Ledger
+    metrics: Metrics
     rate_limiter: RateLimiter | None = None
     # Where the key created when API_KEY is not set can be read (said in a 401), or None.
     created_key_at: str | None = None
@@ -142,9 +144,11 @@ def build_services(
         shared = _in_redis(settings, check, events)
     else:
         shared = _on_disk(settings, events)
-    ledger = Ledger(shared.usage, clock)
+    ledger = Ledger(shared.usage, clock, len(settings.accounts), settings.cf_daily_neurons)
     events.subscribe(ledger)
     pool = AccountPool(settings.accounts, shared.account_states, clock, events)
+    metrics = Metrics(pool, shared.store, settings)
+    events.subscribe(metrics.count)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,
@@ -161,6 +165,7 @@ def build_services(
             settings.external_api_key,
             timeout=settings.optimizer_timeout,
             system_message=settings.system_message,
+            events=events,
         )
     pipeline = Pipeline(settings, workers_ai, shared.store, optimizer, events)
     limiter = None
@@ -176,6 +181,7 @@ def build_services(
         pool,
         events,
         ledger,
+        metrics,
         limiter,
         shared.created_key_at,
     )

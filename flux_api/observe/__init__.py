@@ -1,1 +1,1 @@
-"""Subscribers to flux_api.events: what operators read (log lines; metrics and usage next)."""
+"""Subscribers to flux_api.events: what operators read (log lines, metrics; usage next)."""

@@ -29,11 +29,13 @@ from datetime import UTC, datetime
 from flux_api.config.models import find_model
 from flux_api.config.pricing import estimated_neurons
 from flux_api.events import Event, GenerationDone, RequestDone, UpstreamCall
+from flux_api.store.probes import CachedProbe
 from flux_api.store.usage import UsageBook, UsageUnavailable
 
 log = logging.getLogger(__name__)
 
 IMAGE_PATHS = ("/v1/chat/completions", "/v1/images/")
+_SHARE_SECONDS = 5.0
 
 
 def utc_day(moment: float) -> str:
@@ -41,14 +43,29 @@ def utc_day(moment: float) -> str:
 
 
 class Ledger:
-    def __init__(self, book: UsageBook, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        book: UsageBook,
+        clock: Callable[[], float] = time.time,
+        accounts: int = 0,
+        daily_neurons: int = 0,
+    ):
+        """`accounts`, `daily_neurons`: the pool's size and CF_DAILY_NEURONS, for the pool's
+        share used today."""
         self.book = book
         self._clock = clock
         self._failing = False
         self._lock = threading.Lock()
+        self._accounts, self._daily = accounts, daily_neurons
+        # /healthz shows the share and is called often, without a key: read it at most every
+        # few seconds, one thread at a time (a hung Redis holds one thread, not all).
+        self.pool_share_today = CachedProbe(self._pool_share, _SHARE_SECONDS)
 
     def now(self) -> float:
         return self._clock()
+
+    def _pool_share(self) -> float | None:
+        return pool_share(self.book, self._accounts, self._daily, self._clock())
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, GenerationDone):
@@ -118,3 +135,20 @@ def _refused(event: RequestDone) -> bool:
         and event.error is not None
         and event.path.startswith(IMAGE_PATHS)
     )
+
+
+def pool_share(book: UsageBook, accounts: int, daily: int, now: float) -> float | None:
+    """The share of the pool's allocation used today (None: no cap, or the ledger unread)."""
+    if daily <= 0 or not accounts:
+        return None
+    today = utc_day(now)
+    try:
+        counters = book.days([today]).get(today, {})
+    except UsageUnavailable:
+        return None
+    used = sum(
+        value
+        for name, value in counters.items()
+        if name.startswith("account|") and name.endswith(("|neurons", "|neurons_estimated"))
+    )
+    return round(used / (daily * accounts), 4)

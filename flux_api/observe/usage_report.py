@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from flux_api.accounts.pool import utc
 from flux_api.observe.ledger import utc_day
-from flux_api.store.usage import KEEP_DAYS, UsageBook, UsageUnavailable
+from flux_api.store.usage import KEEP_DAYS, UsageBook
 
 DAY = 86400
 NOT_TODAY = "not today"
@@ -133,20 +133,3 @@ def runs_out(used: float, allocation: float, now: float) -> str:
 
 def _round(value: float) -> float:
     return round(value, 2)
-
-
-def pool_share(book: UsageBook, accounts: int, daily: int, now: float) -> float | None:
-    """The share of the pool's allocation used today (None: no cap, or the ledger unread)."""
-    if daily <= 0 or not accounts:
-        return None
-    today = utc_day(now)
-    try:
-        counters = book.days([today]).get(today, {})
-    except UsageUnavailable:
-        return None
-    used = sum(
-        value
-        for name, value in counters.items()
-        if name.startswith("account|") and name.endswith(("|neurons", "|neurons_estimated"))
-    )
-    return round(used / (daily * accounts), 4)

@@ -20,6 +20,7 @@ from flux_api.store.images import (
     WRITABLE,
     OpenedImage,
     StoreUnavailable,
+    StoreUsage,
     check_fits,
     new_keys,
 )
@@ -177,6 +178,15 @@ class DiskImageStore:
             # Each thread opens its own connection: a new one fails while a cached health
             # answer still says writable. Say so at once rather than at the next probe.
             self._writable.failed()
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    def usage(self) -> StoreUsage:
+        """Images and bytes as the size cap counts them: diskcache's running count and volume
+        (its index included), read from its settings table; expired images not yet swept
+        (every _SWEEP_SECONDS, on a store) are still in them."""
+        try:
+            return StoreUsage(len(self._cache), self._cache.volume())
+        except _STORE_ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
 
     def close(self) -> None:

@@ -64,6 +64,15 @@ class OpenedImage:
         return max(0, int(self.expires_at - time.time()))
 
 
+@dataclass(frozen=True)
+class StoreUsage:
+    """What the store holds: its images and their bytes, as counted against STORE_SIZE_LIMIT_MB
+    (the disk store counts expired images until its next sweep)."""
+
+    images: int
+    bytes: int
+
+
 class ImageStore(Protocol):
     """Images kept for IMAGE_EXPIRATION within STORE_SIZE_LIMIT_MB, oldest evicted first."""
 
@@ -94,5 +103,9 @@ class ImageStore(Protocol):
     def writable(self) -> bool: ...
 
     def __len__(self) -> int: ...
+
+    def usage(self) -> StoreUsage:
+        """Cheap enough for every metrics scrape; StoreUnavailable when it cannot be read."""
+        ...
 
     def close(self) -> None: ...

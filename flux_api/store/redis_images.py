@@ -41,12 +41,13 @@ from flux_api.store.images import (
     WRITABLE,
     OpenedImage,
     StoreUnavailable,
+    StoreUsage,
     check_fits,
     new_keys,
 )
 from flux_api.store.probes import CachedProbe
 from flux_api.store.redis_link import ERRORS, PREFIX, REDIS
-from flux_api.store.redis_scripts import DELETE, PUT, RESERVE, ROOM
+from flux_api.store.redis_scripts import DELETE, PUT, RESERVE, ROOM, USAGE
 
 log = logging.getLogger(__name__)
 _IMAGE = PREFIX + "image:"
@@ -95,6 +96,7 @@ class RedisImageStore:
         self._reserve = client.register_script(RESERVE)
         self._room = client.register_script(ROOM)
         self._delete = client.register_script(DELETE)
+        self._usage = client.register_script(USAGE)
         self._state = CachedProbe(self._probe, _HEALTH_SECONDS)
         self._trouble = ""  # what was last logged as wrong ("" when all is well)
 
@@ -232,6 +234,15 @@ class RedisImageStore:
             return int(self._redis.zcard(_INDEX))
         except ERRORS as exc:
             raise StoreUnavailable(type(exc).__name__, REDIS) from exc
+
+    def usage(self) -> StoreUsage:
+        """The images not expired and their bytes, from the index and the running total (one
+        script, O(log n) plus the images expired since the last store)."""
+        try:
+            images, stored = self._usage(keys=_KEYS)
+        except ERRORS as exc:
+            raise StoreUnavailable(type(exc).__name__, REDIS) from exc
+        return StoreUsage(int(images), int(stored))
 
     def close(self) -> None:
         self._redis.close()

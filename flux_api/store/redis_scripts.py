@@ -58,6 +58,16 @@ return {1, math.floor(free)}
 """
 )
 
+# For the metrics: the images not expired and their bytes. Runs on a replica and at maxmemory,
+# and writes nothing (what has expired is forgotten by the next PUT).
+USAGE = (
+    "#!lua flags=no-writes\n"
+    + _COMMON
+    + """
+return {redis.call('ZCOUNT', index, '(' .. now, '+inf'), ours()}
+"""
+)
+
 # ARGV: lease (ms), the new lease "<id>:<bytes>", a lease of this context left by a generation
 # that failed (or ''). Returns {1 or 0 (refused), room}. Drops ended leases; the new one goes in
 # only when its bytes fit beside every other lease.

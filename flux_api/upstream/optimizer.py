@@ -1,6 +1,7 @@
 """Client for the prompt optimizer: any OpenAI-compatible `/v1/chat/completions`.
 
-Its failures are never fatal: the pipeline falls back to the user's own prompt.
+Its failures are never fatal: the pipeline falls back to the user's own prompt. Each call is
+announced (events.OptimizerCall), with what it was for and whether it was fallen back from.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import requests
 from urllib3.exceptions import HTTPError
 
+from flux_api.events import Events, OptimizerCall
 from flux_api.upstream.http import DeadlineAdapter, fetch
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_SYSTEM_MESSAGE = """\
 You turn a person's idea for a picture into one prompt for the FLUX text-to-image model.
@@ -96,7 +101,14 @@ def clean_prompt(text: str, limit: int) -> str:
 
 class OptimizerClient:
     def __init__(
-        self, base_url: str, model: str, api_key: str, *, timeout: float, system_message: str = ""
+        self,
+        base_url: str,
+        model: str,
+        api_key: str,
+        *,
+        timeout: float,
+        system_message: str = "",
+        events: Events | None = None,
     ):
         self.url = chat_completions_url(base_url)
         self.model = model
@@ -105,6 +117,7 @@ class OptimizerClient:
         self.system_message = system_message or DEFAULT_SYSTEM_MESSAGE
         self._local = threading.local()
         self._warned = False
+        self._events = events or Events()  # each call, and whether it was fallen back from
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -133,31 +146,55 @@ class OptimizerClient:
 
     def optimize(self, prompt: str, aspect_ratio: str, limit: int) -> str:
         """Ask for one FLUX-style English prompt for `prompt` at `aspect_ratio`."""
-        content = self._complete(
-            self.system_message, f"Aspect ratio: {aspect_ratio}\nIdea: {prompt}"
-        )
-        cleaned = clean_prompt(content, limit)
-        if not cleaned:
-            raise OptimizerError("gave an empty prompt")
-        return cleaned
+
+        def optimized() -> str:
+            content = self._complete(
+                self.system_message, f"Aspect ratio: {aspect_ratio}\nIdea: {prompt}"
+            )
+            cleaned = clean_prompt(content, limit)
+            if not cleaned:
+                raise OptimizerError("gave an empty prompt")
+            return cleaned
+
+        return self._announced("prompt", optimized)
 
     def describe(self, kind: str, prompts: list[str]) -> str:
         """A chat's title or summary ("title", "summary") written from its image prompts."""
-        listed = "\n".join(f"- {prompt[:300]}" for prompt in prompts[-8:])
-        content = self._complete(DESCRIBE_SYSTEM_MESSAGES[kind], f"Prompts:\n{listed}")
-        text = " ".join(content.split()).strip("\"'“”")[:_DESCRIBE_LIMIT]
-        if not text:
-            raise OptimizerError(f"gave an empty {kind}")
-        return text
+
+        def described() -> str:
+            listed = "\n".join(f"- {prompt[:300]}" for prompt in prompts[-8:])
+            content = self._complete(DESCRIBE_SYSTEM_MESSAGES[kind], f"Prompts:\n{listed}")
+            text = " ".join(content.split()).strip("\"'“”")[:_DESCRIBE_LIMIT]
+            if not text:
+                raise OptimizerError(f"gave an empty {kind}")
+            return text
+
+        return self._announced(kind, described)
 
     def follow_up(self, earlier_prompt: str, message: str, limit: int) -> tuple[bool, str]:
         """Whether `message` asks to edit the earlier image made from `earlier_prompt`, and the
         prompt to use: an edit instruction when it does, a new image's prompt when not."""
-        content = self._complete(
-            FOLLOW_UP_SYSTEM_MESSAGE,
-            f"Earlier prompt: {earlier_prompt or '(unknown)'}\nMessage: {message}",
-        )
-        return _follow_up_answer(content, limit)
+
+        def judged() -> tuple[bool, str]:
+            content = self._complete(
+                FOLLOW_UP_SYSTEM_MESSAGE,
+                f"Earlier prompt: {earlier_prompt or '(unknown)'}\nMessage: {message}",
+            )
+            return _follow_up_answer(content, limit)
+
+        return self._announced("follow_up", judged)
+
+    def _announced(self, purpose: str, call: Callable[[], T]) -> T:
+        """`call`'s answer, the call announced: "fallback" when it raised OptimizerError (every
+        caller then does without the optimizer)."""
+        started = time.monotonic()
+        try:
+            answer = call()
+        except OptimizerError:
+            self._events.announce(OptimizerCall(purpose, "fallback", time.monotonic() - started))
+            raise
+        self._events.announce(OptimizerCall(purpose, "ok", time.monotonic() - started))
+        return answer
 
     def _complete(self, system_message: str, user_message: str) -> str:
         """The text of the LLM's answer to one system and one user message."""

@@ -14,6 +14,7 @@ from flask import Flask, g, request
 from flux_api.config.api_keys import ApiKey
 from flux_api.errors import APIError
 from flux_api.events import Caller, current_caller
+from flux_api.web.logs import route_of
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def init_app(
             )
         g.api_key = key
         g.sees_everyone = key is METRICS_READER or not metrics_key
-        g.caller_token = current_caller.set(Caller(key.name, request.path))
+        route = route_of(request.url_rule.rule) if request.url_rule is not None else "other"
+        g.caller_token = current_caller.set(Caller(key.name, route))
         return None
 
     @app.teardown_request

@@ -15,8 +15,8 @@ def _from_http(exc: HTTPException) -> APIError:
         return APIError(
             404,
             f"Unknown path {request.path[:200]}: this service answers /v1/chat/completions, "
-            "/v1/images/generations, /v1/images/edits, /v1/images/variations, /v1/models and "
-            "/image/<key>.",
+            "/v1/images/generations, /v1/images/edits, /v1/images/variations, /v1/models, "
+            "/image/<key> and /metrics.",
             code="not_found",
         )
     if code == 405:

@@ -23,6 +23,7 @@ from flux_api.store.images import ImageStore, OpenedImage, StoreUnavailable
 from flux_api.web import logs
 
 PREFIX = "/image/"
+ROUTE = "/image/{key}"  # what the fetches are announced as having been answered by
 PROXY_CACHE_SECONDS = 3600  # the longest a reverse proxy keeps an image it has cached
 STORE_FAILED = "flux_api.store_failed"  # in the WSGI environ: why the store could not be read
 
@@ -60,7 +61,7 @@ def _log_sent(
     holds the id of whatever request Flask last served on this thread."""
     token = logs.request_id.set(rid)
     try:
-        logs.announce_request(events, method, path, status, started, "-", rid)
+        logs.announce_request(events, method, path, status, started, "-", rid, route=ROUTE)
     finally:
         logs.request_id.reset(token)
 

@@ -93,11 +93,23 @@ def announce_request(
     key: str = "-",
     error: str | None = None,
     tries: int = 0,
+    route: str = "",
 ) -> None:
-    """A request answered: its access line (and what else subscribes) follows from this."""
+    """A request answered: its access line (and what else subscribes) follows from this.
+    `route`: the rule that answered, as route_of() writes it ("" for none)."""
     seconds = time.monotonic() - started
-    done = RequestDone(method, path, status, seconds, model, rid, client_left, key, error, tries)
+    done = RequestDone(
+        method, path, status, seconds, model, rid, client_left, key, error, tries, route
+    )
     events.announce(done)
+
+
+_CONVERTED = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+
+
+def route_of(rule: str) -> str:
+    """A Flask rule as the OpenAPI document writes it: /image/<path:key> is /image/{key}."""
+    return _CONVERTED.sub(r"{\1}", rule)
 
 
 def init_app(app: Flask, events: Events) -> None:
@@ -124,6 +136,7 @@ def init_app(app: Flask, events: Events) -> None:
         api_key = g.get("api_key")
         key = api_key.name if api_key is not None else "-"
         error = g.get("error_code")
+        route = route_of(request.url_rule.rule) if request.url_rule is not None else ""
 
         # Logged when the body has been sent, so a stream's line has its full duration, and
         # 499 (nginx's "client closed request") when its client left before the end.
@@ -131,7 +144,7 @@ def init_app(app: Flask, events: Events) -> None:
             left = budget is not None and budget.noticed_client_left
             tries = len(budget.tries) if budget is not None else 0
             announce_request(
-                events, method, path, status, started, model, rid, left, key, error, tries
+                events, method, path, status, started, model, rid, left, key, error, tries, route
             )
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs

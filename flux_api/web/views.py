@@ -13,7 +13,6 @@ from flux_api.accounts.pool import usable_count
 from flux_api.conversation import background
 from flux_api.errors import APIError
 from flux_api.generation.sizes import COMMON_RATIOS
-from flux_api.observe.usage_report import pool_share
 from flux_api.web import chat_plan as chat_edits
 from flux_api.web import openapi
 from flux_api.web.auth import presents_key
@@ -84,9 +83,8 @@ def healthz():
         "prompt_optimization": "on" if settings.prompt_optimization else "off",
         "default_model": settings.flux_model,
     }
-    ledger, daily = services().ledger, settings.cf_daily_neurons
     if store_state != store.UNHEALTHY:  # the ledger lives with the store: do not wait on it
-        share = pool_share(ledger.book, len(accounts), daily, ledger.now())
+        share = services().ledger.pool_share_today()
         if share is not None:  # of the pool's daily allocation, for a monitor to alert on
             body["pool_share_today"] = share
     if writable and presents_key(services().api_keys):  # how busy it is: for the operator only

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from flux_api.budget import Budget
 from flux_api.conversation import messages as conversation
 from flux_api.errors import invalid_request
+from flux_api.events import Events, StreamClosed, StreamOpened
 from flux_api.generation.pipeline import Generated, Pipeline, Plan, PromptChoice
 from flux_api.wire import openai as wire
 from flux_api.wire.errors import api_error_for, log_unexpected
@@ -190,18 +191,36 @@ def stream(
     then finish (or an in-band error), optional usage, and [DONE].
 
     A client that leaves is noticed at the next keep-alive at the latest (the write fails, or
-    its socket shows it closed); the generation then stops before its next paid step."""
+    its socket shows it closed); the generation then stops before its next paid step. The
+    stream is announced while it is held (events.StreamOpened, then StreamClosed)."""
     # Started now, in the request's context (its id goes along), not at the first frame.
     events = pipeline.run_in_background(plan, budget)
-    return _frames(Reply(plan, follow_up), events, budget, include_usage, heartbeat)
+    reply = Reply(plan, follow_up)
+    held = _Held(pipeline.events, StreamOpened())  # made now, while the caller is known
+    return _frames(reply, events, budget, include_usage, heartbeat, held)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Where a stream is announced, and its opening (made while its request is served: the
+    frames are written once Flask has let go of the request and its caller)."""
+
+    events: Events
+    opened: StreamOpened
 
 
 def _frames(
-    reply: Reply, events: queue.Queue, budget: Budget, include_usage: bool, heartbeat: float
+    reply: Reply,
+    events: queue.Queue,
+    budget: Budget,
+    include_usage: bool,
+    heartbeat: float,
+    held: _Held,
 ) -> Iterator[str]:
     plan = reply.plan
     cid, model = wire.completion_id(), plan.model.id
     finished = False
+    held.events.announce(held.opened)
     try:
         yield wire.sse_json(wire.chunk(cid, model, {"role": "assistant", "content": ""}))
         for piece in reply.start():
@@ -234,6 +253,7 @@ def _frames(
     finally:
         if not finished:  # closed by the server because the client went away
             budget.leave()
+        held.events.announce(StreamClosed(finished, held.opened.caller))
 
 
 def text_completion(model: str, prompt: str, text: str) -> dict:

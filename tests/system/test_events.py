@@ -1,6 +1,7 @@
-"""The event seam: what the pipeline, the account pool, the Workers AI client, the store, the
-rate limiter and the request log announce, seen by a subscriber of a running service (over
-HTTP, against the fake Workers AI); and that a broken subscriber never fails the work."""
+"""The event seam: what the pipeline, the account pool, the Workers AI client, the optimizer,
+the store, the rate limiter, the chat stream and the request log announce, seen by a subscriber
+of a running service (over HTTP, against the fakes); and that a broken subscriber never fails
+the work."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ import pytest
 from flux_api.budget import Budget, ClientLeft
 from flux_api.events import (
     AccountChanged,
+    Events,
     GenerationDone,
     ImagesEvicted,
+    OptimizerCall,
     RateLimited,
     RequestDone,
+    StreamClosed,
+    StreamOpened,
     UpstreamCall,
 )
+from flux_api.upstream.optimizer import OptimizerClient, OptimizerError
+from tests.support.fakes.optimizer import OPTIMIZER_KEY, OPTIMIZER_MODEL
 from tests.support.fakes.workers_ai import ACCOUNT_ID
 from tests.support.programs import free_port
 from tests.support.redis_server import RedisServer
@@ -74,6 +81,7 @@ def test_a_chat_announces_its_call_its_generation_and_its_request(service, fake_
         False,
     )
     assert done.request_id == response.headers["X-Request-ID"]
+    assert done.route == "/v1/chat/completions"
 
 
 def test_an_image_fetch_is_announced_by_the_fast_path(service):
@@ -82,7 +90,9 @@ def test_an_image_fetch_is_announced_by_the_fast_path(service):
     path = "/image/" + created["data"][0]["url"].rsplit("/image/", 1)[1]
     assert service.get(path, key=None).status_code == 200
     done = recorder.request(path)
-    assert (done.method, done.status, done.model) == ("GET", 200, "-")
+    assert (done.method, done.status, done.model, done.route) == ("GET", 200, "-", "/image/{key}")
+    assert service.get("/nope", key=None).status_code == 404
+    assert recorder.request("/nope").route == ""  # no route answered it
 
 
 def test_a_used_up_account_is_a_quota_call_a_parked_account_and_a_failed_generation(
@@ -146,6 +156,37 @@ def test_a_generation_whose_client_left_is_announced_and_calls_nothing(service, 
     [generation] = recorder.of(GenerationDone)
     assert (generation.outcome, generation.error) == ("client_left", "ClientLeft")
     assert fake_ai.calls == [] and recorder.of(UpstreamCall) == []
+
+
+def test_a_stream_is_announced_while_it_is_held(service, fake_ai):
+    recorder = Recorder(service)
+    response = service.chat("a fox", stream=True)
+    assert response.text.endswith("data: [DONE]\n\n")
+    opened, closed = [e for e in recorder.events if isinstance(e, (StreamOpened, StreamClosed))]
+    assert isinstance(opened, StreamOpened) and isinstance(closed, StreamClosed)
+    assert closed.finished and opened.caller.key == closed.caller.key != "-"
+
+
+def test_every_optimizer_call_is_announced_with_its_purpose(fake_optimizer):
+    events, heard = Events(), []
+    events.subscribe(heard.append)
+    client = OptimizerClient(
+        fake_optimizer.url, OPTIMIZER_MODEL, OPTIMIZER_KEY, timeout=1, events=events
+    )
+    client.optimize("a fox", "1:1", 500)
+    client.describe("title", ["a fox"])
+    fake_optimizer.answer = '{"edit": true, "prompt": "make it blue"}'
+    client.follow_up("a fox", "make it blue", 500)
+    fake_optimizer.mode = "error"  # every caller then does without it
+    with pytest.raises(OptimizerError):
+        client.describe("summary", ["a fox"])
+    assert all(isinstance(event, OptimizerCall) for event in heard)
+    assert [(event.purpose, event.outcome) for event in heard] == [
+        ("prompt", "ok"),
+        ("title", "ok"),
+        ("follow_up", "ok"),
+        ("summary", "fallback"),
+    ]
 
 
 def test_a_broken_subscriber_never_fails_a_request(service, caplog):

@@ -369,3 +369,30 @@ def test_an_edit_upload_above_nginx_s_80k_reaches_the_app(stack, fake_ai):
     )
     assert response.status_code == 200, response.text
     assert len(fake_ai.calls[0]["references"]) == 1
+
+
+METRICS_KEY = "metrics-SECRET-key-0123456789"
+# The site's comment, done: the `return` of `location = /metrics` replaced by its three lines.
+ALLOW_METRICS = (
+    r"s|^        return 404 .*Unknown path /metrics.*|"
+    r"        allow 127.0.0.1;\n        deny all;\n        proxy_pass http://flux_api;|"
+)
+
+
+def test_metrics_are_not_passed_from_outside_but_gunicorn_answers_them(stack):
+    nginx, gunicorn = stack(METRICS_KEY=METRICS_KEY)
+    reader = {"Authorization": f"Bearer {METRICS_KEY}"}
+    for path in ("/metrics", "/metrics?x=1", "//metrics", "/%6Detrics"):
+        answer = requests.get(nginx.url + path, headers=reader, verify=nginx.cert, timeout=10)
+        assert answer.status_code == 404, path
+        assert answer.json()["error"]["code"] == "not_found", path
+        assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+    direct = requests.get(f"{gunicorn.url}/metrics", headers=reader, timeout=10)
+    assert direct.status_code == 200
+    assert direct.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    time.sleep(0.5)  # each worker writes its log from a thread of its own
+    assert gunicorn.log.count("path=/metrics") == 1  # the direct one: nginx passed none
+
+    opened, _ = stack(METRICS_KEY=METRICS_KEY, sed=ALLOW_METRICS)
+    answer = requests.get(f"{opened.url}/metrics", headers=reader, verify=opened.cert, timeout=10)
+    assert answer.status_code == 200 and "flux_api_requests_total" in answer.text

@@ -7,7 +7,8 @@ import calendar
 
 import pytest
 
-from flux_api.observe.usage_report import NOT_TODAY, USED_UP, pool_share, runs_out, usage_report
+from flux_api.observe.ledger import pool_share
+from flux_api.observe.usage_report import NOT_TODAY, USED_UP, runs_out, usage_report
 from flux_api.store.usage import DiskUsageBook
 
 NOON = calendar.timegm((2026, 12, 7, 12, 0, 0))

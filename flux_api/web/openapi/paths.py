@@ -132,6 +132,21 @@ PATHS: dict = {
             },
         }
     },
+    "/metrics": {
+        "get": {
+            "summary": "Metrics in Prometheus's text format, for METRICS_KEY (any API key "
+            "while it is not set); docs/metrics.md lists them",
+            "responses": {
+                "200": {
+                    "description": "Every worker's counts and the shared state now, in the text "
+                    "format 0.0.4.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": _GENERATION_ERRORS["401"],
+                "403": _error("METRICS_KEY is set, and this is another key.", _SHOULD_RETRY),
+            },
+        }
+    },
     "/openapi.json": {
         "get": {
             "summary": "This document",
