@@ -21,11 +21,20 @@ from flux_api.events import Caller, Events, GenerationDone, UpstreamCall
 from flux_api.observe.ledger import Ledger
 from flux_api.store.usage import DiskUsageBook
 
-CALL = UpstreamCall("abcdef…wxyz", "flux-1-schnell", "ok", None, 2.5, None, 4)
+CALL = UpstreamCall("abcdef…wxyz", "flux-1-schnell", "ok", None, 2.5, steps=4)
 GENERATION = GenerationDone(
-    "flux-1-schnell", (1024, 1024), 1, "ok", None, 0.0, 2.5, 0.01, 2.52, (CALL,),
-    Caller("alice", "/v1/chat/completions"),
-)  # fmt: skip
+    "flux-1-schnell",
+    (1024, 1024),
+    1,
+    "ok",
+    None,
+    0.0,
+    2.5,
+    0.01,
+    2.52,
+    tries=(CALL,),
+    caller=Caller("alice", "/v1/chat/completions"),
+)
 
 
 def cpu_per_generation_ms(events: Events, generations: int) -> tuple[float, float]:

@@ -63,8 +63,10 @@ class Budget:
         self._clock = clock
         self._left = threading.Event()
         self._stopped = threading.Event()
-        # What was spent: each Workers AI try (an events.UpstreamCall), in the order made.
+        # What was spent: each Workers AI try (an events.UpstreamCall), in the order made, and
+        # how many generations ran (the pipeline counts them).
         self.tries: list = []
+        self.generations = 0
 
     @classmethod
     def unlimited(cls) -> Budget:

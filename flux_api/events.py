@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class GenerationDone:
     upstream_seconds: float
     store_seconds: float
     total_seconds: float
+    _: KW_ONLY  # what follows is named, so a field added later cannot take another's place
     tries: tuple[UpstreamCall, ...] = ()  # its Workers AI tries, whatever their outcome
     caller: Caller = field(default_factory=current_caller.get)
 
@@ -59,8 +60,10 @@ class UpstreamCall:
     outcome: str
     neurons: float | None  # as Cloudflare reported them, when it did
     seconds: float
+    _: KW_ONLY
     size: tuple[int, int] | None = None  # asked of Workers AI
     steps: int | None = None  # asked of Workers AI (None: the model's own)
+    inputs: int = 0  # input images sent with it (edits, follow-ups)
     caller: Caller = field(default_factory=current_caller.get)
 
 
@@ -133,9 +136,10 @@ class RequestDone:
     model: str
     request_id: str
     client_left: bool
+    _: KW_ONLY
     key: str = "-"  # the API key's name, never the key
     error: str | None = None  # the OpenAI error code of an error answer
-    tries: int = 0  # Workers AI tries it made
+    generated: bool = False  # it ran a generation (whatever became of it)
     # The route that answered, as the OpenAPI document writes it (/image/{key}); "" when none
     # did (an unknown path, a method the path does not take).
     route: str = ""

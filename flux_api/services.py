@@ -97,7 +97,8 @@ def _on_disk(settings: Settings, events: Events) -> _Shared:
         usage = DiskUsageBook(settings.data_dir / "usage")
     except (OSError, sqlite3.Error) as exc:
         raise SettingsError(
-            f"DATA_DIR: the usage ledger {settings.data_dir / 'usage'} cannot be opened ({exc})."
+            f"DATA_DIR: the usage ledger {settings.data_dir / 'usage'} cannot be opened "
+            f"({exc}); it only holds usage counts, so it may be deleted."
         ) from None
     return _Shared(
         store,
@@ -147,7 +148,7 @@ def build_services(
     ledger = Ledger(shared.usage, clock, len(settings.accounts), settings.cf_daily_neurons)
     events.subscribe(ledger)
     pool = AccountPool(settings.accounts, shared.account_states, clock, events)
-    metrics = Metrics(pool, shared.store, settings)
+    metrics = Metrics(pool, shared.store, settings, ledger.neurons_today)
     events.subscribe(metrics.count)
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",

@@ -3,11 +3,12 @@
     API_KEY=a-bare-key,alice:alices-key-of-16-or-more,kids:the-kids-key-16-or-more:20/day
 
 A name (`[A-Za-z0-9_.-]{1,32}`) is what access lines, metrics and usage show: never the key. A
-bare key (no `:`) is named `key-` and 8 hex digits of a keyed hash of it: the same on every node,
-and telling nothing of the key. A key's own limit replaces RATE_LIMIT for that key (`off`: no
-limit for it). An entry
-with a `:` that is not `name:key` or `name:key:N/unit` stops the start, as do two entries with
-one name or one key: no key ever changes meaning silently.
+bare key (no `:`) is named `key-` and 8 hex digits of a slow hash of it: the same on every node;
+a long key cannot be found from it (a very short one could, slowly: name your keys). A key's own
+limit replaces RATE_LIMIT for that key (`off`: none for it). An entry with a `:` that is not
+`name:key` or `name:key:N/unit`, two entries with one name or one key stop the start. A key from
+before names existed that holds a `:` either stops the start or, when it reads as `name:key`, is
+read so (its clients then get 401): such keys must be renamed when upgrading.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flux_api.config.environment import SettingsError
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 MIN_NAMED_KEY = 16  # characters of a named key: a name makes a short key no safer to guess
-_NAME_HASH_KEY = b"flux-api key name"
+_NAME_SALT = b"flux-api key name"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def parse_rate_limit(raw: str, name: str, echo: bool = True) -> RateLimit | None
         return None
     count, _, unit = raw.partition("/")
     unit = unit.strip().removesuffix("s")
-    if not count.strip().isdigit() or int(count) < 1 or unit not in _PERIODS:
+    count = count.strip()
+    if not (count.isascii() and count.isdigit()) or int(count) < 1 or unit not in _PERIODS:
         raise SettingsError(
             f"{name} must look like 30/minute (a count per second, minute, hour or day)"
             + (f", not {raw!r}." if echo else ".")
@@ -63,8 +65,10 @@ def parse_rate_limit(raw: str, name: str, echo: bool = True) -> RateLimit | None
 
 
 def bare_key(secret: str) -> ApiKey:
-    digest = hashlib.blake2b(secret.encode(), key=_NAME_HASH_KEY, digest_size=4).hexdigest()
-    return ApiKey(f"key-{digest}", secret)
+    """Named by a slow hash (scrypt, ~16 MiB and some ms once per start): the name appears in
+    logs and usage, and a short key must not be found from it by trying keys quickly."""
+    digest = hashlib.scrypt(secret.encode(), salt=_NAME_SALT, n=2**14, r=8, p=1, dklen=4)
+    return ApiKey(f"key-{digest.hex()}", secret)
 
 
 def parse_api_keys(entries: tuple[str, ...]) -> tuple[ApiKey, ...]:
@@ -75,8 +79,12 @@ def parse_api_keys(entries: tuple[str, ...]) -> tuple[ApiKey, ...]:
     if len(set(secrets)) < len(secrets):
         raise SettingsError("API_KEY: the same key appears twice; give each person their own.")
     names = [key.name for key in keys]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        raise SettingsError(f"API_KEY: two entries are named {name!r}; each name must be unique.")
+    for position, name in enumerate(names, 1):
+        if names.count(name) > 1:
+            twin = names.index(name, position) + 1
+            raise SettingsError(
+                f"API_KEY entries {position} and {twin} have the same name; each must be unique."
+            )
     return keys
 
 
@@ -98,7 +106,14 @@ def _parse(entry: str, position: int) -> ApiKey:
         )
     if len(parts) == 2:
         return ApiKey(name, secret)
-    return ApiKey(name, secret, True, parse_rate_limit(parts[2], f"{where}'s limit", echo=False))
+    if parts[2].strip().lower() == "off":
+        return ApiKey(name, secret, True, None)
+    limit = parse_rate_limit(parts[2], f"{where}'s limit", echo=False)
+    if limit is None:  # empty, 0, none: a slip that must not mean "no limit"
+        raise SettingsError(
+            f"{where}'s limit must look like 30/minute, or be `off` for no limit at all."
+        )
+    return ApiKey(name, secret, True, limit)
 
 
 def parse_metrics_key(raw: str, keys: tuple[ApiKey, ...]) -> str:

@@ -190,6 +190,7 @@ class Pipeline:
         has passed. The generation is announced (events.GenerationDone) however it ends."""
         budget = budget or Budget.unlimited()
         clock = StageClock(first_try=len(budget.tries))
+        budget.generations += 1
         try:
             yield from self._generate(plan, count, keep, budget, clock)
         except BaseException as exc:  # failed, or its client left: the reservation goes back

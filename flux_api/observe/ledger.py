@@ -10,8 +10,10 @@ counters of a day, by name:
                                            from its published prices (config/pricing.py)
     key|<name>|images|<endpoint>|<model>   images made
     key|<name>|failed|<error>              generations that failed, by exception class
-    key|<name>|refused|<code>              image requests refused before any Workers AI try,
+    key|<name>|refused|<code>              image requests refused before any generation ran,
                                            by error code
+    key|<name>|client_left|<model>         generations stopped, or made and not kept, because
+                                           their client left
 
 Writing never fails a generation: a ledger that cannot be written is one warning (and one
 line when it works again); those counts are lost.
@@ -65,7 +67,30 @@ class Ledger:
         return self._clock()
 
     def _pool_share(self) -> float | None:
-        return pool_share(self.book, self._accounts, self._daily, self._clock())
+        try:
+            return pool_share(self.book, self._accounts, self._daily, self._clock())
+        except Exception:
+            log.exception("the pool's share could not be read from the usage ledger")
+            return None
+
+    def neurons_today(self) -> dict[str, tuple[float, float]]:
+        """Each account's neurons today (reported and estimated) and the part estimated; {}
+        when the ledger cannot be read."""
+        today = utc_day(self._clock())
+        try:
+            counters = self.book.days([today]).get(today, {})
+        except UsageUnavailable:
+            return {}
+        spent: dict[str, tuple[float, float]] = {}
+        for name, value in counters.items():
+            kind, _, rest = name.partition("|")
+            label, _, what = rest.rpartition("|")
+            if kind != "account" or what not in ("neurons", "neurons_estimated"):
+                continue
+            total, guessed = spent.get(label, (0.0, 0.0))
+            guessed += value if what == "neurons_estimated" else 0.0
+            spent[label] = (round(total + value, 2), round(guessed, 2))
+        return spent
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, GenerationDone):
@@ -104,6 +129,8 @@ def generation_counts(event: GenerationDone) -> dict[str, float]:
         counts[f"key|{key}|images|{event.caller.endpoint}|{event.model}"] += event.count
     elif event.outcome == "failed":
         counts[f"key|{key}|failed|{event.error}"] += 1
+    else:  # client_left: what it cost the accounts is counted above
+        counts[f"key|{key}|client_left|{event.model}"] += 1
     return dict(counts)
 
 
@@ -124,13 +151,14 @@ def _estimate(call: UpstreamCall) -> float | None:
     if model is None:
         return None
     width, height = call.size or model.fixed_size  # a model that takes no size makes one
-    return estimated_neurons(model.id, width, height, call.steps)
+    return estimated_neurons(model.id, width, height, call.steps, call.inputs)
 
 
 def _refused(event: RequestDone) -> bool:
     return (
         event.status >= 400
-        and event.tries == 0  # else its generation failed, and is counted as such
+        and not event.generated  # else its generation failed, and is counted as such
+        and event.error != "client_closed_request"  # it left: no refusal
         and event.key != "-"
         and event.error is not None
         and event.path.startswith(IMAGE_PATHS)

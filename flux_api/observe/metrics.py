@@ -18,7 +18,7 @@ lists. No key, token or prompt is ever a label.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -170,7 +170,15 @@ ACCOUNTS = Family(
 NEURONS_TODAY = Family(
     "account_neurons_today",
     "gauge",
-    "Neurons Cloudflare reported spent today (UTC) on each account, by account label.",
+    "Neurons spent today (UTC) on each account: as Cloudflare reported them or, where it did "
+    "not, estimated from its published prices (the part estimated: "
+    "flux_api_account_neurons_estimated_today).",
+    ("account",),
+)
+NEURONS_ESTIMATED = Family(
+    "account_neurons_estimated_today",
+    "gauge",
+    "The part of flux_api_account_neurons_today estimated from Cloudflare's published prices.",
     ("account",),
 )
 NEURONS_LIMIT = Family(
@@ -192,6 +200,7 @@ STORE_LIMIT = Family("store_limit_bytes", "gauge", "STORE_SIZE_LIMIT_MB, in byte
 READ_WHEN_SCRAPED = (
     ACCOUNTS,
     NEURONS_TODAY,
+    NEURONS_ESTIMATED,
     NEURONS_LIMIT,
     NEURONS_USED,
     STORE_IMAGES,
@@ -216,8 +225,15 @@ def multiprocess() -> bool:
 class Metrics:
     """One app's metrics: `count` hears its events; `exposition` is the body of a scrape."""
 
-    def __init__(self, pool: AccountPool, store: ImageStore, settings: Settings):
-        self._shared = SharedState(pool, store, settings)
+    def __init__(
+        self,
+        pool: AccountPool,
+        store: ImageStore,
+        settings: Settings,
+        neurons_today: Callable[[], dict[str, tuple[float, float]]] = dict,
+    ):
+        """`neurons_today`: each account's neurons today and the part estimated (the ledger's)."""
+        self._shared = SharedState(pool, store, settings, neurons_today)
         # A registry of its own, not prometheus_client's global one: an app built again (tests,
         # a reload's re-import) starts from nothing instead of clashing with the last one's.
         self._registry = registry = CollectorRegistry()
@@ -275,10 +291,18 @@ class Metrics:
 
 class SharedState:
     """The gauges read from the shared state when scraped (a prometheus_client collector):
-    the same from any worker or node."""
+    the same from any worker or node. `neurons_today`: each account's neurons today, and the
+    part estimated (the usage ledger's)."""
 
-    def __init__(self, pool: AccountPool, store: ImageStore, settings: Settings):
+    def __init__(
+        self,
+        pool: AccountPool,
+        store: ImageStore,
+        settings: Settings,
+        neurons_today: Callable[[], dict[str, tuple[float, float]]] = dict,
+    ):
         self._pool, self._store = pool, store
+        self._neurons_today = neurons_today
         self._store_limit = settings.store_size_limit_mb * 1024 * 1024
         self._daily_neurons = settings.cf_daily_neurons
 
@@ -296,19 +320,26 @@ class SharedState:
         for state in ACCOUNT_STATES:
             by_state.add_metric([state], sum(1 for entry in report if entry["state"] == state))
         yield by_state
+        spent = self._neurons_today() if readable else {}
         neurons = GaugeMetricFamily(
             NEURONS_TODAY.full_name, NEURONS_TODAY.help, labels=NEURONS_TODAY.labels
         )
+        estimated = GaugeMetricFamily(
+            NEURONS_ESTIMATED.full_name, NEURONS_ESTIMATED.help, labels=NEURONS_ESTIMATED.labels
+        )
         for entry in report:
-            neurons.add_metric([entry["id"]], entry.get("neurons_today", 0.0))
+            total, guessed = spent.get(entry["id"], (0.0, 0.0))
+            neurons.add_metric([entry["id"]], total)
+            estimated.add_metric([entry["id"]], guessed)
         yield neurons
+        yield estimated
         limit = self._daily_neurons
         yield GaugeMetricFamily(NEURONS_LIMIT.full_name, NEURONS_LIMIT.help, value=limit)
         used = GaugeMetricFamily(
             NEURONS_USED.full_name, NEURONS_USED.help, labels=NEURONS_USED.labels
         )
         for entry in report if limit else ():
-            used.add_metric([entry["id"]], entry.get("neurons_today", 0.0) / limit)
+            used.add_metric([entry["id"]], spent.get(entry["id"], (0.0, 0.0))[0] / limit)
         yield used
 
     def _usage(self) -> Iterator[Metric]:

@@ -62,7 +62,14 @@ def _account_entry() -> dict:
 
 
 def _key_entry() -> dict:
-    return {"images": 0, "by_endpoint": {}, "by_model": {}, "failed": {}, "refused": {}}
+    return {
+        "images": 0,
+        "by_endpoint": {},
+        "by_model": {},
+        "failed": {},
+        "refused": {},
+        "client_left": 0,
+    }
 
 
 def _count_account(accounts: dict[str, dict], rest: str, value: float) -> None:
@@ -89,6 +96,8 @@ def _count_key(keys: dict[str, dict], rest: str, value: float) -> None:
         entry["by_model"][model] = entry["by_model"].get(model, 0) + int(value)
     elif kind in ("failed", "refused"):
         entry[kind][detail] = entry[kind].get(detail, 0) + int(value)
+    elif kind == "client_left":
+        entry["client_left"] += int(value)
 
 
 def _add_shares(today: dict, pool: list[dict], daily: int, now: float) -> None:

@@ -1,5 +1,5 @@
 """The usage ledger in Redis: one hash per UTC day (`flux-api:usage:<day>`), shared by every
-node. A generation's counts are one pipelined round trip of HINCRBYFLOAT, then EXPIRE."""
+node. A generation's counts are one round trip: HINCRBYFLOAT each, then EXPIRE, in MULTI/EXEC."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class RedisUsageBook:
 
     def add(self, day: str, counts: Mapping[str, float]) -> None:
         key = _PREFIX + day
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=True)  # all of a generation's counts, or none
         for name, amount in counts.items():
             pipe.hincrbyfloat(key, name, amount)
         pipe.expire(key, _EXPIRE)

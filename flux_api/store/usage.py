@@ -50,8 +50,8 @@ class DiskUsageBook:
     def add(self, day: str, counts: Mapping[str, float]) -> None:
         try:
             with self._write_lock, self._days.transact():
-                stored = self._days.get(day)
-                totals = stored if isinstance(stored, dict) else {}
+                stored = self._read(day)
+                totals = stored if isinstance(stored, dict) else {}  # damaged: starts again
                 for name, amount in counts.items():
                     value = totals.get(name, 0)
                     totals[name] = (value if isinstance(value, (int, float)) else 0) + amount
@@ -61,10 +61,21 @@ class DiskUsageBook:
 
     def days(self, days: Iterable[str]) -> dict[str, dict[str, float]]:
         try:
-            found = {day: self._days.get(day) for day in days}
+            found = {day: self._read(day) for day in days}
         except _ERRORS as exc:
             raise UsageUnavailable(type(exc).__name__) from exc
         return {day: _numbers(value) for day, value in found.items() if isinstance(value, dict)}
+
+    def _read(self, day: str) -> object:
+        """A day's entry; one that cannot be unpickled (damaged, or not written by us) is
+        treated as absent, and is overwritten by the next write."""
+        try:
+            return self._days.get(day)
+        except _ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 (pickle raises many kinds for damaged bytes)
+            log.warning("the usage ledger's entry for %s was damaged; it counts from 0 again", day)
+            return None
 
     def close(self) -> None:
         self._days.close()

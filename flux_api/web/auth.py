@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/favicon.ico"})
 # What METRICS_KEY opens (and nothing else); with it, usage shows every key's.
 READER_PATHS = frozenset({"/metrics", "/v1/usage"})
-METRICS_READER = ApiKey("metrics", "")
+METRICS_READER = ApiKey("@metrics", "")  # a name no API_KEY entry can have
 PUBLIC_PREFIXES = ("/static/", "/image/")
 
 

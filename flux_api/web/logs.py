@@ -92,14 +92,24 @@ def announce_request(
     client_left: bool = False,
     key: str = "-",
     error: str | None = None,
-    tries: int = 0,
+    generated: bool = False,
     route: str = "",
 ) -> None:
     """A request answered: its access line (and what else subscribes) follows from this.
     `route`: the rule that answered, as route_of() writes it ("" for none)."""
     seconds = time.monotonic() - started
     done = RequestDone(
-        method, path, status, seconds, model, rid, client_left, key, error, tries, route
+        method,
+        path,
+        status,
+        seconds,
+        model,
+        rid,
+        client_left,
+        key=key,
+        error=error,
+        generated=generated,
+        route=route,
     )
     events.announce(done)
 
@@ -142,9 +152,20 @@ def init_app(app: Flask, events: Events) -> None:
         # 499 (nginx's "client closed request") when its client left before the end.
         def log_line():
             left = budget is not None and budget.noticed_client_left
-            tries = len(budget.tries) if budget is not None else 0
+            generated = budget is not None and budget.generations > 0
             announce_request(
-                events, method, path, status, started, model, rid, left, key, error, tries, route
+                events,
+                method,
+                path,
+                status,
+                started,
+                model,
+                rid,
+                left,
+                key,
+                error,
+                generated,
+                route,
             )
 
         if response.direct_passthrough:  # a file handed to sendfile: no close callback runs

@@ -34,4 +34,6 @@ def usage():
             type="server_error",
             code="store_unavailable",
         ) from None
-    return jsonify(report)
+    response = jsonify(report)
+    response.headers["Cache-Control"] = "no-store"  # one key's usage, and changing
+    return response

@@ -54,13 +54,15 @@ def scrape(metrics: Metrics) -> Scrape:
 
 
 def done(status: int, route: str, method: str = "GET", left: bool = False) -> RequestDone:
-    return RequestDone(method, "/raw/path", status, 0.01, "-", "rid", left, "alice", route)
+    return RequestDone(
+        method, "/raw/path", status, 0.01, "-", "rid", left, key="alice", route=route
+    )
 
 
 def generation(outcome: str, count: int = 1, key: str = "alice") -> GenerationDone:
     error = None if outcome == "ok" else "UpstreamFailed"
     return GenerationDone(
-        MODEL, (1024, 1024), count, outcome, error, 0.1, 2.5, 0.01, 2.7, Caller(key)
+        MODEL, (1024, 1024), count, outcome, error, 0.1, 2.5, 0.01, 2.7, caller=Caller(key)
     )
 
 

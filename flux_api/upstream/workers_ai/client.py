@@ -42,8 +42,9 @@ from flux_api.upstream.workers_ai.transport import Transport
 
 log = logging.getLogger(__name__)
 
-# What a generation asked of Workers AI: the size and the steps (None: the model's own).
-_Asked = tuple[tuple[int, int] | None, int | None]
+# What a generation asked of Workers AI: the size, the steps (None: the model's own) and how
+# many input images it sent (they are billed too).
+_Asked = tuple[tuple[int, int] | None, int | None, int]
 
 # Sent with a JSON body when another account could take the call: a busy account answers at once
 # (as 3040) instead of holding the request in Cloudflare's capacity queue.
@@ -110,7 +111,7 @@ class WorkersAIClient:
             if choice is None:
                 raise refusal if refusal and not self._any_parked() else self._none_usable()
             try:
-                return self._slotted_try(choice, model, fields, budget, (size, steps))
+                return self._slotted_try(choice, model, fields, budget, (size, steps, len(images)))
             except QuotaExceeded:
                 self.pool.exhausted(choice.account)  # answered at once and not billed
                 spent.add(choice.account.id)
@@ -234,9 +235,16 @@ class WorkersAIClient:
         asked: _Asked,
     ) -> None:
         took = time.monotonic() - started
-        size, steps = asked
+        size, steps, inputs = asked
         call = UpstreamCall(
-            choice.account.label, model.short_name, outcome, neurons, took, size, steps
+            choice.account.label,
+            model.short_name,
+            outcome,
+            neurons,
+            took,
+            size=size,
+            steps=steps,
+            inputs=inputs,
         )
         budget.tries.append(call)
         self._events.announce(call)

@@ -113,7 +113,15 @@ SCHEMAS: dict = {
     },
     "UsageKey": {
         "type": "object",
-        "required": ["name", "images", "by_endpoint", "by_model", "failed", "refused"],
+        "required": [
+            "name",
+            "images",
+            "by_endpoint",
+            "by_model",
+            "failed",
+            "refused",
+            "client_left",
+        ],
         "properties": {
             "name": {"type": "string", "description": "The API key's name, never the key."},
             "images": {"type": "integer", "minimum": 0},
@@ -121,6 +129,11 @@ SCHEMAS: dict = {
             "by_model": ref("UsageCounts"),
             "failed": {**ref("UsageCounts"), "description": "Generations that failed."},
             "refused": {**ref("UsageCounts"), "description": "Requests refused, by code."},
+            "client_left": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Generations stopped, or made and not kept, as their client left.",
+            },
         },
     },
     "UsageDay": {
