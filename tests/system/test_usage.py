@@ -14,6 +14,7 @@ from flux_api.config.models import find_model
 from flux_api.config.pricing import estimated_neurons
 from flux_api.store.usage import UsageUnavailable
 from tests.support.fakes.workers_ai import Scripted
+from tests.support.pictures import picture
 from tests.support.programs import free_port
 from tests.support.redis_server import RedisServer
 
@@ -171,3 +172,33 @@ def test_a_ledger_that_cannot_be_written_never_fails_a_generation(start_service,
         "the usage ledger is written again",
     ]
     assert key_entry(usage(service, ALICE)["today"], "alice")["images"] == 1
+
+
+def test_an_edit_is_estimated_with_its_input_image(start_service, fake_ai):
+    service = start_service(API_KEY=KEYS)
+    files = {"image": ("fox.png", picture(1024, 1024), "image/png")}
+    fields = {"prompt": "make it night", "size": "1024x1024"}
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    answer = requests.post(
+        service.url + "/v1/images/edits", files=files, data=fields, headers=headers, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    [call] = fake_ai.calls
+    model = find_model(call["model"])
+    with_input = estimated_neurons(model.id, 1024, 1024, None, 1)
+    assert with_input > estimated_neurons(model.id, 1024, 1024, None, 0)
+    [account] = usage(service, ALICE)["today"]["accounts"]
+    assert account["neurons_estimated"] == pytest.approx(with_input, abs=0.01)
+
+
+def test_a_generation_that_failed_before_any_try_is_counted_once(start_service, fake_ai):
+    service = start_service(API_KEY=KEYS, UPSTREAM_CONCURRENCY="1", UPSTREAM_TIMEOUT="1")
+    fake_ai.latency = 2  # the first holds the only slot past both deadlines
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(
+            pool.map(lambda i: service.chat(f"a fox {i}", key=ALICE).status_code, range(2))
+        )
+    assert statuses == [504, 504]
+    time.sleep(0.3)
+    alice = key_entry(usage(service, ALICE)["today"], "alice")
+    assert sum(alice["failed"].values()) == 2 and alice["refused"] == {}

@@ -48,9 +48,12 @@ def test_settings_hold_the_named_keys():
             "sk-old:a-long-key-with-colons:more",
             "entry 1's limit must look like 30/minute (a count per second, minute, hour or day).",
         ),
-        (f"alice:{ALICE}, alice:{KIDS}", "two entries are named 'alice'"),
+        (f"alice:{ALICE}, alice:{KIDS}", "API_KEY entries 1 and 2 have the same name"),
         (f"alice:{ALICE}, kids:{ALICE}", "the same key appears twice"),
         (f"{ALICE}, {ALICE}", "the same key appears twice"),
+        (f"alice:{ALICE}:", "entry 1's limit must look like 30/minute, or be `off`"),
+        (f"alice:{ALICE}:0", "entry 1's limit must look like 30/minute, or be `off`"),
+        (f"alice:{ALICE}:²/minute", "entry 1's limit must look like 30/minute"),
     ],
 )
 def test_entries_that_stop_the_start_say_why_without_the_key(value, says):

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from flux_api.accounts.pool import AccountPool, Choice
+from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.states import FileAccountStates
 from flux_api.config.accounts import Account
 from flux_api.config.settings import Settings
@@ -27,8 +27,10 @@ from flux_api.events import (
     UpstreamCall,
 )
 from flux_api.observe import metrics as metrics_module
+from flux_api.observe.ledger import Ledger
 from flux_api.observe.metrics import FAMILIES, Metrics, series_names
 from flux_api.store.disk import DiskImageStore
+from flux_api.store.usage import DiskUsageBook
 from tests.support import ROOT
 from tests.support.metrics import Scrape
 
@@ -39,14 +41,22 @@ LIMIT = 1024 * 1024  # STORE_SIZE_LIMIT_MB=1
 SETTINGS = replace(Settings(), store_size_limit_mb=1, cf_daily_neurons=100)
 
 
+def spent(ledger: Ledger, account: Account, neurons: float) -> None:
+    """A good try that Cloudflare said cost `neurons`, written to the ledger as a generation."""
+    call = UpstreamCall(account.label, MODEL, "ok", neurons, 1.0)
+    ledger(GenerationDone(MODEL, (1024, 1024), 1, "ok", None, 0, 1, 0, 1, tries=(call,)))
+
+
 @pytest.fixture
 def parts(tmp_path, monkeypatch):
     monkeypatch.delenv(metrics_module.MULTIPROCESS_DIR, raising=False)
     pool = AccountPool((A, B), FileAccountStates(tmp_path / "accounts"))
     store = DiskImageStore(tmp_path / "images", ttl=600, size_limit_bytes=LIMIT)
-    yield pool, store, Metrics(pool, store, SETTINGS)
+    ledger = Ledger(DiskUsageBook(tmp_path / "usage"))
+    yield pool, store, Metrics(pool, store, SETTINGS, ledger.neurons_today), ledger
     store.close()
     pool.close()
+    ledger.book.close()
 
 
 def scrape(metrics: Metrics) -> Scrape:
@@ -67,7 +77,7 @@ def generation(outcome: str, count: int = 1, key: str = "alice") -> GenerationDo
 
 
 def test_events_become_exact_counts(parts):
-    _, _, metrics = parts
+    _, _, metrics, _ = parts
     events = [
         done(200, "/v1/chat/completions", "POST"),
         done(200, "/v1/chat/completions", "POST"),
@@ -121,7 +131,7 @@ def test_events_become_exact_counts(parts):
 
 
 def test_labels_stay_bounded_whatever_clients_send(parts):
-    _, _, metrics = parts
+    _, _, metrics, _ = parts
     for method, path in (("PROPFIND", "/x"), ("GET", "/nope/" + "a" * 50), ("BREW", "/pot")):
         metrics.count(RequestDone(method, path, 404, 0.0, "-", "rid", False))
     metrics.count(done(405, "", "DELETE"))
@@ -135,7 +145,7 @@ def test_labels_stay_bounded_whatever_clients_send(parts):
 
 
 def test_the_shared_state_is_read_when_scraped(parts):
-    pool, store, metrics = parts
+    pool, store, metrics, ledger = parts
     got = scrape(metrics)
     assert got("accounts", state="ok") == 2
     assert got("accounts", state="quota_exhausted") == 0
@@ -143,8 +153,8 @@ def test_the_shared_state_is_read_when_scraped(parts):
     assert got("store_images") == 0
     assert got("store_limit_bytes") == LIMIT
 
-    pool.succeeded(Choice(A, others=True), 12.5)
-    pool.succeeded(Choice(A, others=True), 7.5)
+    spent(ledger, A, 12.5)
+    spent(ledger, A, 7.5)
     pool.exhausted(B)
     store.put_many([b"x" * 50_000, b"y" * 20_000])
     got = scrape(metrics)
@@ -152,6 +162,7 @@ def test_the_shared_state_is_read_when_scraped(parts):
     assert got("accounts", state="quota_exhausted") == 1
     assert got("account_neurons_today", account=A.label) == 20
     assert got("account_neurons_today", account=B.label) == 0
+    assert got("account_neurons_estimated_today", account=A.label) == 0
     assert got("account_neurons_daily_limit") == 100
     assert got("account_neurons_used_ratio", account=A.label) == 0.2
     assert got("store_images") == 2
@@ -164,8 +175,9 @@ def test_without_a_daily_cap_no_share_is_exported(tmp_path, monkeypatch):
     monkeypatch.delenv(metrics_module.MULTIPROCESS_DIR, raising=False)
     pool = AccountPool((A,), FileAccountStates(tmp_path / "accounts"))
     store = DiskImageStore(tmp_path / "images", ttl=600, size_limit_bytes=LIMIT)
-    metrics = Metrics(pool, store, replace(SETTINGS, cf_daily_neurons=0))
-    pool.succeeded(Choice(A, others=False), 12.5)
+    ledger = Ledger(DiskUsageBook(tmp_path / "usage"))
+    metrics = Metrics(pool, store, replace(SETTINGS, cf_daily_neurons=0), ledger.neurons_today)
+    spent(ledger, A, 12.5)
     got = scrape(metrics)
     assert got("account_neurons_today", account=A.label) == 12.5
     assert got("account_neurons_daily_limit") == 0

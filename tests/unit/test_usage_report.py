@@ -4,6 +4,7 @@ that may see only its own is shown, and damaged counters left out (on a real DAT
 from __future__ import annotations
 
 import calendar
+import sqlite3
 
 import pytest
 
@@ -97,3 +98,17 @@ def test_damaged_counters_are_left_out(book):
     assert [key["name"] for key in today["keys"]] == ["bob"]
     book.add("2026-12-06", {"key|bob|images|x|m": 1})  # a damaged day starts again
     assert usage_report(book, POOL, 10_000, NOON)["days"][1]["images"] == 1
+
+
+def test_a_day_that_cannot_be_unpickled_reads_as_empty_and_starts_again(book, tmp_path, caplog):
+    book.add("2026-12-07", {"key|alice|images|x|m": 2})
+    with sqlite3.connect(tmp_path / "usage" / "cache.db") as db:
+        changed = db.execute(
+            "UPDATE Cache SET value = ?, mode = 4 WHERE key = ?", (b"\x80\x04garbage", "2026-12-07")
+        ).rowcount
+    assert changed == 1
+    assert usage_report(book, POOL, 10_000, NOON)["today"]["images"] == 0
+    assert pool_share(book, 2, 10_000, NOON) == 0.0
+    book.add("2026-12-07", {"key|alice|images|x|m": 1})
+    assert usage_report(book, POOL, 10_000, NOON)["today"]["images"] == 1
+    assert any("damaged" in r.getMessage() for r in caplog.records)
