@@ -2,8 +2,8 @@
 
 A ratio is read only where people write one: after `--ar` anywhere (the last one wins, and none
 stays in the prompt), or else at the very end of the prompt (bracketed or followed by
-punctuation too). "Meet at 10:30 in the park" keeps its time.
-The playground's static/ratio.js follows the same rule; tests/system/test_playground.py checks they agree.
+punctuation too). "Meet at 10:30 in the park" keeps its time. The playground's static/ratio.js
+follows the same rule; tests/system/test_playground.py checks they agree.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def threads_calling_workers_ai() -> list[str]:
     busy = []
     for ident, frame in sys._current_frames().items():
         while frame is not None:
-            if frame.f_code.co_name == "_call_once" and "workers_ai" in frame.f_code.co_filename:
+            if frame.f_code.co_name == "call_once" and "workers_ai" in frame.f_code.co_filename:
                 busy.append(names.get(ident, str(ident)))
                 break
             frame = frame.f_back
