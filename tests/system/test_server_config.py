@@ -81,7 +81,10 @@ def test_bind_defaults_to_loopback(tmp_path):
         ("GUNICORN_ACCESS_LOG=/nonexistent/dir/a.log\n", "GUNICORN_ACCESS_LOG"),
         ("CORS_ORIGINS=example.com\n", "CORS_ORIGINS lists 'example.com'"),
         ("API_KEY=alice:sk-too-short\n", "API_KEY entry 1: the key after the name is 12"),
-        ("API_KEY=a:sk-long-enough-key-0001,a:sk-long-enough-key-0002\n", "named 'a'"),
+        (
+            "API_KEY=a:sk-long-enough-key-0001,a:sk-long-enough-key-0002\n",
+            "API_KEY entries 1 and 2 have the same name",
+        ),
     ],
 )
 def test_a_bad_gunicorn_setting_is_one_line_naming_it(tmp_path, dotenv, named):
