@@ -11,6 +11,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows
@@ -59,6 +61,9 @@ class Services:
             self.rate_limiter.close()
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class _Shared:
     store: ImageStore
@@ -69,37 +74,41 @@ class _Shared:
     created_key_at: str | None
 
 
+def _opened(what: str, path: Path, make: Callable[[Path], T], note: str = "") -> T:
+    """`make(path)`, or the one line that stops the start when it cannot be opened."""
+    try:
+        return make(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise SettingsError(f"DATA_DIR: {what} {path} cannot be opened ({exc}){note}.") from None
+
+
 def _on_disk(settings: Settings, events: Events) -> _Shared:
     keys, created_at = settings.api_keys, None
     if not keys:
         keys = (bare_key(load_or_create_key(settings.data_dir)),)
         created_at = str((settings.data_dir / KEY_FILE).absolute())
-    directory = settings.data_dir / "images"
-    try:
-        store = DiskImageStore(
-            directory,
+    store = _opened(
+        "the image store",
+        settings.data_dir / "images",
+        lambda path: DiskImageStore(
+            path,
             ttl=settings.image_expiration,
             size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
             events=events,
-        )
-    except (OSError, sqlite3.Error) as exc:
-        raise SettingsError(
-            f"DATA_DIR: the image store {directory} cannot be opened ({exc})."
-        ) from None
-    try:
-        account_states = FileAccountStates(settings.data_dir / "accounts")
-    except (OSError, sqlite3.Error) as exc:
-        raise SettingsError(
-            f"DATA_DIR: the account state {settings.data_dir / 'accounts'} cannot be opened "
-            f"({exc}); it only records parked accounts, so it may be deleted."
-        ) from None
-    try:
-        usage = DiskUsageBook(settings.data_dir / "usage")
-    except (OSError, sqlite3.Error) as exc:
-        raise SettingsError(
-            f"DATA_DIR: the usage ledger {settings.data_dir / 'usage'} cannot be opened "
-            f"({exc}); it only holds usage counts, so it may be deleted."
-        ) from None
+        ),
+    )
+    account_states = _opened(
+        "the account state",
+        settings.data_dir / "accounts",
+        FileAccountStates,
+        "; it only records parked accounts, so it may be deleted",
+    )
+    usage = _opened(
+        "the usage ledger",
+        settings.data_dir / "usage",
+        DiskUsageBook,
+        "; it only holds usage counts, so it may be deleted",
+    )
     return _Shared(
         store,
         account_states,
