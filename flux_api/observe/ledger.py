@@ -76,21 +76,10 @@ class Ledger:
     def neurons_today(self) -> dict[str, tuple[float, float]]:
         """Each account's neurons today (reported and estimated) and the part estimated; {}
         when the ledger cannot be read."""
-        today = utc_day(self._clock())
         try:
-            counters = self.book.days([today]).get(today, {})
+            return spent_today(self.book, self._clock())
         except UsageUnavailable:
             return {}
-        spent: dict[str, tuple[float, float]] = {}
-        for name, value in counters.items():
-            kind, _, rest = name.partition("|")
-            label, _, what = rest.rpartition("|")
-            if kind != "account" or what not in ("neurons", "neurons_estimated"):
-                continue
-            total, guessed = spent.get(label, (0.0, 0.0))
-            guessed += value if what == "neurons_estimated" else 0.0
-            spent[label] = (round(total + value, 2), round(guessed, 2))
-        return spent
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, GenerationDone):
@@ -165,18 +154,29 @@ def _refused(event: RequestDone) -> bool:
     )
 
 
+def spent_today(book: UsageBook, now: float) -> dict[str, tuple[float, float]]:
+    """Each account's neurons on `now`'s UTC day (reported and estimated) and the part
+    estimated. UsageUnavailable when the ledger cannot be read."""
+    today = utc_day(now)
+    spent: dict[str, tuple[float, float]] = {}
+    for name, value in book.days([today]).get(today, {}).items():
+        kind, _, rest = name.partition("|")
+        label, _, what = rest.rpartition("|")
+        if kind != "account" or what not in ("neurons", "neurons_estimated"):
+            continue
+        total, guessed = spent.get(label, (0.0, 0.0))
+        guessed += value if what == "neurons_estimated" else 0.0
+        spent[label] = (round(total + value, 2), round(guessed, 2))
+    return spent
+
+
 def pool_share(book: UsageBook, accounts: int, daily: int, now: float) -> float | None:
     """The share of the pool's allocation used today (None: no cap, or the ledger unread)."""
     if daily <= 0 or not accounts:
         return None
-    today = utc_day(now)
     try:
-        counters = book.days([today]).get(today, {})
+        spent = spent_today(book, now)
     except UsageUnavailable:
         return None
-    used = sum(
-        value
-        for name, value in counters.items()
-        if name.startswith("account|") and name.endswith(("|neurons", "|neurons_estimated"))
-    )
+    used = sum(total for total, _ in spent.values())
     return round(used / (daily * accounts), 4)

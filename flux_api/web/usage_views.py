@@ -22,7 +22,7 @@ def usage():
     try:
         report = usage_report(
             found.ledger.book,
-            found.accounts.report(),
+            found.accounts.report() if only_key is None else [],  # not shown: not read
             found.settings.cf_daily_neurons,
             found.ledger.now(),
             only_key,
