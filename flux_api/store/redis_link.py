@@ -21,6 +21,11 @@ REDIS = "REDIS_URL and the Redis it names"  # what to check when the store fails
 # A command waits this long at most: Redis answers in well under a millisecond when it is well.
 _TIMEOUT = 2.0
 
+# The oldest Redis whose scripts may carry flags: the store's writes run as scripts flagged
+# `allow-oom` (store/redis_scripts.py), which an older Redis refuses as a syntax error on
+# every write, so an older one stops the start instead.
+OLDEST = (7, 0)
+
 # What a Redis that is gone, slow or out of memory raises.
 ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
 
@@ -39,8 +44,8 @@ def without_password(url: str) -> str:
 
 def connect(url: str, check: bool = True) -> redis.Redis:
     """A client for `url` (its pool connects when first used). With `check`, a PING now:
-    Redis that cannot be reached (or refuses the password) stops the start with one line
-    naming REDIS_URL."""
+    Redis that cannot be reached (or refuses the password), or older than OLDEST, stops the
+    start with one line naming REDIS_URL."""
     try:
         client = redis.Redis.from_url(
             url,
@@ -51,11 +56,29 @@ def connect(url: str, check: bool = True) -> redis.Redis:
         )
         if check:
             client.ping()
+            version = _version(client)
     except (ValueError, *ERRORS, redis.RedisError) as exc:
         raise SettingsError(
             f"REDIS_URL: Redis at {without_password(url)} cannot be used ({_reason(exc)})."
         ) from None
+    if check and version is not None and version < OLDEST:
+        raise SettingsError(
+            f"REDIS_URL: Redis at {without_password(url)} is version "
+            f"{'.'.join(map(str, version))}; flux-api needs {'.'.join(map(str, OLDEST))} or "
+            "later (its writes are scripts with flags)."
+        )
     return client
+
+
+def _version(client: redis.Redis) -> tuple[int, ...] | None:
+    """Redis's version from INFO, or None when it does not say (a managed Redis may rename or
+    forbid INFO: then the first write says what is wrong)."""
+    try:
+        text = client.info("server").get("redis_version", "")
+    except redis.ResponseError:
+        return None
+    numbers = str(text).split(".")[:2]
+    return tuple(int(n) for n in numbers) if all(n.isdigit() for n in numbers) else None
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import redis
 import requests
 
 from tests.support.fakes.workers_ai import ACCOUNT_ID, Scripted
+from tests.support.old_redis import old_redis
 from tests.support.programs import Gunicorn, free_port
 from tests.support.redis_server import RedisServer
 from tests.support.service import API_KEY
@@ -185,6 +186,16 @@ def test_redis_unreachable_at_start_is_one_line(service_env, tmp_path):
     assert result.returncode != 0
     assert "REDIS_URL: Redis at redis://127.0.0.1:" in output and "(no connection)" in output
     assert PASSWORD not in output and "Traceback" not in output
+
+
+def test_a_redis_older_than_7_stops_the_start_with_one_line(service_env, tmp_path):
+    """Its scripts could not carry the `allow-oom` flag: every write would fail."""
+    with old_redis("6.2.14") as url:
+        result = Gunicorn({**service_env, "REDIS_URL": url}, tmp_path).run_until_exit()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "is version 6.2; flux-api needs 7.0 or later" in output
+    assert "Traceback" not in output
 
 
 def test_the_password_never_reaches_a_log_or_an_answer(
