@@ -91,6 +91,7 @@ def test_a_wrong_token_is_named_with_its_setting(doctor):
     assert result.code == 1
     token = result.line(f"account {LABEL} token")
     assert token.startswith("fail") and "Cloudflare says the token is invalid" in token
+    assert "HTTP 401, code 1000: Invalid API Token" in token
     assert "CF_API_TOKEN" in token
     assert result.line(f"account {LABEL} Workers AI").startswith("warn")
 

@@ -60,10 +60,10 @@ def _account(settings: Settings, rest: CloudflareREST, account: Account, how: st
         return [_unreachable(token_name, exc, how), skipped]
     except Refused as refused:
         if refused.status == 401 or 1000 in refused.codes:
-            detail = f"Cloudflare says the token is invalid (HTTP {refused.status}, code 1000)"
+            detail = f"Cloudflare says the token is invalid ({refused})"
             fix = (
-                f"put the account's right API token in {token_setting} (a token with the "
-                "Workers AI permission, from the Cloudflare dashboard)"
+                "put the account's right API token (one with the Workers AI permission, from "
+                f"the Cloudflare dashboard) in {token_setting}"
             )
         else:
             detail, fix = (
@@ -136,7 +136,7 @@ def _settings_of(settings: Settings, account: Account) -> tuple[str, str]:
     """The settings that give this account's id and token."""
     if account.id == settings.cf_account_id and account.token == settings.cf_api_token:
         return "CF_ACCOUNT_ID", "CF_API_TOKEN"
-    return "CF_ACCOUNTS", "CF_ACCOUNTS (after its account id)"
+    return "CF_ACCOUNTS", "CF_ACCOUNTS, after its account id"
 
 
 def _naming(settings: Settings, models: list[str]) -> str:

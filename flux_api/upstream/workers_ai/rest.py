@@ -89,14 +89,15 @@ class CloudflareREST:
     def verify_token(self, account: Account) -> TokenStatus:
         """The token's status. A user token is verified at /user/tokens/verify; Cloudflare
         answers an account-owned token there with 401, code 1000 "Invalid API Token" (such
-        tokens are verified only at /accounts/{id}/tokens/verify), so that answer is asked
-        again at the account's endpoint before the token is called invalid. The user endpoint
+        tokens are verified only at /accounts/{id}/tokens/verify; one field report says 403),
+        so that answer is asked again at the account's endpoint before the token is called
+        invalid. The user endpoint
         goes first because it needs no account id: a token it accepts is good whatever
         CF_ACCOUNT_ID says, which keeps a wrong token and a wrong account id apart."""
         try:
             return TokenStatus(self._verify(account, "/user/tokens/verify"), "user")
         except Refused as refused:
-            if refused.status != 401 and 1000 not in refused.codes:
+            if refused.status not in (401, 403) and 1000 not in refused.codes:
                 raise
             invalid = refused
         try:
