@@ -180,3 +180,33 @@ def tls_reason(exc: BaseException) -> str:
         args = getattr(inner, "args", ())
         inner = getattr(inner, "reason", None) or (args[0] if args else None)
     return "no reason given"
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """Why a call got no answer, in a few words: refused, no such host, timed out, TLS."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS handshake failed: {tls_reason(exc)}"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "timed out connecting"
+    if isinstance(exc, requests.Timeout):
+        return "timed out waiting for the answer"
+    inner: object = exc
+    for _ in range(6):  # requests' ConnectionError → MaxRetryError → NewConnectionError → OSError
+        if isinstance(inner, socket.gaierror):
+            return "no such host (DNS)"
+        if isinstance(inner, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror.lower()
+        args = getattr(inner, "args", ())
+        inner = (
+            getattr(inner, "reason", None)
+            or getattr(inner, "__context__", None)
+            or (args[0] if args else None)
+        )
+    text = str(exc).lower()
+    if "name or service not known" in text or "name resolution" in text:
+        return "no such host (DNS)"
+    if "refused" in text:
+        return "connection refused"
+    return "no connection"

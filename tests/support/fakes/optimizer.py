@@ -21,11 +21,14 @@ class FakeOptimizer:
     latency: float = 0.0  # seconds before answering
     answer: str | None = None  # in mode "ok": the message content to send, instead of a prompt
     calls: list = field(default_factory=list)
+    # The models it serves; another is answered as OpenAI does (404, model_not_found). None: any.
+    known_models: set | None = None
 
     def reset(self) -> None:
         self.mode = "ok"
         self.latency = 0.0
         self.answer = None
+        self.known_models = None
         self.calls.clear()
 
     def app(self) -> Flask:
@@ -49,6 +52,17 @@ class FakeOptimizer:
                 }
             }
             return Response(json.dumps(error), status=401, mimetype="application/json")
+        if self.known_models is not None and body.get("model") not in self.known_models:
+            error = {
+                "error": {
+                    "message": f"The model `{body.get('model')}` does not exist or you do not "
+                    "have access to it.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "model_not_found",
+                }
+            }
+            return Response(json.dumps(error), status=404, mimetype="application/json")
         if self.mode == "error":
             return Response(
                 '{"error": {"message": "boom", "type": "server_error"}}',

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import json
 import random
@@ -155,6 +156,12 @@ class FakeWorkersAI:
     neurons: float | None = None
     in_flight: int = 0
     most_in_flight: int = 0  # the highest number of calls seen at once
+    # The free endpoints (verify, model search): tokens verified at the account endpoint only
+    # (by account id), a token's status other than active, models left out of the search.
+    account_owned: set = field(default_factory=set)
+    token_status: dict = field(default_factory=dict)
+    unlisted: set = field(default_factory=set)
+    free_calls: list = field(default_factory=list)  # (endpoint, account or None, headers)
     _script: list = field(default_factory=list)
     _account_scripts: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -167,6 +174,8 @@ class FakeWorkersAI:
             self._account_scripts.clear()
             self.accounts = {ACCOUNT_ID: TOKEN}
             self.exhausted, self.busy = set(), set()
+            self.account_owned, self.token_status, self.unlisted = set(), {}, set()
+            self.free_calls.clear()
             self.queue_seconds, self.neurons = 1.0, None
             self.realistic = False
             self.most_in_flight = self.in_flight
@@ -217,7 +226,73 @@ class FakeWorkersAI:
             finally:
                 self._leave()
 
+        @app.get("/client/v4/user/tokens/verify")
+        def verify_user_token():
+            return self.verify_token(None)
+
+        @app.get("/client/v4/accounts/<account>/tokens/verify")
+        def verify_account_token(account: str):
+            return self.verify_token(account)
+
+        @app.get("/client/v4/accounts/<account>/ai/models/search")
+        def search_models(account: str):
+            return self.search_models(account)
+
         return app
+
+    def verify_token(self, account: str | None) -> Response:
+        """GET /user/tokens/verify (`account` None) or /accounts/{account}/tokens/verify.
+        Cloudflare answers an account-owned token at the user endpoint, and any token it does
+        not know, with 401, code 1000; an account id it cannot route with 7003 + 7000."""
+        token = _bearer()
+        self.free_calls.append(("verify", account, dict(request.headers)))
+        owner = next((a for a, t in self.accounts.items() if t == token), None)
+        if account is not None and account not in self.accounts:
+            return _no_route(f"/client/v4/accounts/{account}/tokens/verify")
+        known = owner is not None and (
+            owner == account if owner in self.account_owned else account is None or owner == account
+        )
+        if not known:
+            return envelope_error(401, 1000, "Invalid API Token")
+        body = {
+            "success": True,
+            "errors": [],
+            "messages": [
+                {"code": 10000, "message": "This API Token is valid and active", "type": None}
+            ],
+            "result": {"id": _token_id(token), "status": self.token_status.get(owner, "active")},
+        }
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def search_models(self, account: str) -> Response:
+        """GET /accounts/{account}/ai/models/search: the token checked as for /ai/run (an
+        account id Cloudflare cannot route: 7003 + 7000, as its API answers a bad identifier),
+        then the models the fake knows (less `unlisted`), paged by `page` and `per_page`."""
+        token = _bearer()
+        self.free_calls.append(("search", account, dict(request.headers)))
+        if token not in self.accounts.values():
+            return envelope_error(401, 10000, "Authentication error")
+        if account not in self.accounts:
+            return _no_route(f"/client/v4/accounts/{account}/ai/models/search")
+        if self.accounts[account] != token:
+            return envelope_error(403, 10000, "Authentication error")
+        names = [name for name in SCHEMAS if name not in self.unlisted]
+        page = max(1, request.args.get("page", 1, type=int) or 1)
+        per_page = max(1, min(100, request.args.get("per_page", 20, type=int) or 20))
+        listed = names[(page - 1) * per_page : page * per_page]
+        body = {
+            "success": True,
+            "errors": [],
+            "messages": [],
+            "result": [_model_entry(name) for name in listed],
+            "result_info": {
+                "page": page,
+                "per_page": per_page,
+                "count": len(listed),
+                "total_count": len(names),
+            },
+        }
+        return Response(json.dumps(body), mimetype="application/json")
 
     def handle(self, account: str, model: str) -> Response:
         call = {
@@ -343,6 +418,46 @@ class FakeWorkersAI:
         response = envelope_error(scripted.status, scripted.code, scripted.message)
         response.headers.update(scripted.headers)
         return response
+
+
+def _bearer() -> str:
+    return request.headers.get("Authorization", "").removeprefix("Bearer ")
+
+
+def _no_route(path: str) -> Response:
+    """Cloudflare's answer to a path whose account id it cannot route."""
+    body = {
+        "success": False,
+        "errors": [
+            {
+                "code": 7003,
+                "message": f"Could not route to {path}, perhaps your object identifier is invalid?",
+            },
+            {"code": 7000, "message": "No route for that URI"},
+        ],
+        "messages": [],
+        "result": None,
+    }
+    return Response(json.dumps(body), status=400, mimetype="application/json")
+
+
+def _token_id(token: str) -> str:
+    """A token's identifier tag (32 hex digits), never the token."""
+    return hashlib.md5(token.encode(), usedforsecurity=False).hexdigest()
+
+
+def _model_entry(name: str) -> dict:
+    """One model as the model search lists it."""
+    tag = _token_id(name)
+    return {
+        "id": f"{tag[:8]}-{tag[8:12]}-{tag[12:16]}-{tag[16:20]}-{tag[20:32]}",
+        "source": 1,
+        "name": name,
+        "description": f"{name.rsplit('/', 1)[-1]} (the fake's catalogue)",
+        "task": {"id": _token_id("Text-to-Image"), "name": "Text-to-Image", "description": ""},
+        "tags": [],
+        "properties": [],
+    }
 
 
 _REQUEST_ID = "(a1b2c3d4-request-id)"
