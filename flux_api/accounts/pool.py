@@ -169,8 +169,9 @@ class AccountPool:
         def lift(states: States) -> dict:
             record = states.get(account.id) or {}
             before = self._describe(account, record, now)
-            for held in ("parked_until", "busy", "refused"):
-                record.pop(held, None)
+            record.pop("parked_until", None)
+            record.pop("busy", None)
+            record.pop("refused", None)
             return before
 
         return self._states.change(lift)

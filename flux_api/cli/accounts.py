@@ -206,7 +206,7 @@ def _json(rows: list[Row], daily: int) -> dict:
 
 def _unpark(pool: AccountPool, states: AccountStates, given: str | None, every: bool) -> int:
     if every:
-        targets = pool.accounts
+        targets = list(pool.accounts)
     else:
         targets = find_accounts(pool.accounts, given or "")
         if len(targets) != 1:
