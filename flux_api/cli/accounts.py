@@ -216,13 +216,15 @@ def _unpark(pool: AccountPool, states: AccountStates, given: str | None, every: 
         return _unreadable()
     for account, before in lifted:
         print(unparked_line(account, before))
-    if every and not any(before["state"] == "quota_exhausted" for _, before in lifted):
+    parked = sum(before["state"] == "quota_exhausted" for _, before in lifted)
+    if every and not parked:
         print("No account was parked.")
-    if any(before["state"] == "quota_exhausted" for _, before in lifted):
+    if parked:
+        its, it = ("its", "it") if parked == 1 else ("each one's", "each")
         print(
-            "Note: Cloudflare said its daily allocation was used up, and the service now calls "
-            "it again: if that is still so, Cloudflare answers 4006 (not billed) and it is parked "
-            "again until 00:00 UTC; if its plan was raised, its calls are billed as that plan says."
+            f"Note: Cloudflare said {its} daily allocation was used up, and the service now calls "
+            f"{it} again: if that is still so, Cloudflare answers 4006 (not billed) and {it} is "
+            "parked again until 00:00 UTC; if the plan was raised, the calls are billed as it says."
         )
     return 0
 
