@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import redis
+
 from flux_api.accounts.pool import AccountPool
 from flux_api.accounts.redis_states import RedisAccountStates, RedisWindows
 from flux_api.accounts.states import AccountStates, FileAccountStates
@@ -97,6 +99,18 @@ def _on_disk(settings: Settings, events: Events) -> _Shared:
             events=events,
         ),
     )
+    account_states, usage = _records_on_disk(settings)
+    return _Shared(
+        store,
+        account_states,
+        lambda: DiskWindows(settings.data_dir / "ratelimit"),
+        usage,
+        keys,
+        created_at,
+    )
+
+
+def _records_on_disk(settings: Settings) -> tuple[FileAccountStates, DiskUsageBook]:
     account_states = _opened(
         "the account state",
         settings.data_dir / "accounts",
@@ -109,14 +123,16 @@ def _on_disk(settings: Settings, events: Events) -> _Shared:
         DiskUsageBook,
         "; it only holds usage counts, so it may be deleted",
     )
-    return _Shared(
-        store,
-        account_states,
-        lambda: DiskWindows(settings.data_dir / "ratelimit"),
-        usage,
-        keys,
-        created_at,
-    )
+    return account_states, usage
+
+
+def open_records(settings: Settings) -> tuple[AccountStates, UsageBook]:
+    """The account pool's record and the usage ledger, opened where and as the service opens
+    them (DATA_DIR or REDIS_URL), and nothing else: for the operator's commands, which run
+    beside the service and must not touch its images. SettingsError when they cannot be."""
+    if settings.redis_url:
+        return _records_in_redis(redis_link.connect(settings.redis_url, check=True))
+    return _records_on_disk(settings)
 
 
 def _in_redis(settings: Settings, check: bool, events: Events) -> _Shared:
@@ -133,14 +149,14 @@ def _in_redis(settings: Settings, check: bool, events: Events) -> _Shared:
         size_limit_bytes=settings.store_size_limit_mb * 1024 * 1024,
         events=events,
     )
+    account_states, usage = _records_in_redis(client)
     return _Shared(
-        store,
-        RedisAccountStates(client),
-        lambda: RedisWindows(client),
-        RedisUsageBook(client),
-        settings.api_keys,
-        None,
+        store, account_states, lambda: RedisWindows(client), usage, settings.api_keys, None
     )
+
+
+def _records_in_redis(client: redis.Redis) -> tuple[RedisAccountStates, RedisUsageBook]:
+    return RedisAccountStates(client), RedisUsageBook(client)
 
 
 def build_services(

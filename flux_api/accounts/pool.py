@@ -155,6 +155,27 @@ class AccountPool:
         if not self._states.change(set_aside):
             self._events.announce(AccountChanged(account.label, "refused", setting=setting))
 
+    def unpark(self, account: Account) -> dict:
+        """The operator's `accounts unpark`: make `account` usable from the next choice, on
+        every worker and node (each choice reads the shared record; nothing caches it).
+
+        Lifts all that keeps it out of the choice, in one atomic change: parked (Cloudflare said
+        its daily allocation was used up: the operator knows better, say the plan was raised),
+        busy, and a refused token (a refusal is immediate and not billed, so trying it at once
+        costs nothing; still refused, the next request sets it aside again and moves on).
+        Returns what `report()` said of it just before (its state, and until when if parked)."""
+        now = self._clock()
+
+        def lift(states: States) -> dict:
+            record = states.get(account.id) or {}
+            before = self._describe(account, record, now)
+            record.pop("parked_until", None)
+            record.pop("busy", None)
+            record.pop("refused", None)
+            return before
+
+        return self._states.change(lift)
+
     def busy(self, account: Account, seconds: float | None) -> None:
         until = self._clock() + max(seconds or 0.0, BUSY_SECONDS)
         self._states.change(
@@ -224,7 +245,7 @@ class AccountPool:
         back = min(parked_until, default=reset)
         wait = max(1, int(back - now + 0.999))
         if back >= reset:
-            return f"{used}; it resets at 00:00 UTC, in {_duration(reset - now)}", wait
+            return f"{used}; it resets at 00:00 UTC, in {duration(reset - now)}", wait
         # Parked for a minute just after 00:00 UTC (see `exhausted`): the reset has happened.
         first = "it is" if parked == 1 else "the first is"
         return (
@@ -272,6 +293,6 @@ def utc(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     minutes = max(1, round(seconds / 60))
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"

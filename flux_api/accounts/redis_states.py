@@ -114,6 +114,10 @@ class RedisAccountStates:
             )
         return result[0]
 
+    @property
+    def in_memory(self) -> bool:
+        return self._away
+
     def _without_redis(self, exc: BaseException) -> States:
         if not self._away:
             log.warning(

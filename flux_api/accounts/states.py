@@ -57,6 +57,12 @@ class AccountStates(Protocol):
 
     def change(self, edit: Callable[[States], T]) -> T: ...
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the last read or change used this process's own record (the shared one
+        could not be used): what it said is not what the other workers see."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -102,6 +108,10 @@ class FileAccountStates:
             except _ERRORS as exc:
                 memory = self._fail(exc)
         return edit(memory)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._memory is not None
 
     def _load(self) -> States:
         """The record as stored, or an empty one (saved by `change`) if it cannot be read back."""
