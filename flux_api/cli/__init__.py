@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 COMMANDS = {
     "doctor": "check the settings, the store and every upstream, one line per check",
@@ -23,8 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         name: commands.add_parser(name, help=summary, description=summary)
         for name, summary in COMMANDS.items()
     }
-    # Which command first (its own options are not known yet), then its module and options.
-    named, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(f"flux_api.cli.{named.command}")
-    module.add_arguments(subparsers[named.command])
-    return module.run(parser.parse_args(argv))
+    # Only the named command's module is imported, before parsing, so that its own options
+    # (and its --help) are known; without a known command, parsing says what is wrong.
+    argv = sys.argv[1:] if argv is None else argv
+    name = next((arg for arg in argv if arg in COMMANDS), None)
+    if name is not None:
+        module = importlib.import_module(f"flux_api.cli.{name}")
+        module.add_arguments(subparsers[name])
+    args = parser.parse_args(argv)
+    return importlib.import_module(f"flux_api.cli.{args.command}").run(args)
