@@ -84,10 +84,10 @@ class Alerts:
             spent = any(call.outcome == "ok" for call in event.tries)
             quiet = self._pool_full_until > time.monotonic()
             if spent and not quiet and not self._share_queued:
-                self._share_queued = True
-                self._hand_over(event)
+                self._share_queued = self._hand_over(event)
 
-    def _hand_over(self, event: Event) -> None:
+    def _hand_over(self, event: Event) -> bool:
+        """Whether the event was queued (a full queue drops it: the request never waits)."""
         if self._pid != os.getpid():
             self._start()
         try:
@@ -96,6 +96,8 @@ class Alerts:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("alerts: %d event(s) dropped, the alert queue being full", self.dropped)
+            return False
+        return True
 
     def _start(self) -> None:
         with self._start_lock:
