@@ -3,7 +3,7 @@
 The pipeline, the account pool, the Workers AI client, the prompt optimizer, the image store, the
 rate limiter, the chat stream and the request log announce events here; subscribers registered in
 services.py turn them into what operators read (observe/log_lines.py writes the log lines,
-observe/metrics.py keeps the metrics). Subscribers run in the thread
+observe/metrics.py keeps the metrics, observe/alerts.py sends alerts). Subscribers run in the thread
 that announces, so they must be quick; one that raises is logged once and never fails the
 work that announced.
 """
@@ -101,6 +101,15 @@ class ImagesEvicted:
 
 
 @dataclass(frozen=True)
+class StoreFailed:
+    """A generation met an image store that cannot be used (it answered 503). `setting`: what
+    the operator should check (DATA_DIR, or REDIS_URL and its Redis); `detail`: what failed."""
+
+    setting: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class RateLimited:
     """A request refused by RATE_LIMIT before any paid call."""
 
@@ -151,6 +160,7 @@ Event = (
     | OptimizerCall
     | AccountChanged
     | ImagesEvicted
+    | StoreFailed
     | RateLimited
     | StreamOpened
     | StreamClosed

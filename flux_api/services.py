@@ -24,14 +24,16 @@ from flux_api.config.settings import Settings, SettingsError
 from flux_api.events import Events
 from flux_api.generation.memory import ImageMemory
 from flux_api.generation.pipeline import Pipeline
-from flux_api.observe import log_lines
+from flux_api.observe import alerts, log_lines
 from flux_api.observe.ledger import Ledger
 from flux_api.observe.metrics import Metrics
 from flux_api.store import redis_link
+from flux_api.store.alert_claims import AlertClaims, DiskAlertClaims
 from flux_api.store.disk import DiskImageStore
 from flux_api.store.images import ImageStore
 from flux_api.store.key_file import KEY_FILE, load_or_create_key
 from flux_api.store.ratelimit import DiskWindows, RateLimiter
+from flux_api.store.redis_alert_claims import RedisAlertClaims
 from flux_api.store.redis_images import RedisImageStore
 from flux_api.store.redis_usage import RedisUsageBook
 from flux_api.store.usage import DiskUsageBook, UsageBook
@@ -159,6 +161,14 @@ def _records_in_redis(client: redis.Redis) -> tuple[RedisAccountStates, RedisUsa
     return RedisAccountStates(client), RedisUsageBook(client)
 
 
+def _alert_claims(settings: Settings) -> Callable[[], AlertClaims]:
+    """Opens the alerts' claims in the process and thread that send them: a connection of
+    their own (made in a gunicorn worker, not in the master that forks it)."""
+    if settings.redis_url:
+        return lambda: RedisAlertClaims(redis_link.connect(settings.redis_url, check=False))
+    return lambda: DiskAlertClaims(settings.data_dir / "alerts")
+
+
 def build_services(
     settings: Settings, clock: Callable[[], float] = time.time, check: bool = True
 ) -> Services:
@@ -175,6 +185,8 @@ def build_services(
     pool = AccountPool(settings.accounts, shared.account_states, clock, events)
     metrics = Metrics(pool, shared.store, settings, ledger.neurons_today)
     events.subscribe(metrics.count)
+    if settings.alert_webhook_url:
+        events.subscribe(alerts.from_settings(settings, ledger, _alert_claims(settings)))
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,

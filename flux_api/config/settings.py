@@ -75,6 +75,9 @@ class Settings:
     # Reads /metrics and everyone's /v1/usage; unset: every API key does.
     metrics_key: str = field(default="", repr=False)
     cf_daily_neurons: int = 10_000  # each account's daily allocation (the free one); 0: no cap
+    # Where alerts are POSTed ("": none); Slack's and Discord's URLs hold their secret.
+    alert_webhook_url: str = field(default="", repr=False)
+    alert_webhook_format: str = "json"
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -176,6 +179,35 @@ def _redis_url(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+ALERT_FORMATS = ("json", "slack", "discord", "ntfy")
+
+
+def _alert_webhook(env: Mapping[str, str]) -> tuple[str, str]:
+    """ALERT_WEBHOOK_URL and ALERT_WEBHOOK_FORMAT. The URL is the operator's own, so loopback
+    and private addresses are fine; it is never echoed (Slack's and Discord's hold a secret)."""
+    fmt = text(env, "ALERT_WEBHOOK_FORMAT", DEFAULT.alert_webhook_format).lower()
+    if fmt not in ALERT_FORMATS:
+        raise SettingsError(f"ALERT_WEBHOOK_FORMAT must be one of {', '.join(ALERT_FORMATS)}.")
+    value = text(env, "ALERT_WEBHOOK_URL")
+    if not value:
+        return "", fmt
+    parsed = urlparse(value)
+    try:
+        parsed.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        parsed = parsed._replace(netloc="")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(
+            "ALERT_WEBHOOK_URL must be an http:// or https:// URL, such as "
+            "https://hooks.slack.com/services/… or https://ntfy.sh/your-topic."
+        )
+    if fmt == "ntfy" and not parsed.path.strip("/"):
+        raise SettingsError(
+            "ALERT_WEBHOOK_URL must name the ntfy topic, such as https://ntfy.sh/your-topic."
+        )
+    return value, fmt
+
+
 DEFAULT = Settings()  # every default, written once: in the fields above
 
 
@@ -204,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
 
     keys = parse_api_keys(items(env, "API_KEY"))
+    alert_url, alert_format = _alert_webhook(env)
     account_id, token = text(env, "CF_ACCOUNT_ID"), text(env, "CF_API_TOKEN")
     api_base = url(env, "CF_API_BASE", DEFAULT.cf_api_base)
     return Settings(
@@ -245,4 +278,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=_redis_url(env, "REDIS_URL"),
         metrics_key=parse_metrics_key(text(env, "METRICS_KEY"), keys),
         cf_daily_neurons=number(env, "CF_DAILY_NEURONS", DEFAULT.cf_daily_neurons, int, 0),
+        alert_webhook_url=alert_url,
+        alert_webhook_format=alert_format,
     )

@@ -1,0 +1,264 @@
+"""Alerts to ALERT_WEBHOOK_URL: an account parked, a token refused, the pool at 80 % and 100 % of
+today's allocation, the image store unusable.
+
+A subscriber that never slows the work it watches: it hands the event to a bounded queue (one
+that is full drops it, counted) and returns. A daemon thread, started in the process that first
+hands one over (gunicorn builds the app in its master and forks the workers: a thread started
+there would not exist in them), reads the pool's share, claims the alert and POSTs it.
+
+At most one message per kind per account per hour across every worker and node: before sending,
+a claim on the alert's name is taken in the shared state (store/alert_claims.py), with a
+one-hour expiry; whoever takes it sends, the others do not. The pool's thresholds are claimed
+until the next 00:00 UTC instead: the share only grows through a day, so an hourly repeat would
+say nothing new. A claim taken whose POST failed is tried once more RETRY_SECONDS later (a
+webhook that blinked), then given up for the hour: the claim keeps every other worker from
+sending it, and the outage's warning says alerts are not delivered. A shared state that cannot
+be asked (it may be the very store that failed) sends anyway: an alert twice beats none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from flux_api.accounts.pool import next_reset, utc
+from flux_api.config.settings import Settings
+from flux_api.events import AccountChanged, Event, GenerationDone, StoreFailed
+from flux_api.observe.alert_webhook import Alert, Webhook
+from flux_api.observe.ledger import Ledger, pool_share
+from flux_api.store.alert_claims import AlertClaims, ClaimsUnavailable
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600
+QUEUE_SIZE = 100
+RETRY_SECONDS = 60.0
+THRESHOLDS = ((1.0, "pool_100"), (0.8, "pool_80"))  # the highest reached is sent
+
+
+class Alerts:
+    def __init__(
+        self,
+        webhook: Webhook,
+        open_claims: Callable[[], AlertClaims],
+        pool_share: Callable[[], float | None] | None = None,
+        allocation: str = "",
+        clock: Callable[[], float] = time.time,
+        retry_seconds: float = RETRY_SECONDS,
+    ):
+        """`open_claims`: opens the shared claims, in the thread that uses them. `pool_share`:
+        the share of today's allocation used (None when CF_DAILY_NEURONS is 0: no pool
+        alerts); `allocation` says what it is a share of, for the message."""
+        self.webhook = webhook
+        self._open_claims = open_claims
+        self._pool_share = pool_share
+        self._allocation = allocation
+        self._clock = clock
+        self._retry_seconds = retry_seconds
+        self._start_lock = threading.Lock()
+        self._pid = 0  # the process whose thread drains the queue (0: none started yet)
+        self._queue: queue.Queue[Event] = queue.Queue(QUEUE_SIZE)
+        self.dropped = 0  # events dropped because the queue was full
+        self._share_queued = False  # a share check is waiting: another adds nothing
+        self._pool_full_until = 0.0  # pool_100 known claimed today: no more share checks
+        # Names this process knows to be claimed (by it or another), until when: the shared
+        # state is asked once per alert and hour, not at every event.
+        self._held: dict[str, float] = {}
+        self._retries: list[tuple[float, Alert]] = []
+        self._claims: AlertClaims | None = None
+        self._claims_failing = False
+
+    # In the announcing thread: quick, never waits.
+
+    def __call__(self, event: Event) -> None:
+        worth = isinstance(event, StoreFailed) or (
+            isinstance(event, AccountChanged) and event.state in ("parked", "refused")
+        )
+        if worth:
+            self._hand_over(event)
+        elif isinstance(event, GenerationDone) and self._pool_share is not None:
+            spent = any(call.outcome == "ok" for call in event.tries)
+            quiet = self._pool_full_until > time.monotonic()
+            if spent and not quiet and not self._share_queued:
+                self._share_queued = self._hand_over(event)
+
+    def _hand_over(self, event: Event) -> bool:
+        """Whether the event was queued (a full queue drops it: the request never waits)."""
+        if self._pid != os.getpid():
+            self._start()
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("alerts: %d event(s) dropped, the alert queue being full", self.dropped)
+            return False
+        return True
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.Queue(QUEUE_SIZE)  # a fork's copy may hold the parent's
+            self._pid = os.getpid()
+            threading.Thread(target=self._drain, name="alerts", daemon=True).start()
+
+    # In the alert thread.
+
+    def _drain(self) -> None:
+        while True:
+            wait = None
+            if self._retries:
+                wait = max(0.0, min(due for due, _ in self._retries) - time.monotonic())
+            try:
+                event = self._queue.get(timeout=wait)
+            except queue.Empty:
+                event = None
+            try:
+                if event is not None:
+                    for alert in self.alerts_for(event):
+                        self.send(alert)
+                self._retry_due()
+            except Exception:  # a bug here must not end the thread: later alerts still go
+                log.exception("alerts: an alert could not be handled")
+
+    def alerts_for(self, event: Event) -> list[Alert]:
+        now = self._clock()
+        if isinstance(event, AccountChanged) and event.state == "parked":
+            back = utc(event.until) if event.until else "the next 00:00 UTC"
+            return [
+                Alert(
+                    "account_parked",
+                    event.account,
+                    f"account {event.account} parked",
+                    f"Cloudflare account {event.account} has used its daily allocation of "
+                    f"neurons; it is parked until {back}, and the other accounts take its "
+                    "calls. If this happens daily, add an account to CF_ACCOUNTS.",
+                    now,
+                )
+            ]
+        if isinstance(event, AccountChanged) and event.state == "refused":
+            setting = event.setting or "CF_ACCOUNTS"
+            return [
+                Alert(
+                    "token_refused",
+                    event.account,
+                    f"account {event.account} refused",
+                    f"Cloudflare refused the token or account id of account {event.account}: "
+                    f"fix {setting}. It is retried every 10 minutes, and at once when its "
+                    "token changes.",
+                    now,
+                )
+            ]
+        if isinstance(event, StoreFailed):
+            return [
+                Alert(
+                    "store_unusable",
+                    None,
+                    "image store unusable",
+                    f"The image store cannot be used ({event.detail}): generations answer 503 "
+                    f"until it can. Check {event.setting} (writable, disk not full).",
+                    now,
+                )
+            ]
+        if isinstance(event, GenerationDone):
+            self._share_queued = False
+            return self._pool_alerts(now)
+        return []
+
+    def _pool_alerts(self, now: float) -> list[Alert]:
+        assert self._pool_share is not None
+        share = self._pool_share()
+        if share is None:
+            return []
+        for threshold, kind in THRESHOLDS:
+            if share >= threshold:
+                percent = round(share * 100)
+                then = (
+                    "generations answer 429 until 00:00 UTC"
+                    if threshold >= 1
+                    else "at 100 % generations answer 429 until 00:00 UTC"
+                )
+                return [
+                    Alert(
+                        kind,
+                        None,
+                        f"pool at {percent} % of today's allocation",
+                        f"The Cloudflare accounts have used {percent} % of today's allocation "
+                        f"({self._allocation}); {then}. Add an account to CF_ACCOUNTS, or move "
+                        "one to Workers AI's paid plan.",
+                        now,
+                    )
+                ]
+        return []
+
+    def send(self, alert: Alert) -> None:
+        """Claim `alert` (see the module's docstring) and, if this process took it, POST it."""
+        name, hold = _claim_name(alert)
+        now = time.monotonic()
+        if self._held.get(name, 0.0) > now:
+            return
+        self._held = {n: until for n, until in self._held.items() if until > now}
+        self._held[name] = now + hold
+        if alert.kind == "pool_100":
+            self._pool_full_until = now + hold
+        if not self._claim(name, hold):
+            log.info("alert %s not sent: another worker or node sent it within the hour", name)
+            return
+        if not self.webhook.send(alert):
+            self._retries.append((now + self._retry_seconds, alert))
+
+    def _retry_due(self) -> None:
+        now = time.monotonic()
+        due = [alert for at, alert in self._retries if at <= now]
+        self._retries = [(at, alert) for at, alert in self._retries if at > now]
+        for alert in due:
+            self.webhook.send(alert)  # once: then given up for the hour (the claim holds)
+
+    def _claim(self, name: str, hold: int) -> bool:
+        try:
+            if self._claims is None:
+                self._claims = self._open_claims()
+            taken = self._claims.claim(name, hold)
+        except ClaimsUnavailable as exc:
+            if not self._claims_failing:
+                log.warning(
+                    "alerts: the shared state cannot say who sends (%s); each worker sends "
+                    "its own until it can",
+                    exc,
+                )
+            self._claims_failing = True
+            return True
+        if self._claims_failing:
+            log.info("alerts: the shared state says who sends again")
+            self._claims_failing = False
+        return taken
+
+
+def _claim_name(alert: Alert) -> tuple[str, int]:
+    """The claim's name and how long it holds: an hour, or the pool's thresholds to the next
+    00:00 UTC (their day in the name: a clock just past midnight starts a new day's)."""
+    if alert.kind.startswith("pool_"):
+        day = time.strftime("%Y-%m-%d", time.gmtime(alert.at))
+        return f"{alert.kind}|{day}", max(60, int(next_reset(alert.at) - alert.at))
+    return f"{alert.kind}|{alert.account or '-'}", HOUR
+
+
+def from_settings(
+    settings: Settings, ledger: Ledger, open_claims: Callable[[], AlertClaims]
+) -> Alerts:
+    """The subscriber for ALERT_WEBHOOK_URL; the pool's share read from `ledger`'s book,
+    uncached (in the alert thread: the ledger's own 5-s cache could miss a threshold)."""
+    accounts, daily = len(settings.accounts), settings.cf_daily_neurons
+    share = None
+    if daily > 0 and accounts:
+        share = lambda: pool_share(ledger.book, accounts, daily, ledger.now())  # noqa: E731
+    webhook = Webhook(
+        settings.alert_webhook_url, settings.alert_webhook_format, settings.public_base_url
+    )
+    allocation = f"CF_DAILY_NEURONS {daily} × {accounts} account{'s' if accounts != 1 else ''}"
+    return Alerts(webhook, open_claims, share, allocation)
