@@ -11,7 +11,10 @@ _SHORTEST = 6  # shorter values are no secret worth the name, and would blank co
 
 
 def secrets_in(env: Mapping[str, str]) -> list[str]:
-    found = [env.get(name, "") for name in ("CF_API_TOKEN", "EXTERNAL_API_KEY", "METRICS_KEY")]
+    found = [
+        env.get(name, "")
+        for name in ("CF_API_TOKEN", "EXTERNAL_API_KEY", "METRICS_KEY", "ALERT_WEBHOOK_URL")
+    ]
     found += [entry.partition(":")[2] for entry in env.get("CF_ACCOUNTS", "").split(",")]
     for entry in env.get("API_KEY", "").split(","):
         found += [entry, *entry.split(":")[1:2]]  # a bare key, or name:key[:limit]
