@@ -28,9 +28,7 @@ def usage_report(
     account is shown)."""
     dates = [utc_day(now - back * DAY) for back in range(KEEP_DAYS)]
     found = book.days(dates)
-    days = [
-        _day(date, found.get(date, {}), only_key, hours=date == dates[0]) for date in dates
-    ]
+    days = [_day(date, found.get(date, {}), only_key, hours=date == dates[0]) for date in dates]
     today = days[0]
     answer: dict = {"object": "usage", "now": utc(now), "today": today, "days": days}
     if only_key is None:

@@ -64,8 +64,9 @@ async function load() {
   }
   if (response.status === 401) {
     $("usage").replaceChildren();
-    showKeyState("This key was refused. Enter the service's API_KEY (or METRICS_KEY) and Save.");
-    showState("Nothing to show without a valid key.", true);
+    showKeyState("The saved key was refused.");
+    $("api-key").placeholder = "the service's API_KEY or METRICS_KEY";
+    showState("This key was refused (401). Enter the service's API_KEY or METRICS_KEY above and Save.", true);
     $("api-key").focus();
     return;
   }

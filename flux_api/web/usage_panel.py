@@ -25,6 +25,7 @@ NO_ACCOUNTS = (
     "No Cloudflare account is configured: set CF_ACCOUNT_ID and CF_API_TOKEN (or CF_ACCOUNTS). "
     "Until then nothing is generated."
 )
+TOKEN_REFUSED = "Cloudflare refused its token or account id: check CF_ACCOUNTS"
 OWN_ONLY = "Accounts and other keys are shown to METRICS_KEY only; this key sees its own images."
 
 
@@ -87,6 +88,8 @@ def _account_row(account: dict, daily: int | None, scale: float, now: float) -> 
     lines = [figures]
     if account["state"] == "quota_exhausted" and "until" in account:
         lines.append(Markup("parked: returns {}").format(_moment(account["until"], now)))
+    elif account["state"] == "rejected_token":
+        lines.append(Markup('<strong class="bad-text">{}</strong>').format(TOKEN_REFUSED))
     elif daily and account.get("runs_out"):
         lines.append(_runs_out(account["runs_out"], now, "it"))
     bar = _hbar(neurons / scale, f"{account['id']}: {_plain(figures)}", over=neurons > scale)
@@ -230,9 +233,11 @@ def in_words(seconds: float) -> str:
     if minutes <= 0:
         return "now"
     if minutes < 60:
-        return f"in {minutes} min"
+        return f"in {minutes}\u00a0min"
     hours, rest = divmod(minutes, 60)
-    return f"in {hours} h" if rest < 5 or hours >= 10 else f"in {hours} h {rest:02d} min"
+    if rest < 5 or hours >= 10:
+        return f"in {hours}\u00a0h"
+    return f"in {hours}\u00a0h {rest:02d}\u00a0min"
 
 
 def _number(value: float) -> str:
@@ -240,7 +245,7 @@ def _number(value: float) -> str:
 
 
 def _percent(share: float | None) -> str:
-    return "no cap" if share is None else f"{share * 100:.0f} %"
+    return "no cap" if share is None else f"{share * 100:.0f}\u00a0%"  # kept on one line
 
 
 def _images(count: int) -> str:

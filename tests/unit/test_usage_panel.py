@@ -11,9 +11,10 @@ import pytest
 
 from flux_api.observe.usage_report import usage_report
 from flux_api.store.usage import DiskUsageBook
-from flux_api.web.usage_panel import NO_ACCOUNTS, OWN_ONLY, in_words, render_panel
+from flux_api.web.usage_panel import NO_ACCOUNTS, OWN_ONLY, TOKEN_REFUSED, in_words, render_panel
 
 NOON = calendar.timegm((2026, 12, 7, 12, 0, 0))
+NBSP = "\u00a0"
 HOSTILE = '<script>alert("x")</script>'
 
 
@@ -55,7 +56,8 @@ def pool(*states: str) -> list[dict]:
 
 
 def drawn(book, accounts, daily=10_000, now=NOON, only_key=None) -> tuple[str, Elements]:
-    html = render_panel(usage_report(book, accounts, daily, now, only_key), now)
+    """The panel, its no-break spaces read as spaces (they keep "3 h" and "60 %" on one line)."""
+    html = render_panel(usage_report(book, accounts, daily, now, only_key), now).replace(NBSP, " ")
     return html, Elements(html)
 
 
@@ -114,7 +116,7 @@ def test_a_parked_account_says_when_it_returns_and_a_spent_one_is_over(book):
     )
     badges = [a["class"] for a in page.of_class("span", "badge")]
     assert badges == ["badge ok", "badge warn", "badge bad"]
-    assert "token refused" in page.text and "parked" in page.text
+    assert "token refused" in page.text and "parked" in page.text and TOKEN_REFUSED in html
     [over] = page.of_class("rect", "over")
     assert over["width"] == "100.0"  # 120 %: drawn full, in the warning colour
     assert "12,000 of 10,000 neurons (120 %)" in " ".join(page.text)
@@ -152,4 +154,4 @@ def test_a_key_that_sees_only_its_own_is_told_so(book):
      (3 * 3600 + 30 * 60, "in 3 h 30 min"), (11 * 3600 + 30 * 60, "in 11 h")],
 )  # fmt: skip
 def test_how_far_a_moment_is_in_words(seconds, words):
-    assert in_words(seconds) == words
+    assert in_words(seconds).replace(NBSP, " ") == words
