@@ -63,6 +63,12 @@ def test_a_key_sees_its_own_and_metrics_key_sees_everything(start_service):
     everyone = view(service, METRICS)
     assert "alice" in everyone and "kids" in everyone and "Accounts today" in everyone
     assert "2 images today" in everyone
+    # the hours behind the chart, in /v1/usage: per key and in total, for what the key may see
+    hours = service.get("/v1/usage", key=ALICE).json()["today"]["hours"]
+    assert len(hours) == 24 and sum(hours.values()) == 1
+    everyone_today = service.get("/v1/usage", key=METRICS).json()["today"]
+    assert sum(everyone_today["hours"].values()) == 2
+    assert [sum(k["hours"].values()) for k in everyone_today["keys"]] == [1, 1]
     for text in (own, everyone):
         for secret in (ALICE, KIDS, METRICS):
             assert secret not in text
