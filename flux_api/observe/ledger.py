@@ -9,6 +9,8 @@ counters of a day, by name:
     account|<label>|neurons_estimated      neurons of good tries it did not report, estimated
                                            from its published prices (config/pricing.py)
     key|<name>|images|<endpoint>|<model>   images made
+    key|<name>|hour|<HH>                   images made in that UTC hour (00-23), for the usage
+                                           page's bars; in the same write as the images
     key|<name>|failed|<error>              generations that failed, by exception class
     key|<name>|refused|<code>              image requests refused before any generation ran,
                                            by error code
@@ -42,6 +44,10 @@ _SHARE_SECONDS = 5.0
 
 def utc_day(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
+
+
+def utc_hour(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%H")
 
 
 class Ledger:
@@ -83,15 +89,16 @@ class Ledger:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, GenerationDone):
-            self._write(generation_counts(event))
+            now = self._clock()  # one moment for the day and the hour
+            self._write(generation_counts(event, utc_hour(now)), now)
         elif isinstance(event, RequestDone) and _refused(event):
-            self._write({f"key|{event.key}|refused|{event.error}": 1})
+            self._write({f"key|{event.key}|refused|{event.error}": 1}, self._clock())
 
-    def _write(self, counts: dict[str, float]) -> None:
+    def _write(self, counts: dict[str, float], now: float) -> None:
         if not counts:
             return
         try:
-            self.book.add(utc_day(self._clock()), counts)
+            self.book.add(utc_day(now), counts)
         except UsageUnavailable as exc:
             self._note(failing=True, why=str(exc))
             return
@@ -109,13 +116,15 @@ class Ledger:
             log.warning("the usage ledger is written again")
 
 
-def generation_counts(event: GenerationDone) -> dict[str, float]:
+def generation_counts(event: GenerationDone, hour: str) -> dict[str, float]:
+    """`hour`: the UTC hour it ended in (HH)."""
     counts: Counter[str] = Counter()
     for call in event.tries:
         counts.update(_call_counts(call))
     key = event.caller.key
     if event.outcome == "ok":
         counts[f"key|{key}|images|{event.caller.endpoint}|{event.model}"] += event.count
+        counts[f"key|{key}|hour|{hour}"] += event.count
     elif event.outcome == "failed":
         counts[f"key|{key}|failed|{event.error}"] += 1
     else:  # client_left: what it cost the accounts is counted above

@@ -1,6 +1,6 @@
 """GET /v1/usage's answer, made from the ledger's days: per account and per key name, today and
 the 30 days before, with each account's share of its daily allocation and, at today's rate
-(linear since 00:00 UTC), when it runs out."""
+(linear since 00:00 UTC), when it runs out; today's images per UTC hour, per key and in all."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flux_api.observe.ledger import utc_day
 from flux_api.store.usage import KEEP_DAYS, UsageBook
 
 DAY = 86400
+HOURS = [f"{hour:02d}" for hour in range(24)]
 NOT_TODAY = "not today"
 USED_UP = "used up"
 
@@ -27,7 +28,7 @@ def usage_report(
     account is shown)."""
     dates = [utc_day(now - back * DAY) for back in range(KEEP_DAYS)]
     found = book.days(dates)
-    days = [_day(date, found.get(date, {}), only_key) for date in dates]
+    days = [_day(date, found.get(date, {}), only_key, hours=date == dates[0]) for date in dates]
     today = days[0]
     answer: dict = {"object": "usage", "now": utc(now), "today": today, "days": days}
     if only_key is None:
@@ -36,7 +37,8 @@ def usage_report(
     return answer
 
 
-def _day(date: str, counters: dict[str, float], only_key: str | None) -> dict:
+def _day(date: str, counters: dict[str, float], only_key: str | None, hours: bool) -> dict:
+    """`hours`: with images per UTC hour (today's; kept short for the days before)."""
     accounts: dict[str, dict] = defaultdict(_account_entry)
     keys: dict[str, dict] = defaultdict(_key_entry)
     for name, value in counters.items():
@@ -54,6 +56,12 @@ def _day(date: str, counters: dict[str, float], only_key: str | None) -> dict:
         day["neurons_estimated"] = _round(sum(e["neurons_estimated"] for e in accounts.values()))
     day["keys"] = [{"name": name, **entry} for name, entry in sorted(keys.items())]
     day["images"] = sum(entry["images"] for entry in keys.values())
+    for entry in day["keys"]:
+        counted = entry.pop("hours")
+        if hours:
+            entry["hours"] = {hour: counted.get(hour, 0) for hour in HOURS}
+    if hours:
+        day["hours"] = {hour: sum(e["hours"][hour] for e in day["keys"]) for hour in HOURS}
     return day
 
 
@@ -69,6 +77,7 @@ def _key_entry() -> dict:
         "failed": {},
         "refused": {},
         "client_left": 0,
+        "hours": {},
     }
 
 
@@ -98,6 +107,8 @@ def _count_key(keys: dict[str, dict], rest: str, value: float) -> None:
         entry[kind][detail] = entry[kind].get(detail, 0) + int(value)
     elif kind == "client_left":
         entry["client_left"] += int(value)
+    elif kind == "hour" and detail in HOURS:
+        entry["hours"][detail] = entry["hours"].get(detail, 0) + int(value)
 
 
 def _add_shares(today: dict, pool: list[dict], daily: int, now: float) -> None:

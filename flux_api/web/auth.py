@@ -18,9 +18,9 @@ from flux_api.web.logs import route_of
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/", "/usage", "/healthz", "/openapi.json", "/favicon.ico"})
 # What METRICS_KEY opens (and nothing else); with it, usage shows every key's.
-READER_PATHS = frozenset({"/metrics", "/v1/usage"})
+READER_PATHS = frozenset({"/metrics", "/v1/usage", "/v1/usage/view"})
 METRICS_READER = ApiKey("@metrics", "")  # a name no API_KEY entry can have
 PUBLIC_PREFIXES = ("/static/", "/image/")
 

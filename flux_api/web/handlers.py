@@ -16,7 +16,7 @@ def _from_http(exc: HTTPException) -> APIError:
             404,
             f"Unknown path {request.path[:200]}: this service answers /v1/chat/completions, "
             "/v1/images/generations, /v1/images/edits, /v1/images/variations, /v1/models, "
-            "/v1/usage, /image/<key> and /metrics.",
+            "/v1/usage, /image/<key>, /metrics and the pages / and /usage.",
             code="not_found",
         )
     if code == 405:

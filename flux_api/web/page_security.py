@@ -1,12 +1,15 @@
-"""Browser protections for the playground page: it keeps the API key in localStorage and its
-Generate button spends quota, so no other site may frame it and it runs only its own files."""
+"""Browser protections for the playground and usage pages: they keep the API key in localStorage
+and the playground's Generate button spends quota, so no other site may frame them and they run
+only their own files."""
 
 from __future__ import annotations
 
 from flask import Flask, Response, request
 
-# Everything the page uses is its own: static/playground.js and .css, images under image/,
-# fetches to v1/. No inline script or style (the page has none), no plugins, no <base>.
+# Everything the pages use is their own: static/*.js and .css, images under image/, fetches to
+# v1/ (the usage page inserts v1/usage/view's SVG, which has no style attribute). No inline
+# script or style (the pages have none), no plugins, no <base>.
+PAGES = frozenset({"/", "/usage", "/v1/usage/view"})
 POLICY = "; ".join(
     (
         "default-src 'none'",
@@ -27,7 +30,7 @@ HEADERS = {
 
 
 def _protect(response: Response) -> Response:
-    if request.path == "/" or request.path.startswith("/static/"):
+    if request.path in PAGES or request.path.startswith("/static/"):
         response.headers.update(HEADERS)
     return response
 

@@ -16,7 +16,14 @@ from tests.support import ROOT
 from tests.support.playground import save_key
 from tests.support.service import API_KEY
 
-PAGE_FILES = ("/", "/static/playground.js", "/static/playground.css")
+PAGE_FILES = (
+    "/",
+    "/static/playground.js",
+    "/static/playground.css",
+    "/usage",
+    "/static/usage.js",
+    "/static/usage.css",
+)
 
 
 def test_the_page_and_its_files_carry_the_policy(service):
@@ -52,12 +59,25 @@ class _InlineCode(HTMLParser):
                 self.found.append(f"{tag} {name}=javascript:")
 
 
-def test_the_page_has_no_inline_code_the_policy_would_block():
+@pytest.mark.parametrize("name", ["index", "usage"])
+def test_the_pages_have_no_inline_code_the_policy_would_block(name):
     parser = _InlineCode()
-    parser.feed((ROOT / "flux_api" / "templates" / "index.html").read_text())
+    parser.feed((ROOT / "flux_api" / "templates" / f"{name}.html").read_text())
     assert parser.found == []
-    script = (ROOT / "flux_api" / "static" / "playground.js").read_text()
-    assert not re.search(r"\beval\(|new Function\(|setAttribute\(\s*[\"'](on|style)", script)
+    script = ROOT / "flux_api" / "static" / f"{'playground' if name == 'index' else name}.js"
+    assert not re.search(
+        r"\beval\(|new Function\(|setAttribute\(\s*[\"'](on|style)|innerHTML", script.read_text()
+    )
+
+
+def test_the_usage_view_has_no_inline_code_and_carries_the_policy(service):
+    service.chat("a fox")
+    response = service.get("/v1/usage/view")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == POLICY
+    parser = _InlineCode()
+    parser.feed(response.text)
+    assert parser.found == [] and "<svg" in response.text
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The usage report from the ledger's days: run-out times at today's rate, shares, what a key
-that may see only its own is shown, and damaged counters left out (on a real DATA_DIR ledger)."""
+"""The usage report from the ledger's days: run-out times at today's rate, shares, images per
+UTC hour (written with the generation's other counts, in one write), what a key that may see
+only its own is shown, and damaged counters left out (on a real DATA_DIR ledger)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sqlite3
 
 import pytest
 
-from flux_api.observe.ledger import pool_share
+from flux_api.events import Caller, GenerationDone, UpstreamCall
+from flux_api.observe.ledger import Ledger, pool_share
 from flux_api.observe.usage_report import NOT_TODAY, USED_UP, runs_out, usage_report
 from flux_api.store.usage import DiskUsageBook
 
@@ -112,3 +114,50 @@ def test_a_day_that_cannot_be_unpickled_reads_as_empty_and_starts_again(book, tm
     book.add("2026-12-07", {"key|alice|images|x|m": 1})
     assert usage_report(book, POOL, 10_000, NOON)["today"]["images"] == 1
     assert any("damaged" in r.getMessage() for r in caplog.records)
+
+
+class CountingBook(DiskUsageBook):
+    """A real DATA_DIR ledger that counts its writes."""
+
+    writes = 0
+
+    def add(self, day, counts):
+        self.writes += 1
+        super().add(day, counts)
+
+
+def a_generation(key: str, count: int = 1, outcome: str = "ok") -> GenerationDone:
+    call = UpstreamCall("aaaaaa…1111", "flux-1-schnell", "ok", 10.0, 1.0)
+    error = None if outcome == "ok" else "UpstreamFailed"
+    return GenerationDone(
+        "flux-1-schnell", (1024, 1024), count, outcome, error, 0, 1, 0, 1,
+        tries=(call,), caller=Caller(key, "/v1/chat/completions"),
+    )  # fmt: skip
+
+
+def test_images_are_counted_per_utc_hour_in_the_generations_one_write(tmp_path):
+    book = CountingBook(tmp_path / "usage")
+    moments = iter([NOON - 1, NOON + 5, NOON + 7, NOON + 3 * 3600])  # 11:59:59, 12:00:05, ...
+    ledger = Ledger(book, clock=lambda: next(moments))
+    ledger(a_generation("alice"))
+    ledger(a_generation("alice", count=2))
+    ledger(a_generation("kids", outcome="failed"))  # no image: no hour counted
+    ledger(a_generation("kids", count=4))
+    assert book.writes == 4  # one per generation, the hour with the rest
+    today = usage_report(book, POOL, 10_000, NOON + 3 * 3600)["today"]
+    assert today["hours"]["11"] == 1 and today["hours"]["12"] == 2 and today["hours"]["15"] == 4
+    assert sum(today["hours"].values()) == today["images"] == 7
+    assert list(today["hours"]) == [f"{h:02d}" for h in range(24)]
+    alice, kids = today["keys"]
+    assert (alice["hours"]["11"], alice["hours"]["12"], alice["hours"]["15"]) == (1, 2, 0)
+    assert kids["hours"]["15"] == 4
+    own = usage_report(book, POOL, 10_000, NOON + 3 * 3600, only_key="alice")["today"]
+    assert own["hours"]["15"] == 0 and own["hours"]["12"] == 2  # kids' images are not its own
+    book.close()
+
+
+def test_only_today_carries_hours(book):
+    book.add("2026-12-06", {"key|alice|images|x|m": 1, "key|alice|hour|09": 1})
+    report = usage_report(book, POOL, 10_000, NOON)
+    assert "hours" not in report["days"][1] and "hours" not in report["days"][1]["keys"][0]
+    assert sum(report["today"]["hours"].values()) == 0

@@ -107,6 +107,19 @@ PATHS: dict = {
             },
         }
     },
+    "/usage": {
+        "get": {
+            "summary": "The usage page: an empty shell, never a number; its script asks "
+            "/v1/usage/view with the key saved in this browser",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "HTML",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/favicon.ico": {
         "get": {
             "summary": "The page's icon",
@@ -189,6 +202,21 @@ PATHS: dict = {
             "and key; another key sees only its own images and refusals.",
             "responses": {
                 "200": _json(ref("UsageReport"), "The usage."),
+                "401": _GENERATION_ERRORS["401"],
+                "503": _error("The usage ledger cannot be read now."),
+            },
+        }
+    },
+    "/v1/usage/view": {
+        "get": {
+            "summary": "/v1/usage drawn: an HTML fragment with inline SVG charts, for the usage "
+            "page",
+            "description": "Who sees what is as for /v1/usage.",
+            "responses": {
+                "200": {
+                    "description": "HTML (a fragment, to insert into /usage)",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
                 "401": _GENERATION_ERRORS["401"],
                 "503": _error("The usage ledger cannot be read now."),
             },

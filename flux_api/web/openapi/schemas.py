@@ -85,6 +85,11 @@ SCHEMAS: dict = {
         "description": "Counts by name (an outcome, endpoint, model or error code).",
         "additionalProperties": {"type": "integer", "minimum": 0},
     },
+    "UsageHours": {
+        "type": "object",
+        "description": "Today only: images per UTC hour, all 24 (`00` to `23`).",
+        "additionalProperties": {"type": "integer", "minimum": 0},
+    },
     "UsageAccount": {
         "type": "object",
         "required": ["id", "calls", "neurons", "neurons_estimated"],
@@ -134,6 +139,7 @@ SCHEMAS: dict = {
                 "minimum": 0,
                 "description": "Generations stopped, or made and not kept, as their client left.",
             },
+            "hours": ref("UsageHours"),
         },
     },
     "UsageDay": {
@@ -150,6 +156,7 @@ SCHEMAS: dict = {
             },
             "keys": {"type": "array", "items": ref("UsageKey")},
             "images": {"type": "integer", "minimum": 0},
+            "hours": ref("UsageHours"),
         },
     },
     "UsageReport": {
