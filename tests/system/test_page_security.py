@@ -13,7 +13,7 @@ import pytest
 
 from flux_api.web.page_security import POLICY
 from tests.support import ROOT
-from tests.support.playground import save_key
+from tests.support.playground import save_key, wait_until
 from tests.support.service import API_KEY
 
 PAGE_FILES = (
@@ -99,15 +99,16 @@ def test_the_page_works_under_its_policy_with_no_violation(browser, site):
         response = page.goto(site.url + "/")
         assert response.headers["content-security-policy"] == POLICY
         save_key(page)
-        page.wait_for_function("() => document.querySelectorAll('#model option').length > 1")
+        wait_until(page, "() => document.querySelectorAll('#model option').length > 1")
         page.get_by_label("Prompt").fill("a fox under a strict policy")
         page.get_by_role("button", name="Generate").click()
         page.get_by_role("img", name="a fox under a strict policy").first.wait_for(timeout=15000)
-        page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
+        wait_until(page, "() => document.getElementById('image').naturalWidth > 0")
         page.reload()  # the gallery, drawn from localStorage
-        page.wait_for_function(
+        wait_until(
+            page,
             "() => [...document.querySelectorAll('#gallery img')]"
-            ".every(i => i.complete && i.naturalWidth)"
+            ".every(i => i.complete && i.naturalWidth)",
         )
         assert page.evaluate("window.violations") == []
         assert API_KEY not in page.content()

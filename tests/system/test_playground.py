@@ -19,7 +19,7 @@ from tests.support import ROOT
 from tests.support.fakes.workers_ai import Scripted
 from tests.support.nginx import Nginx
 from tests.support.pictures import picture as picture_file
-from tests.support.playground import save_key
+from tests.support.playground import save_key, wait_until
 from tests.support.programs import Gunicorn
 from tests.support.ratio_cases import RATIO_CASES, TEXT_CASES
 from tests.support.service import API_KEY
@@ -65,9 +65,7 @@ def test_generate_16_9_with_live_progress(open_page, fake_ai, site):
     # The model list comes from /v1/models once a key is saved. (A function, not an expression:
     # Playwright evaluates a bare expression with eval, which the page's CSP refuses.)
     offered = requests.get(site.url + "/v1/models", headers=AUTH, timeout=10).json()["data"]
-    page.wait_for_function(
-        f"() => document.querySelectorAll('#model option').length === {len(offered)}"
-    )
+    wait_until(page, f"() => document.querySelectorAll('#model option').length === {len(offered)}")
     page.get_by_label("Prompt").fill("a lighthouse at dawn")
     page.get_by_label("Aspect ratio").select_option("16:9")
     started = time.monotonic()
@@ -83,7 +81,7 @@ def test_generate_16_9_with_live_progress(open_page, fake_ai, site):
 
     image = page.get_by_role("img", name="a lighthouse at dawn").first
     image.wait_for(timeout=15000)
-    page.wait_for_function("document.getElementById('image').complete")
+    wait_until(page, "document.getElementById('image').complete")
     size = page.evaluate(
         "(i => [i.naturalWidth, i.naturalHeight])(document.getElementById('image'))"
     )
@@ -164,8 +162,9 @@ def test_the_gallery_survives_a_reload_and_marks_expired_images(open_page, fake_
     assert "6 days left" in items.nth(0).inner_text()  # kept a week by default
     assert items.nth(2).locator("img").count() == 0  # expired: no broken image
     assert "Expired" in items.nth(2).inner_text()
-    page.wait_for_function(
-        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth)"
+    wait_until(
+        page,
+        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth)",
     )
     # The key survived the reload too, and the page never embeds it.
     assert "Key saved in this browser" in page.locator("#key-state").inner_text()
@@ -252,7 +251,7 @@ def test_works_behind_the_shipped_nginx_over_https_with_cors_restricted(
         page.get_by_label("Prompt").fill("a harbour at night")
         page.get_by_role("button", name="Generate").click()
         page.get_by_role("img", name="a harbour at night").first.wait_for(timeout=15000)
-        page.wait_for_function("document.getElementById('image').naturalWidth === 1024")
+        wait_until(page, "document.getElementById('image').naturalWidth === 1024")
         image_url = page.evaluate("document.getElementById('image').src")
         assert image_url.startswith(nginx.url + "/image/")  # same origin, over https
         shot(page, "8-behind-nginx")
@@ -317,7 +316,7 @@ def test_the_image_facts_come_as_data_not_from_the_wording(open_page, fake_ai, s
     page.get_by_label("Prompt").fill(prompt)
     page.get_by_role("button", name="Generate").click()
     page.locator("#figure").wait_for()
-    page.wait_for_function("document.getElementById('image').naturalWidth === 1024")
+    wait_until(page, "document.getElementById('image').naturalWidth === 1024")
     shown = page.evaluate("document.getElementById('image').src")
     assert shown.startswith(site.url + "/image/")
     assert page.locator("#image-prompt").inner_text() == prompt
@@ -434,7 +433,7 @@ def test_edit_an_uploaded_image(open_page, fake_ai, site):
     assert page.get_by_role("button", name="Editing…").is_disabled()
 
     page.locator("#figure").wait_for(timeout=15000)
-    page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
+    wait_until(page, "() => document.getElementById('image').naturalWidth > 0")
     assert page.locator("#image-size").inner_text() == "1024x768"  # the picture's 4:3 shape
     assert page.locator("#image-model").inner_text() == EDIT_MODEL
     assert page.locator("#image-prompt").inner_text() == "give the fox a red hat"
