@@ -29,6 +29,8 @@ BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 # As compose.yaml's stop_grace_period and docs/container.md's `--stop-timeout`.
 STOP_TIMEOUT = "170"
+# The Dockerfile's build secret: certificates apt and pip trust (a TLS-inspecting proxy's).
+CA_SECRET = "ca-certificates"
 # What the official bookworm-slim leaves out of every package it installs (docs, manuals,
 # translations): the image built here is then the size it is on the real base.
 SLIM_DPKG_EXCLUDES = """\
@@ -153,7 +155,7 @@ def build_image(podman: Podman) -> None:
     """The command docs/container.md gives, with the machine's CA bundle as the secret (this
     network inspects TLS) and --format docker (podman's default OCI format drops HEALTHCHECK)."""
     ca_bundle = ssl.get_default_verify_paths().cafile
-    secret = ["--secret", f"id=ca-certificates,src={ca_bundle}"] if ca_bundle else []
+    secret = ["--secret", f"id={CA_SECRET},src={ca_bundle}"] if ca_bundle else []
     old = podman("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
     built = podman(
         "build", "--format", "docker", "--pull=never", "--network", "host", *secret,
