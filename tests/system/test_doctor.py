@@ -245,3 +245,24 @@ def test_redis_unreachable_and_read_only(doctor, tmp_path):
         replica.stop()
     assert "is a read-only replica" in result.line("store")
     assert "primary" in result.line("store")
+
+
+def test_an_account_owned_token_with_a_wrong_account_id_blames_both(doctor, fake_ai):
+    fake_ai.account_owned.add(ACCOUNT_ID)
+    result = doctor(CF_ACCOUNT_ID="acc-no-such-account-77")
+    assert result.code == 1
+    token = result.line("account acc-no…t-77 token")
+    assert token.startswith("fail") and "not a valid user token (HTTP 401, code 1000" in token
+    assert "account acc-no…t-77 cannot verify it (HTTP 400, code 7003, 7000" in token
+    assert "the token or the account id is wrong" in token
+    assert "CF_ACCOUNT_ID" in token and "CF_API_TOKEN" in token
+    assert "Cloudflare says the token is invalid" not in token
+
+
+def test_a_wrong_api_base_answering_html_404_says_so(doctor, service_env):
+    base = service_env["CF_API_BASE"].replace("/client/v4/", "/wrong/v4/")
+    result = doctor(CF_API_BASE=base)
+    assert result.code == 1
+    token = result.line(f"account {LABEL} token")
+    assert token.startswith("fail") and "answered HTTP 404, text/html" in token
+    assert "check CF_API_BASE" in token and "try again later" not in token
