@@ -266,3 +266,14 @@ def test_a_wrong_api_base_answering_html_404_says_so(doctor, service_env):
     token = result.line(f"account {LABEL} token")
     assert token.startswith("fail") and "answered HTTP 404, text/html" in token
     assert "check CF_API_BASE" in token and "try again later" not in token
+
+
+def test_a_model_that_refuses_max_tokens_is_asked_with_max_completion_tokens(
+    doctor, optimizer_env, fake_optimizer
+):
+    fake_optimizer.completion_tokens_only = True  # and it answers an empty message
+    result = doctor(**optimizer_env)
+    assert result.line("optimizer").startswith("ok")
+    first, second = (call["body"] for call in fake_optimizer.calls)
+    assert first["max_tokens"] == 1
+    assert second["max_completion_tokens"] == 16 and "max_tokens" not in second
