@@ -15,6 +15,7 @@ import pytest
 from tests.support import ROOT
 from tests.support.fakes.optimizer import OPTIMIZER_MODEL
 from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN
+from tests.support.old_redis import old_redis
 from tests.support.programs import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.service import SECRETS
@@ -277,3 +278,12 @@ def test_a_model_that_refuses_max_tokens_is_asked_with_max_completion_tokens(
     first, second = (call["body"] for call in fake_optimizer.calls)
     assert first["max_tokens"] == 1
     assert second["max_completion_tokens"] == 16 and "max_tokens" not in second
+
+
+def test_redis_older_than_the_service_needs_fails_as_its_start_does(doctor):
+    with old_redis("6.2.14") as url:
+        result = doctor(REDIS_URL=url)
+    assert result.code == 1
+    line = result.line("store")
+    assert line.startswith("fail") and "is version 6.2; flux-api needs 7.0 or later" in line
+    assert "Traceback" not in "\n".join(result.lines)

@@ -65,10 +65,16 @@ def test_public_base_url(url, status, words):
 
 
 def test_data_dir_is_written_and_left_clean(tmp_path):
-    check = store_check(_settings(DATA_DIR=str(tmp_path / "data")))
-    assert check.status == OK and "created now" in check.detail
-    assert list((tmp_path / "data").iterdir()) == []
-    assert "created" not in store_check(_settings(DATA_DIR=str(tmp_path / "data"))).detail
+    check = store_check(_settings(DATA_DIR=str(tmp_path)))
+    assert check.status == OK and f"DATA_DIR {tmp_path} is writable" in check.detail
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_dir_not_there_yet_is_a_warning_and_not_created(tmp_path):
+    check = store_check(_settings(DATA_DIR=str(tmp_path / "data" / "deeper")))
+    assert check.status == WARN and "does not exist yet" in check.detail
+    assert "DATA_DIR=/var/lib/flux-api" in check.fix
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_dir_under_a_file_fails_with_the_fix(tmp_path):
