@@ -287,3 +287,11 @@ def test_redis_older_than_the_service_needs_fails_as_its_start_does(doctor):
     line = result.line("store")
     assert line.startswith("fail") and "is version 6.2; flux-api needs 7.0 or later" in line
     assert "Traceback" not in "\n".join(result.lines)
+
+
+def test_an_account_owned_token_refused_403_at_the_account_blames_both(doctor, fake_ai):
+    fake_ai.account_owned.add(ACCOUNT_ID)
+    fake_ai.verify_refusals[ACCOUNT_ID] = (403, 10000, "Authentication error")
+    token = doctor().line(f"account {LABEL} token")
+    assert token.startswith("fail") and "cannot verify it (HTTP 403, code 10000" in token
+    assert "the token or the account id is wrong" in token
