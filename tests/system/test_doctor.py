@@ -62,7 +62,8 @@ def doctor(tmp_path, service_env):
     return run
 
 
-def test_a_good_setup_passes_every_check(doctor, optimizer_env, fake_ai):
+def test_a_good_setup_passes_every_check(doctor, optimizer_env, fake_ai, service_env):
+    os.makedirs(service_env["DATA_DIR"], exist_ok=True)  # a missing one is a warning
     result = doctor(PUBLIC_BASE_URL="https://img.example.com", **optimizer_env)
     assert result.code == 0
     assert [line.split()[0] for line in result.lines] == ["ok"] * 6, result.lines
