@@ -56,18 +56,27 @@ def connect(url: str, check: bool = True) -> redis.Redis:
         )
         if check:
             client.ping()
-            version = _version(client)
+            too_old = version_refusal(client, url)
     except (ValueError, *ERRORS, redis.RedisError) as exc:
         raise SettingsError(
             f"REDIS_URL: Redis at {without_password(url)} cannot be used ({_reason(exc)})."
         ) from None
-    if check and version is not None and version < OLDEST:
-        raise SettingsError(
-            f"REDIS_URL: Redis at {without_password(url)} is version "
-            f"{'.'.join(map(str, version))}; flux-api needs {'.'.join(map(str, OLDEST))} or "
-            "later (its writes are scripts with flags)."
-        )
+    if check and too_old:
+        raise SettingsError(too_old)
     return client
+
+
+def version_refusal(client: redis.Redis, url: str) -> str | None:
+    """The one line that stops the start when Redis is older than OLDEST, else None (also
+    when it does not say its version). Redis's own errors pass through."""
+    version = _version(client)
+    if version is None or version >= OLDEST:
+        return None
+    return (
+        f"REDIS_URL: Redis at {without_password(url)} is version "
+        f"{'.'.join(map(str, version))}; flux-api needs {'.'.join(map(str, OLDEST))} or "
+        "later (its writes are scripts with flags)."
+    )
 
 
 def _version(client: redis.Redis) -> tuple[int, ...] | None:

@@ -1,6 +1,7 @@
 """A stand-in for an old Redis: a real TCP server speaking just enough of Redis's protocol
-(RESP) to answer PING and INFO with a version older than the service needs. Debian ships only
-a current redis-server, and the start-up check needs nothing more than these two answers."""
+(RESP) to answer PING and INFO with a version older than the service needs, and HELLO as Redis
+6 does (a map, so that redis-py speaks RESP3 without warning of a fallback). Debian ships only
+a current redis-server, and the start-up check needs nothing more than these answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from contextlib import contextmanager
 
 def _handler(version: str) -> type[socketserver.StreamRequestHandler]:
     info = f"# Server\r\nredis_version:{version}\r\nredis_mode:standalone\r\n".encode()
+    fields = {"server": "redis", "version": version}
+    hello = b"%3\r\n" + b"".join(_bulk(k) + _bulk(v) for k, v in fields.items())
+    hello += _bulk("proto") + b":3\r\n"
+    speaks_resp3 = int(version.split(".")[0]) >= 6  # HELLO came with Redis 6.0
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
@@ -19,6 +24,8 @@ def _handler(version: str) -> type[socketserver.StreamRequestHandler]:
                 name = command[0].upper()
                 if name == b"PING":
                     self.wfile.write(b"+PONG\r\n")
+                elif name == b"HELLO" and speaks_resp3:
+                    self.wfile.write(hello)
                 elif name == b"INFO":
                     self.wfile.write(b"$%d\r\n%s\r\n" % (len(info), info))
                 else:
@@ -35,6 +42,10 @@ def _handler(version: str) -> type[socketserver.StreamRequestHandler]:
             return parts
 
     return Handler
+
+
+def _bulk(text: str) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(text.encode()), text.encode())
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import pytest
 from tests.support import ROOT
 from tests.support.fakes.optimizer import OPTIMIZER_MODEL
 from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN
+from tests.support.old_redis import old_redis
 from tests.support.programs import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.service import SECRETS
@@ -61,7 +62,8 @@ def doctor(tmp_path, service_env):
     return run
 
 
-def test_a_good_setup_passes_every_check(doctor, optimizer_env, fake_ai):
+def test_a_good_setup_passes_every_check(doctor, optimizer_env, fake_ai, service_env):
+    os.makedirs(service_env["DATA_DIR"], exist_ok=True)  # a missing one is a warning
     result = doctor(PUBLIC_BASE_URL="https://img.example.com", **optimizer_env)
     assert result.code == 0
     assert [line.split()[0] for line in result.lines] == ["ok"] * 6, result.lines
@@ -245,3 +247,52 @@ def test_redis_unreachable_and_read_only(doctor, tmp_path):
         replica.stop()
     assert "is a read-only replica" in result.line("store")
     assert "primary" in result.line("store")
+
+
+def test_an_account_owned_token_with_a_wrong_account_id_blames_both(doctor, fake_ai):
+    fake_ai.account_owned.add(ACCOUNT_ID)
+    result = doctor(CF_ACCOUNT_ID="acc-no-such-account-77")
+    assert result.code == 1
+    token = result.line("account acc-no…t-77 token")
+    assert token.startswith("fail") and "not a valid user token (HTTP 401, code 1000" in token
+    assert "account acc-no…t-77 cannot verify it (HTTP 400, code 7003, 7000" in token
+    assert "the token or the account id is wrong" in token
+    assert "CF_ACCOUNT_ID" in token and "CF_API_TOKEN" in token
+    assert "Cloudflare says the token is invalid" not in token
+
+
+def test_a_wrong_api_base_answering_html_404_says_so(doctor, service_env):
+    base = service_env["CF_API_BASE"].replace("/client/v4/", "/wrong/v4/")
+    result = doctor(CF_API_BASE=base)
+    assert result.code == 1
+    token = result.line(f"account {LABEL} token")
+    assert token.startswith("fail") and "answered HTTP 404, text/html" in token
+    assert "check CF_API_BASE" in token and "try again later" not in token
+
+
+def test_a_model_that_refuses_max_tokens_is_asked_with_max_completion_tokens(
+    doctor, optimizer_env, fake_optimizer
+):
+    fake_optimizer.completion_tokens_only = True  # and it answers an empty message
+    result = doctor(**optimizer_env)
+    assert result.line("optimizer").startswith("ok")
+    first, second = (call["body"] for call in fake_optimizer.calls)
+    assert first["max_tokens"] == 1
+    assert second["max_completion_tokens"] == 16 and "max_tokens" not in second
+
+
+def test_redis_older_than_the_service_needs_fails_as_its_start_does(doctor):
+    with old_redis("6.2.14") as url:
+        result = doctor(REDIS_URL=url)
+    assert result.code == 1
+    line = result.line("store")
+    assert line.startswith("fail") and "is version 6.2; flux-api needs 7.0 or later" in line
+    assert "Traceback" not in "\n".join(result.lines)
+
+
+def test_an_account_owned_token_refused_403_at_the_account_blames_both(doctor, fake_ai):
+    fake_ai.account_owned.add(ACCOUNT_ID)
+    fake_ai.verify_refusals[ACCOUNT_ID] = (403, 10000, "Authentication error")
+    token = doctor().line(f"account {LABEL} token")
+    assert token.startswith("fail") and "cannot verify it (HTTP 403, code 10000" in token
+    assert "the token or the account id is wrong" in token

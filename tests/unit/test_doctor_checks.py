@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from flux_api.cli.checks import FAIL, OK, WARN, Check
+from flux_api.cli.checks.cloudflare import _not_cloudflare
 from flux_api.cli.checks.public_url import public_url_check
 from flux_api.cli.checks.secrets import scrub, secrets_in
 from flux_api.cli.checks.store import store_check
 from flux_api.cli.doctor import line
 from flux_api.config.settings import load_settings
-from flux_api.upstream.workers_ai.rest import CLOUDFLARE_REST_ROOT, rest_root
+from flux_api.upstream.workers_ai.rest import CLOUDFLARE_REST_ROOT, NotCloudflare, rest_root
 
 
 @pytest.mark.parametrize(
@@ -64,10 +65,16 @@ def test_public_base_url(url, status, words):
 
 
 def test_data_dir_is_written_and_left_clean(tmp_path):
-    check = store_check(_settings(DATA_DIR=str(tmp_path / "data")))
-    assert check.status == OK and "created now" in check.detail
-    assert list((tmp_path / "data").iterdir()) == []
-    assert "created" not in store_check(_settings(DATA_DIR=str(tmp_path / "data"))).detail
+    check = store_check(_settings(DATA_DIR=str(tmp_path)))
+    assert check.status == OK and f"DATA_DIR {tmp_path} is writable" in check.detail
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_dir_not_there_yet_is_a_warning_and_not_created(tmp_path):
+    check = store_check(_settings(DATA_DIR=str(tmp_path / "data" / "deeper")))
+    assert check.status == WARN and "does not exist yet" in check.detail
+    assert "DATA_DIR=/var/lib/flux-api" in check.fix
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_dir_under_a_file_fails_with_the_fix(tmp_path):
@@ -106,3 +113,18 @@ def test_a_line_says_the_fix_only_when_there_is_one():
     assert line(Check(FAIL, "store", "not writable", "chown it")) == (
         "fail  store: not writable. Fix: chown it."
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "words"),
+    [
+        (404, "text/html", "check CF_API_BASE"),
+        (407, "text/html", "a proxy on the way refused the call"),
+        (403, "text/html; charset=utf-8", "a proxy on the way refused the call"),
+        (502, "text/html", "try again later"),
+    ],
+)
+def test_an_answer_that_is_not_cloudflares_names_its_status(status, content_type, words):
+    check = _not_cloudflare("account x token", NotCloudflare(status, content_type), "api.host")
+    assert check.status == FAIL and f"api.host answered HTTP {status}, text/html" in check.detail
+    assert words in check.fix

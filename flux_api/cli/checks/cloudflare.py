@@ -11,16 +11,16 @@ from flux_api.cli.checks import Check, fail, ok, warn
 from flux_api.config.accounts import Account
 from flux_api.config.settings import DEFAULT, Settings
 from flux_api.upstream.workers_ai.rest import (
+    AUTHENTICATION,
+    NO_ROUTE,
     CloudflareREST,
+    NotCloudflare,
     Refused,
     RESTError,
     Unreachable,
+    Unverifiable,
     rest_root,
 )
-
-_NO_ROUTE = {7000, 7003}  # "No route for that URI", "Could not route to …, perhaps your object
-# identifier is invalid?": the account id in the path is not one Cloudflare knows
-_AUTHENTICATION = 10000  # "Authentication error": this token may not use that account
 
 
 def cloudflare_checks(settings: Settings) -> list[Check]:
@@ -48,7 +48,7 @@ def cloudflare_checks(settings: Settings) -> list[Check]:
 
 
 def _account(settings: Settings, rest: CloudflareREST, account: Account, how: str) -> list[Check]:
-    _, token_setting = _settings_of(settings, account)
+    id_setting, token_setting = _settings_of(settings, account)
     token_name, models_name = (
         f"account {account.label} token",
         f"account {account.label} Workers AI",
@@ -71,6 +71,21 @@ def _account(settings: Settings, rest: CloudflareREST, account: Account, how: st
                 f"check {token_setting}",
             )
         return [fail(token_name, detail, fix), warn(models_name, "not checked: the token failed")]
+    except Unverifiable as unverifiable:
+        token = fail(
+            token_name,
+            f"the token is not a valid user token ({unverifiable.user}), and account "
+            f"{account.label} cannot verify it ({unverifiable.account}): the token or the "
+            "account id is wrong",
+            f"check the account id in {id_setting} (32 hex digits, on the dashboard's Workers AI "
+            f"page) and the token in {token_setting}",
+        )
+        return [token, warn(models_name, "not checked: the token could not be verified")]
+    except NotCloudflare as exc:
+        return [
+            _not_cloudflare(token_name, exc, rest.host),
+            warn(models_name, "not checked: the token could not be verified"),
+        ]
     except RESTError as exc:
         return [
             fail(token_name, f"Cloudflare's answer could not be read: {exc}", "try again later"),
@@ -96,14 +111,14 @@ def _models(settings: Settings, rest: CloudflareREST, account: Account, how: str
     except Unreachable as exc:
         return _unreachable(name, exc, how)
     except Refused as refused:
-        if _NO_ROUTE & set(refused.codes):
+        if NO_ROUTE & set(refused.codes):
             return fail(
                 name,
                 f"Cloudflare has no account {account.label} ({refused})",
                 f"check the account id in {id_setting}: 32 hex digits, shown on the dashboard's "
                 "Workers AI page",
             )
-        if refused.status in (401, 403) or _AUTHENTICATION in refused.codes:
+        if refused.status in (401, 403) or AUTHENTICATION in refused.codes:
             return fail(
                 name,
                 f"the token is valid but Cloudflare refuses it for account {account.label} "
@@ -112,6 +127,8 @@ def _models(settings: Settings, rest: CloudflareREST, account: Account, how: str
                 "permission on that account",
             )
         return fail(name, f"the model search answered {refused}", "try again later")
+    except NotCloudflare as exc:
+        return _not_cloudflare(name, exc, rest.host)
     except RESTError as exc:
         return fail(name, f"the model search's answer could not be read: {exc}", "try again later")
     missing = sorted(wanted - listed)
@@ -130,6 +147,27 @@ def _unreachable(name: str, exc: Unreachable, how: str) -> Check:
         f"Cloudflare's API is unreachable at {exc.host} ({exc.reason}; its address {how})",
         f"check this machine's network, DNS and proxy for {exc.host}, and CF_API_BASE",
     )
+
+
+def _not_cloudflare(name: str, exc: NotCloudflare, host: str) -> Check:
+    """An answer that is not Cloudflare's JSON: what answered, by its status."""
+    detail = f"{host} answered {exc}"
+    html = "html" in exc.content_type
+    if exc.status == 404:
+        fix = (
+            "check CF_API_BASE: what comes before /accounts/{account_id}/ai/run in it is not "
+            "Cloudflare's API"
+        )
+    elif exc.status == 407 or (exc.status == 403 and html):
+        fix = (
+            f"a proxy on the way refused the call: allow {host} in it, or set HTTPS_PROXY "
+            "(and its credentials) or NO_PROXY for it"
+        )
+    elif exc.status >= 500:
+        fix = "Cloudflare or a proxy on the way failed: try again later"
+    else:
+        fix = f"check CF_API_BASE, and any proxy between this machine and {host}"
+    return fail(name, detail, fix)
 
 
 def _settings_of(settings: Settings, account: Account) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """The prompt optimizer, when PROMPT_OPTIMIZATION is on: one chat completion of at most one
-token with its key at EXTERNAL_API_BASE, the fewest tokens a check can spend."""
+token with its key at EXTERNAL_API_BASE, the fewest tokens a check can spend (a model that takes
+only max_completion_tokens is asked again with a small one)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ def optimizer_check(settings: Settings) -> Check | None:
         try:
             response = _complete(session, url, model, settings.optimizer_timeout, max_tokens=1)
             if response.status_code == 400 and "max_tokens" in _message(response):
-                # Some models take max_completion_tokens only: ask again without a limit
-                # (the answer to "Say OK." is a few tokens anyway).
-                response = _complete(session, url, model, settings.optimizer_timeout)
+                # Reasoning models refuse max_tokens for max_completion_tokens, which counts
+                # their reasoning too: 16 may end in an empty message, which still shows the
+                # key, the model and the address work.
+                response = _complete(
+                    session, url, model, settings.optimizer_timeout, max_completion_tokens=16
+                )
         except requests.RequestException as exc:
             return fail(
                 NAME,
@@ -40,15 +44,15 @@ def optimizer_check(settings: Settings) -> Check | None:
 
 
 def _complete(
-    session: requests.Session, url: str, model: str, timeout: float, max_tokens: int = 0
+    session: requests.Session, url: str, model: str, timeout: float, **limit: int
 ) -> requests.Response:
+    """One chat completion with `limit`: max_tokens or max_completion_tokens."""
     body: dict = {
         "model": model,
         "messages": [{"role": "user", "content": "Say OK."}],
         "stream": False,
+        **limit,
     }
-    if max_tokens:
-        body["max_tokens"] = max_tokens
     return session.post(url, json=body, timeout=(min(10.0, timeout), timeout))
 
 

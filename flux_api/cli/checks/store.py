@@ -1,5 +1,7 @@
-"""Whether the shared state can be written: a file written and deleted under DATA_DIR, or with
-REDIS_URL a key set (with a short expiry, under the service's prefix) and deleted in Redis."""
+"""Whether the shared state can be written: a file written and deleted under DATA_DIR (one that
+does not exist yet is left so: a warning, when the service could create it), or with REDIS_URL
+a key set (with a short expiry, under the service's prefix) and deleted in Redis, once Redis's
+version is one the service starts with."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from flux_api.cli.checks import Check, fail, ok
+from flux_api.cli.checks import Check, fail, ok, warn
 from flux_api.config.environment import SettingsError
 from flux_api.config.settings import Settings
 from flux_api.store import redis_link
@@ -34,19 +36,43 @@ def store_check(settings: Settings) -> Check:
 
 def _data_dir(path: Path) -> Check:
     where = path.absolute()
+    if not path.exists() and not path.is_symlink():
+        return _no_data_dir_yet(where)
     try:
-        existed = path.is_dir()
-        path.mkdir(parents=True, exist_ok=True)  # as the service does at its start
         with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-") as probe:
             probe.write(b"flux-api doctor")
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        fix = _DISK_FIXES.get(exc.errno or 0, "point DATA_DIR at a directory the service can write")
-        return fail(NAME, f"DATA_DIR {where} cannot be written ({reason.lower()})", fix)
-    made = "" if existed else " (created now, as the service would)"
-    return ok(NAME, f"DATA_DIR {where} is writable{made}")
+        return _unwritable(where, exc.errno or 0, exc.strerror or type(exc).__name__)
+    return ok(NAME, f"DATA_DIR {where} is writable")
+
+
+def _no_data_dir_yet(where: Path) -> Check:
+    """A DATA_DIR that does not exist: nothing is created (the doctor may run in another
+    directory, or as root, than the service), but the service must be able to create it."""
+    parent = next(p for p in where.parents if p.exists())  # "/" exists at worst
+    if not parent.is_dir():
+        return _unwritable(where, errno.ENOTDIR, "not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return fail(
+            NAME,
+            f"DATA_DIR {where} does not exist, and {parent} is not writable, so the service "
+            "cannot create it",
+            "create it and give the service's user write access to it (chown), or point "
+            "DATA_DIR elsewhere (the systemd unit's /var/lib/flux-api is created by systemd)",
+        )
+    return warn(
+        NAME,
+        f"DATA_DIR {where} does not exist yet (the service creates it at its first start)",
+        "if the service runs with another DATA_DIR (the systemd unit sets "
+        "DATA_DIR=/var/lib/flux-api), give that one",
+    )
+
+
+def _unwritable(where: Path, number: int, reason: str) -> Check:
+    fix = _DISK_FIXES.get(number, "point DATA_DIR at a directory the service can write")
+    return fail(NAME, f"DATA_DIR {where} cannot be written ({reason.lower()})", fix)
 
 
 def _redis(settings: Settings) -> Check:
@@ -60,6 +86,11 @@ def _redis(settings: Settings) -> Check:
     key = f"{redis_link.PREFIX}doctor:{uuid.uuid4().hex}"
     try:
         client = redis_link.connect(settings.redis_url, check=False)
+        too_old = redis_link.version_refusal(client, settings.redis_url)
+        if too_old:  # the service's start says the same and stops
+            return fail(
+                NAME, too_old.rstrip("."), "upgrade Redis, or point REDIS_URL at a newer one"
+            )
         client.set(key, b"1", ex=30)  # gone by itself if the delete never comes
         client.delete(key)
     except SettingsError:
@@ -90,6 +121,10 @@ def _redis(settings: Settings) -> Check:
                 "raise its maxmemory, or lower STORE_SIZE_LIMIT_MB",
             )
         return fail(NAME, f"Redis at {where} refused a write ({str(exc)[:100]})", "see Redis' log")
+    except redis.RedisError as exc:  # anything else: its kind, never a traceback
+        return fail(
+            NAME, f"Redis at {where} cannot be used ({type(exc).__name__})", "see Redis' log"
+        )
     return ok(NAME, f"Redis at {where} accepts writes")
 
 

@@ -21,7 +21,11 @@ CLOUDFLARE_REST_ROOT = "https://api.cloudflare.com/client/v4"
 _RUN_SUFFIX = re.compile(r"^(?P<root>.+)/accounts/[^/]+/ai/run$")
 _GATEWAY_HOST = "gateway.ai.cloudflare.com"
 _PAGE_SIZE = 100
-_NO_ROUTE = {7000, 7003}  # "No route for that URI", "…perhaps your object identifier is invalid?"
+# Cloudflare's error codes the doctor reads: 7003 "Could not route to …, perhaps your object
+# identifier is invalid?" and 7000 "No route for that URI" (the account id in the path is not one
+# it knows); 10000 "Authentication error" (this token may not use that account).
+NO_ROUTE = frozenset({7000, 7003})
+AUTHENTICATION = 10000
 _MOST_PAGES = 10  # Cloudflare lists under 100 models: a loop that ends, whatever it answers
 
 
@@ -64,6 +68,26 @@ class Refused(RESTError):
         self.status, self.codes, self.message = status, codes, message
 
 
+class NotCloudflare(RESTError):
+    """An HTTP answer without Cloudflare's JSON envelope: an HTML page from a wrong address,
+    a proxy or Cloudflare's edge. Its status and content type say which."""
+
+    def __init__(self, status: int, content_type: str):
+        kind = content_type.split(";")[0].strip() or "no content type"
+        super().__init__(f"HTTP {status}, {kind}, not Cloudflare's JSON")
+        self.status, self.content_type = status, kind
+
+
+class Unverifiable(RESTError):
+    """A token the user endpoint calls invalid whose account's endpoint cannot verify it (an
+    account id it cannot route, or one the token may not use): the token or the account id is
+    wrong, and nothing says which."""
+
+    def __init__(self, user: Refused, account: Refused):
+        super().__init__(f"user endpoint {user}; account endpoint {account}")
+        self.user, self.account = user, account
+
+
 @dataclass(frozen=True)
 class TokenStatus:
     """What the verify endpoint said of a token that it knows: `active`, `disabled` or
@@ -91,9 +115,10 @@ class CloudflareREST:
         answers an account-owned token there with 401, code 1000 "Invalid API Token" (such
         tokens are verified only at /accounts/{id}/tokens/verify; one field report says 403),
         so that answer is asked again at the account's endpoint before the token is called
-        invalid. The user endpoint
-        goes first because it needs no account id: a token it accepts is good whatever
-        CF_ACCOUNT_ID says, which keeps a wrong token and a wrong account id apart."""
+        invalid. The user endpoint goes first because it needs no account id: a token it
+        accepts is good whatever CF_ACCOUNT_ID says, which keeps a wrong token and a wrong
+        account id apart. When the account's endpoint cannot verify it either (an id it cannot
+        route, or 403), either may be wrong: Unverifiable."""
         try:
             return TokenStatus(self._verify(account, "/user/tokens/verify"), "user")
         except Refused as refused:
@@ -105,10 +130,10 @@ class CloudflareREST:
                 self._verify(account, f"/accounts/{account.id}/tokens/verify"), "account"
             )
         except Refused as refused:
-            # An account id Cloudflare cannot route (7003, 7000) says nothing of the token:
-            # the user endpoint's "invalid" stands.
-            if _NO_ROUTE & set(refused.codes):
-                raise invalid from None
+            # An account id Cloudflare cannot route (7003, 7000), or one it will not let this
+            # token use (403, 10000), cannot verify an account-owned token: either is wrong.
+            if NO_ROUTE & set(refused.codes) or refused.status == 403:
+                raise Unverifiable(invalid, refused) from None
             raise
 
     def _verify(self, account: Account, path: str) -> str:
@@ -145,14 +170,18 @@ class CloudflareREST:
                 headers={"Authorization": f"Bearer {account.token}"},
                 timeout=self._timeout,
             )
-            body = response.json() if response.content else None
-        except requests.RequestException as exc:
-            if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-                raise Unreachable(self.host, unreachable_reason(exc)) from None
-            raise RESTError(f"the answer could not be read ({type(exc).__name__})") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Unreachable(self.host, unreachable_reason(exc)) from None
+        except requests.RequestException as exc:  # InvalidURL, too many redirects, …
+            raise RESTError(f"the request failed ({type(exc).__name__})") from None
+        # Apart from the call: an answer that is not JSON (requests.JSONDecodeError is a
+        # RequestException too) is an answer, whose status says what answered.
+        try:
+            envelope = response.json()
         except ValueError:
-            body = None
-        envelope = body if isinstance(body, dict) else {}
+            envelope = None
+        if not isinstance(envelope, dict):
+            raise NotCloudflare(response.status_code, response.headers.get("Content-Type", ""))
         if response.status_code == 200 and envelope.get("success") is True:
             return envelope.get("result")
         errors = [e for e in envelope.get("errors") or [] if isinstance(e, dict)]

@@ -23,12 +23,16 @@ class FakeOptimizer:
     calls: list = field(default_factory=list)
     # The models it serves; another is answered as OpenAI does (404, model_not_found). None: any.
     known_models: set | None = None
+    # As OpenAI's reasoning models: max_tokens refused (400), max_completion_tokens taken, and
+    # a budget that small spent on reasoning (an empty message, finish_reason "length").
+    completion_tokens_only: bool = False
 
     def reset(self) -> None:
         self.mode = "ok"
         self.latency = 0.0
         self.answer = None
         self.known_models = None
+        self.completion_tokens_only = False
         self.calls.clear()
 
     def app(self) -> Flask:
@@ -63,6 +67,21 @@ class FakeOptimizer:
                 }
             }
             return Response(json.dumps(error), status=404, mimetype="application/json")
+        if self.completion_tokens_only and "max_tokens" in body:
+            error = {
+                "error": {
+                    "message": "Unsupported parameter: 'max_tokens' is not supported with this "
+                    "model. Use 'max_completion_tokens' instead.",
+                    "type": "invalid_request_error",
+                    "param": "max_tokens",
+                    "code": "unsupported_parameter",
+                }
+            }
+            return Response(json.dumps(error), status=400, mimetype="application/json")
+        if self.completion_tokens_only and body.get("max_completion_tokens", 1000) < 100:
+            return Response(
+                json.dumps(_completion(body, "", "length")), mimetype="application/json"
+            )
         if self.mode == "error":
             return Response(
                 '{"error": {"message": "boom", "type": "server_error"}}',
@@ -84,24 +103,27 @@ class FakeOptimizer:
         }[self.mode]
         if self.mode == "ok" and self.answer is not None:
             content = self.answer
-        answer = {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-        }
-        body = json.dumps(answer).encode()
+        body = json.dumps(_completion(body, content)).encode()
         if self.mode == "trickle":
             return Response(_one_byte_at_a_time(body, 0.3), mimetype="application/json")
         return Response(body, mimetype="application/json")
+
+
+def _completion(request_body: dict, content: str, finish_reason: str = "stop") -> dict:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request_body.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
 
 
 def _one_byte_at_a_time(body: bytes, every: float):

@@ -161,6 +161,9 @@ class FakeWorkersAI:
     account_owned: set = field(default_factory=set)
     token_status: dict = field(default_factory=dict)
     unlisted: set = field(default_factory=set)
+    # An account's verify endpoint answering (status, code, message) instead, as a field
+    # report has Cloudflare answer an account-owned token used with another account: 403.
+    verify_refusals: dict = field(default_factory=dict)
     free_calls: list = field(default_factory=list)  # (endpoint, account or None, headers)
     _script: list = field(default_factory=list)
     _account_scripts: dict = field(default_factory=dict)
@@ -175,6 +178,7 @@ class FakeWorkersAI:
             self.accounts = {ACCOUNT_ID: TOKEN}
             self.exhausted, self.busy = set(), set()
             self.account_owned, self.token_status, self.unlisted = set(), {}, set()
+            self.verify_refusals = {}
             self.free_calls.clear()
             self.queue_seconds, self.neurons = 1.0, None
             self.realistic = False
@@ -249,6 +253,8 @@ class FakeWorkersAI:
         owner = next((a for a, t in self.accounts.items() if t == token), None)
         if account is not None and account not in self.accounts:
             return _no_route(f"/client/v4/accounts/{account}/tokens/verify")
+        if account in self.verify_refusals:
+            return envelope_error(*self.verify_refusals[account])
         known = owner is not None and (
             owner == account if owner in self.account_owned else account is None or owner == account
         )
