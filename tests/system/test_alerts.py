@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,6 +127,30 @@ def test_an_unusable_store_is_an_alert_naming_data_dir(
         assert service.chat("a fox").json()["error"]["code"] == "store_unavailable"
     [store] = receiver.wait_for(1)
     check_body(fmt, store, "store_unusable", None, "image store", "503", "Check DATA_DIR")
+    assert len(receiver.wait_for(2, seconds=0.5)) == 1
+    assert fake_ai.calls == []
+
+
+def break_the_counters(data_dir: str) -> None:
+    """RATE_LIMIT's counters, under DATA_DIR too, as damaged as the images beside them."""
+    database = sqlite3.connect(Path(data_dir) / "ratelimit" / "cache.db")
+    database.execute("DROP TABLE Cache")
+    database.commit()
+    database.close()
+
+
+def test_a_rate_limit_meeting_the_unusable_store_first_is_one_alert(
+    start_service, service_env, fake_ai, receiver
+):
+    # The limiter counts in the same store, before the pipeline looks at it: it announces.
+    service = start_service(**alert_env(receiver, RATE_LIMIT="100/minute"))
+    break_the_store(service_env["DATA_DIR"])
+    break_the_counters(service_env["DATA_DIR"])
+    for _ in range(3):
+        refused = service.chat("a fox").json()["error"]
+        assert refused["code"] == "store_unavailable" and "DATA_DIR" in refused["message"]
+    [store] = receiver.wait_for(1)
+    check_body("json", store, "store_unusable", None, "rate-limit counters", "Check DATA_DIR")
     assert len(receiver.wait_for(2, seconds=0.5)) == 1
     assert fake_ai.calls == []
 
