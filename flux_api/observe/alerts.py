@@ -84,7 +84,11 @@ class Alerts:
             spent = any(call.outcome == "ok" for call in event.tries)
             quiet = self._pool_full_until > time.monotonic()
             if spent and not quiet and not self._share_queued:
-                self._share_queued = self._hand_over(event)
+                # Set before the hand-over: the alert thread may take the event and clear the
+                # flag before put_nowait returns; set after, it would stay set for good.
+                self._share_queued = True
+                if not self._hand_over(event):
+                    self._share_queued = False  # dropped: the next generation checks
 
     def _hand_over(self, event: Event) -> bool:
         """Whether the event was queued (a full queue drops it: the request never waits)."""

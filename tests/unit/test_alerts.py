@@ -5,6 +5,8 @@ once, a full queue dropping rather than waiting)."""
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 
 import pytest
@@ -15,6 +17,10 @@ from flux_api.observe.alert_webhook import Alert, body, host_of, ntfy_target
 from flux_api.observe.alerts import QUEUE_SIZE, Alerts
 from flux_api.store.alert_claims import ClaimsUnavailable, DiskAlertClaims
 
+SPENT = GenerationDone(
+    "flux-1-schnell", (1024, 1024), 1, "ok", None, 0, 0, 0, 0,
+    tries=(UpstreamCall("aaa", "m", "ok", 5.0, 1.0),),
+)  # fmt: skip
 PARKED = Alert("account_parked", "abc123…cdef", "account abc123…cdef parked", "Parked.", 0.0)
 SECRET_URL = "https://hooks.slack.com/services/T000/B000/SECRET-xyz"
 
@@ -187,3 +193,35 @@ def test_a_full_queue_drops_instead_of_waiting(tmp_path):
         assert sender.dropped >= 1
     finally:
         stuck.set()
+
+
+def test_a_share_check_handled_at_once_leaves_room_for_the_next(tmp_path):
+    """The alert thread may take the event and clear the flag before put_nowait returns: a
+    queue whose put runs the consumer there and then forces that interleaving."""
+    shares = []
+    sender = alerts(tmp_path, Recorder(), lambda: shares.append(1) or 0.5)
+
+    class HandledAtOnce(queue.Queue):
+        def put_nowait(self, item):
+            sender.alerts_for(item)  # the alert thread's work, before put_nowait returns
+
+    sender._pid = os.getpid()  # no thread of its own: the queue above is the consumer
+    sender._queue = HandledAtOnce()
+    for _ in range(3):
+        sender(SPENT)
+    assert len(shares) == 3  # each generation's share was checked: none was left waiting
+
+
+def test_a_share_check_dropped_by_a_full_queue_leaves_room_for_the_next(tmp_path):
+    shares = []
+    sender = alerts(tmp_path, Recorder(), lambda: shares.append(1) or 0.5)
+    sender._pid = os.getpid()
+    sender._queue = queue.Queue(1)
+    sender._queue.put_nowait(AccountChanged("aaa", "parked", until=86400.0))
+    sender(SPENT)  # dropped
+    assert sender.dropped == 1
+    sender._queue.get_nowait()
+    sender(SPENT)  # queued
+    for alert in sender.alerts_for(sender._queue.get_nowait()):
+        sender.send(alert)
+    assert len(shares) == 1
