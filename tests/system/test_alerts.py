@@ -209,6 +209,27 @@ def test_two_nodes_on_one_redis_send_one_message(
         redis.stop()
 
 
+def test_redis_away_two_nodes_on_one_data_dir_send_one_message(
+    start_service, fake_ai, receiver, tmp_path, caplog
+):
+    # Redis away is the very outage store_unusable reports: the claims fall back to DATA_DIR.
+    redis = RedisServer(tmp_path / "redis", free_port(), "alerts-test-password").start()
+    try:
+        env = alert_env(receiver, REDIS_URL=redis.url, DATA_DIR=str(tmp_path / "node"))
+        nodes = [start_service(**env) for _ in range(2)]
+    finally:
+        redis.stop()
+    for node in nodes:
+        refused = node.chat("a fox").json()["error"]
+        assert refused["code"] == "store_unavailable" and "REDIS_URL" in refused["message"]
+    [store] = receiver.wait_for(1)
+    check_body("json", store, "store_unusable", None, "Check REDIS_URL")
+    assert len(receiver.wait_for(2, seconds=1.0)) == 1
+    assert "store_unusable|- not sent: another worker or node sent it" in caplog.text
+    assert "alerts-test-password" not in service_log(caplog)
+    assert HOOK_SECRET not in service_log(caplog)
+
+
 def test_a_failing_webhook_is_one_warning_and_generations_go_on(
     start_service, fake_ai, receiver, caplog
 ):

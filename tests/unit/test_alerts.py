@@ -225,3 +225,45 @@ def test_a_share_check_dropped_by_a_full_queue_leaves_room_for_the_next(tmp_path
     for alert in sender.alerts_for(sender._queue.get_nowait()):
         sender.send(alert)
     assert len(shares) == 1
+
+
+class Away:
+    """Shared claims that cannot be asked (Redis away)."""
+
+    def claim(self, name: str, seconds: int) -> bool:
+        raise ClaimsUnavailable("ConnectionError")
+
+    def close(self) -> None:
+        pass
+
+
+def test_shared_claims_away_the_workers_of_one_data_dir_still_send_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "flux_api")
+    first, second = Recorder(), Recorder()
+    event = StoreFailed("REDIS_URL and its Redis", "ConnectionError")
+    for webhook in (first, second):
+        sender = Alerts(
+            webhook,  # type: ignore[arg-type]
+            Away,
+            local_claims=lambda: DiskAlertClaims(tmp_path / "alerts"),
+        )
+        for alert in sender.alerts_for(event) * 2:
+            sender.send(alert)
+    assert first.sent == ["store_unusable"] and second.sent == []
+    assert caplog.text.count("the workers of this node decide under DATA_DIR/alerts") == 2
+    assert "each worker sends its own" not in caplog.text
+
+
+def test_with_neither_claims_each_worker_sends_its_own(tmp_path, caplog):
+    webhook = Recorder()
+    (tmp_path / "alerts").write_text("not a directory")
+    sender = Alerts(
+        webhook,  # type: ignore[arg-type]
+        Away,
+        local_claims=lambda: DiskAlertClaims(tmp_path / "alerts"),
+    )
+    [alert] = sender.alerts_for(StoreFailed("DATA_DIR", "OperationalError"))
+    sender.send(alert)
+    sender.send(alert)  # this worker remembers it for the hour
+    assert webhook.sent == ["store_unusable"]
+    assert "each worker sends its own" in caplog.text
