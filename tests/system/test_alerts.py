@@ -34,8 +34,10 @@ def receiver():
 
 def hook_url(receiver: WebhookReceiver, fmt: str) -> str:
     """A URL with a secret in its path, as Slack's and Discord's are; ntfy's last segment is
-    its topic."""
-    return f"{receiver.url}/hooks/{HOOK_SECRET}" if fmt != "ntfy" else f"{receiver.url}/alerts"
+    its topic, and its query the topic's access token (ntfy's ?auth=)."""
+    if fmt == "ntfy":
+        return f"{receiver.url}/alerts?auth={HOOK_SECRET}"
+    return f"{receiver.url}/hooks/{HOOK_SECRET}"
 
 
 def alert_env(receiver: WebhookReceiver, fmt: str = "json", **more) -> dict:
@@ -70,7 +72,7 @@ def check_body(fmt: str, received, kind: str, account: str | None, *words: str) 
         assert set(body) == {"content"}
         text = body["content"]
     else:  # ntfy's JSON publishing: to the server's root, the topic in the body
-        assert received.path == "/"
+        assert received.path == "/" and received.query == f"auth={HOOK_SECRET}"
         assert body["topic"] == "alerts" and kind in body["tags"]
         assert body["priority"] in (3, 4, 5) and body["click"] == PUBLIC
         text = body["title"] + " " + body["message"]
@@ -92,7 +94,7 @@ FORMATS = ["json", "slack", "discord", "ntfy"]
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_pool_thresholds_a_refused_token_and_a_parked_account(
-    start_service, fake_ai, receiver, fmt
+    start_service, fake_ai, receiver, fmt, caplog
 ):
     service = start_service(**alert_env(receiver, fmt, CF_DAILY_NEURONS="10"))
     fake_ai.neurons = 4.5
@@ -115,6 +117,7 @@ def test_pool_thresholds_a_refused_token_and_a_parked_account(
     parked = receiver.wait_for(4)[3]
     check_body(fmt, parked, "account_parked", LABEL, LABEL, "parked until", "00:00:00Z")
     assert len(receiver.wait_for(5, seconds=0.5)) == 4  # nothing more, nothing twice
+    assert HOOK_SECRET not in service_log(caplog)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -63,6 +63,12 @@ def test_ntfy_gets_its_json_publishing_body_at_the_server_root():
     assert ntfy_target("http://10.0.0.5/ntfy/t1/") == ("http://10.0.0.5/ntfy/", "t1")
 
 
+def test_ntfy_keeps_the_urls_query_its_access_token():
+    url = "https://ntfy.example.com/flux-alerts?auth=SECRET-tk"
+    assert ntfy_target(url) == ("https://ntfy.example.com/?auth=SECRET-tk", "flux-alerts")
+    assert body(PARKED, "ntfy", url)["topic"] == "flux-alerts"
+
+
 def test_a_log_line_names_the_host_only():
     assert host_of(SECRET_URL) == "hooks.slack.com"
     assert host_of("http://user:pw@127.0.0.1:8080/x?token=s") == "127.0.0.1:8080"
