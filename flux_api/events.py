@@ -102,8 +102,10 @@ class ImagesEvicted:
 
 @dataclass(frozen=True)
 class StoreFailed:
-    """A generation met an image store that cannot be used (it answered 503). `setting`: what
-    the operator should check (DATA_DIR, or REDIS_URL and its Redis); `detail`: what failed."""
+    """A request on its way to a generation met a store that cannot be used: the rate
+    limiter's counters, or the images' (it answered 503). Announced by
+    store.images.failures_announced. `setting`: what the operator should check (DATA_DIR, or
+    REDIS_URL and its Redis); `detail`: what failed."""
 
     setting: str
     detail: str

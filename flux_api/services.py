@@ -161,12 +161,18 @@ def _records_in_redis(client: redis.Redis) -> tuple[RedisAccountStates, RedisUsa
     return RedisAccountStates(client), RedisUsageBook(client)
 
 
-def _alert_claims(settings: Settings) -> Callable[[], AlertClaims]:
+def _alert_claims(
+    settings: Settings,
+) -> tuple[Callable[[], AlertClaims], Callable[[], AlertClaims] | None]:
     """Opens the alerts' claims in the process and thread that send them: a connection of
-    their own (made in a gunicorn worker, not in the master that forks it)."""
+    their own (made in a gunicorn worker, not in the master that forks it). With Redis, the
+    node's claims under DATA_DIR come second: Redis away, each node still sends once."""
+    on_disk = lambda: DiskAlertClaims(settings.data_dir / "alerts")  # noqa: E731
     if settings.redis_url:
-        return lambda: RedisAlertClaims(redis_link.connect(settings.redis_url, check=False))
-    return lambda: DiskAlertClaims(settings.data_dir / "alerts")
+        return lambda: RedisAlertClaims(
+            redis_link.connect(settings.redis_url, check=False)
+        ), on_disk
+    return on_disk, None
 
 
 def build_services(
@@ -186,7 +192,7 @@ def build_services(
     metrics = Metrics(pool, shared.store, settings, ledger.neurons_today)
     events.subscribe(metrics.count)
     if settings.alert_webhook_url:
-        events.subscribe(alerts.from_settings(settings, ledger, _alert_claims(settings)))
+        events.subscribe(alerts.from_settings(settings, ledger, *_alert_claims(settings)))
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,

@@ -13,7 +13,6 @@ import queue
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import gcd
 
@@ -23,13 +22,13 @@ from flux_api.budget import Budget, ClientLeft
 from flux_api.config.models import ModelProfile
 from flux_api.config.settings import Settings
 from flux_api.errors import invalid_request
-from flux_api.events import Events, StoreFailed
+from flux_api.events import Events
 from flux_api.generation import model_choice
 from flux_api.generation.prompts import with_context
 from flux_api.generation.sizes import parse_ratio, size_for_ratio, upstream_size
 from flux_api.generation.stages import StageClock
 from flux_api.imaging.pictures import convert, fit, image_bytes, image_size
-from flux_api.store.images import ImageStore, StoreUnavailable
+from flux_api.store.images import ImageStore, failures_announced
 from flux_api.upstream.optimizer import OptimizerClient, OptimizerError
 from flux_api.upstream.workers_ai.client import WorkersAIClient
 from flux_api.upstream.workers_ai.errors import BadResponse, NotConfigured, QuotaExceeded
@@ -163,20 +162,9 @@ class Pipeline:
         stream's first byte, so each is an ordinary HTTP error."""
         self._check_configured()
         if keep:  # nothing paid for an image that could not be kept (Redis gone or full)
-            with self._using_store():
+            with failures_announced(self.events):
                 self.store.ensure_writable(image_bytes(plan.size, count))
         self._check_not_all_parked()
-
-    @contextmanager
-    def _using_store(self) -> Iterator[None]:
-        """Where a generation first meets a store that cannot be used (before any paid call,
-        or when its images are kept): announced (an alert), then it fails the request as
-        before."""
-        try:
-            yield
-        except StoreUnavailable as exc:
-            self.events.announce(StoreFailed(exc.setting, exc.detail))
-            raise
 
     def check_upstream(self) -> None:
         """Whether Workers AI can be called at all: its credentials (503), an account not
@@ -325,6 +313,6 @@ class Pipeline:
         raise error
 
     def store_images(self, plan: Plan, images: list[bytes]) -> list[StoredImageRef]:
-        with self._using_store():
+        with failures_announced(self.events):
             keys = self.store.put_many(images)
         return [StoredImageRef(key, f"{plan.base_url}/image/{key}") for key in keys]

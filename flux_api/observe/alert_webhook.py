@@ -3,8 +3,9 @@
 Formats (ALERT_WEBHOOK_FORMAT): `json`, a generic body for an operator's own script; `slack`
 (`{"text"}`, an incoming webhook); `discord` (`{"content"}`); `ntfy`, its JSON publishing: a
 POST to the server's root with the topic in the body, the topic being the URL's last segment
-(https://ntfy.sh/mytopic). A failing webhook is one warning per outage, naming its host only:
-Slack's and Discord's URLs hold their secret, and so may anyone's.
+(https://ntfy.sh/mytopic), the URL's query (ntfy's ?auth= token) kept. A failing webhook is one
+warning per outage, naming its host only: Slack's and Discord's URLs hold their secret, and so
+may anyone's.
 """
 
 from __future__ import annotations
@@ -76,10 +77,11 @@ def body(alert: Alert, fmt: str, url: str, service_url: str = "") -> dict:
 
 def ntfy_target(url: str) -> tuple[str, str]:
     """(the server's root, the topic) of an ntfy topic URL: https://ntfy.sh/mytopic gives
-    (https://ntfy.sh/, mytopic); a server under a path keeps it (https://x/ntfy/t)."""
+    (https://ntfy.sh/, mytopic); a server under a path keeps it (https://x/ntfy/t), and the
+    query stays on the root: ntfy's `?auth=` access token (a secret, like the topic)."""
     parts = urlsplit(url)
     base, _, topic = parts.path.rstrip("/").rpartition("/")
-    return urlunsplit((parts.scheme, parts.netloc, base + "/", "", "")), topic
+    return urlunsplit((parts.scheme, parts.netloc, base + "/", parts.query, "")), topic
 
 
 def host_of(url: str) -> str:

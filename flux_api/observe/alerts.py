@@ -12,8 +12,12 @@ one-hour expiry; whoever takes it sends, the others do not. The pool's threshold
 until the next 00:00 UTC instead: the share only grows through a day, so an hourly repeat would
 say nothing new. A claim taken whose POST failed is tried once more RETRY_SECONDS later (a
 webhook that blinked), then given up for the hour: the claim keeps every other worker from
-sending it, and the outage's warning says alerts are not delivered. A shared state that cannot
-be asked (it may be the very store that failed) sends anyway: an alert twice beats none.
+sending it, and the outage's warning says alerts are not delivered.
+
+Redis's claims that cannot be asked (Redis away: likely the very outage store_unusable reports)
+fall back to claims under DATA_DIR/alerts, shared by the workers of one node: one message per
+node. Should those fail too, each worker sends its own (it still remembers what it sent for the
+hour): an alert twice beats none.
 """
 
 from __future__ import annotations
@@ -49,12 +53,26 @@ class Alerts:
         allocation: str = "",
         clock: Callable[[], float] = time.time,
         retry_seconds: float = RETRY_SECONDS,
+        local_claims: Callable[[], AlertClaims] | None = None,
     ):
-        """`open_claims`: opens the shared claims, in the thread that uses them. `pool_share`:
-        the share of today's allocation used (None when CF_DAILY_NEURONS is 0: no pool
-        alerts); `allocation` says what it is a share of, for the message."""
+        """`open_claims`: opens the shared claims, in the thread that uses them;
+        `local_claims`, the node's own, asked when those cannot be (Redis's fall back to
+        DATA_DIR's). `pool_share`: the share of today's allocation used (None when
+        CF_DAILY_NEURONS is 0: no pool alerts); `allocation` says what it is a share of, for
+        the message."""
         self.webhook = webhook
-        self._open_claims = open_claims
+        each_own = "each worker sends its own"
+        if local_claims is None:
+            self._claim_sources = [_Claims(open_claims, "the shared state", each_own)]
+        else:
+            self._claim_sources = [
+                _Claims(
+                    open_claims,
+                    "the shared state",
+                    "the workers of this node decide under DATA_DIR/alerts",
+                ),
+                _Claims(local_claims, "DATA_DIR/alerts", each_own),
+            ]
         self._pool_share = pool_share
         self._allocation = allocation
         self._clock = clock
@@ -69,8 +87,6 @@ class Alerts:
         # state is asked once per alert and hour, not at every event.
         self._held: dict[str, float] = {}
         self._retries: list[tuple[float, Alert]] = []
-        self._claims: AlertClaims | None = None
-        self._claims_failing = False
 
     # In the announcing thread: quick, never waits.
 
@@ -84,7 +100,11 @@ class Alerts:
             spent = any(call.outcome == "ok" for call in event.tries)
             quiet = self._pool_full_until > time.monotonic()
             if spent and not quiet and not self._share_queued:
-                self._share_queued = self._hand_over(event)
+                # Set before the hand-over: the alert thread may take the event and clear the
+                # flag before put_nowait returns; set after, it would stay set for good.
+                self._share_queued = True
+                if not self._hand_over(event):
+                    self._share_queued = False  # dropped: the next generation checks
 
     def _hand_over(self, event: Event) -> bool:
         """Whether the event was queued (a full queue drops it: the request never waits)."""
@@ -220,22 +240,43 @@ class Alerts:
             self.webhook.send(alert)  # once: then given up for the hour (the claim holds)
 
     def _claim(self, name: str, hold: int) -> bool:
+        """Whether this process sends: the first claims that can be asked decide; none can, it
+        sends (each worker its own, remembered for the hour in `_held`)."""
+        for source in self._claim_sources:
+            try:
+                return source.claim(name, hold)
+            except ClaimsUnavailable:
+                continue
+        return True
+
+
+class _Claims:
+    """Claims opened on first use, in the alert thread; a failure is one warning per outage
+    (saying what decides instead), its end one line."""
+
+    def __init__(self, open_claims: Callable[[], AlertClaims], what: str, instead: str):
+        self._open, self.what, self.instead = open_claims, what, instead
+        self._claims: AlertClaims | None = None
+        self._failing = False
+
+    def claim(self, name: str, hold: int) -> bool:
         try:
             if self._claims is None:
-                self._claims = self._open_claims()
+                self._claims = self._open()
             taken = self._claims.claim(name, hold)
         except ClaimsUnavailable as exc:
-            if not self._claims_failing:
+            if not self._failing:
                 log.warning(
-                    "alerts: the shared state cannot say who sends (%s); each worker sends "
-                    "its own until it can",
+                    "alerts: %s cannot say who sends (%s); %s until it can",
+                    self.what,
                     exc,
+                    self.instead,
                 )
-            self._claims_failing = True
-            return True
-        if self._claims_failing:
-            log.info("alerts: the shared state says who sends again")
-            self._claims_failing = False
+            self._failing = True
+            raise
+        if self._failing:
+            log.info("alerts: %s says who sends again", self.what)
+            self._failing = False
         return taken
 
 
@@ -249,10 +290,14 @@ def _claim_name(alert: Alert) -> tuple[str, int]:
 
 
 def from_settings(
-    settings: Settings, ledger: Ledger, open_claims: Callable[[], AlertClaims]
+    settings: Settings,
+    ledger: Ledger,
+    open_claims: Callable[[], AlertClaims],
+    local_claims: Callable[[], AlertClaims] | None = None,
 ) -> Alerts:
     """The subscriber for ALERT_WEBHOOK_URL; the pool's share read from `ledger`'s book,
-    uncached (in the alert thread: the ledger's own 5-s cache could miss a threshold)."""
+    uncached (in the alert thread: the ledger's own 5-s cache could miss a threshold).
+    `open_claims`, `local_claims`: see Alerts."""
     accounts, daily = len(settings.accounts), settings.cf_daily_neurons
     share = None
     if daily > 0 and accounts:
@@ -261,4 +306,4 @@ def from_settings(
         settings.alert_webhook_url, settings.alert_webhook_format, settings.public_base_url
     )
     allocation = f"CF_DAILY_NEURONS {daily} × {accounts} account{'s' if accounts != 1 else ''}"
-    return Alerts(webhook, open_claims, share, allocation)
+    return Alerts(webhook, open_claims, share, allocation, local_claims=local_claims)

@@ -7,8 +7,12 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
+
+from flux_api.events import Events, StoreFailed
 
 # token_urlsafe(24) gives 192 random bits in 32 URL-safe characters.
 _KEY_BYTES = 24
@@ -24,6 +28,18 @@ class StoreUnavailable(Exception):
         super().__init__(detail)
         self.detail = detail
         self.setting = setting
+
+
+@contextmanager
+def failures_announced(events: Events) -> Iterator[None]:
+    """Where a request first meets a store that cannot be used (the rate limiter's counters,
+    the room for its images, keeping them): StoreFailed is announced (an alert), then the
+    request fails as before. The one place it is announced, so that every such path alerts."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        events.announce(StoreFailed(exc.setting, exc.detail))
+        raise
 
 
 class StoreFull(Exception):

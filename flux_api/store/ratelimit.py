@@ -19,7 +19,7 @@ import diskcache
 from flux_api.config.api_keys import ApiKey, RateLimit
 from flux_api.errors import APIError
 from flux_api.events import Events, RateLimited
-from flux_api.store.images import StoreUnavailable
+from flux_api.store.images import StoreUnavailable, failures_announced
 from flux_api.store.locks import WriteLock
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class RateLimiter:
         `default`: RATE_LIMIT, for the keys without a limit of their own."""
         self.default = default
         self._windows = windows
-        self._events = events or Events()  # refusals
+        self._events = events or Events()  # refusals, a store that cannot be used
 
     def hit(self, api_key: ApiKey, images: int = 1) -> None:
         """Count `images` Workers AI calls for `api_key`; raise a 429 with Retry-After, counting
@@ -83,9 +83,12 @@ class RateLimiter:
         window = int(now // limit.period)
         # Keys are stored hashed: the counter file never holds an API key.
         digest = hashlib.sha256(api_key.secret.encode()).hexdigest()[:24]
-        count = self._windows.add(
-            f"{digest}:{limit.period}:{window}", images, limit.requests, limit.period * 2
-        )
+        # The counters live in the store: a request meets a store that cannot be used here
+        # first, before the pipeline looks at it.
+        with failures_announced(self._events):
+            count = self._windows.add(
+                f"{digest}:{limit.period}:{window}", images, limit.requests, limit.period * 2
+            )
         if count > limit.requests:
             retry_after = max(1, int((window + 1) * limit.period - now) + 1)
             self._events.announce(RateLimited(api_key.name, images, retry_after))

@@ -1,4 +1,4 @@
-"""A local webhook receiver as a real HTTP server: records each POST's path, headers and JSON
+"""A local webhook receiver as a real HTTP server: records each POST's path, query, headers and JSON
 body; can be told to fail (a status) or to hold its answers until released."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ class Received:
     path: str
     headers: dict
     body: dict
+    query: str = ""
 
 
 @dataclass
@@ -38,7 +39,14 @@ class WebhookReceiver:
         }
         headers["content-type"] = environ.get("CONTENT_TYPE", "")
         with self._changed:
-            self.received.append(Received(environ["PATH_INFO"], headers, json.loads(raw or b"{}")))
+            self.received.append(
+                Received(
+                    environ["PATH_INFO"],
+                    headers,
+                    json.loads(raw or b"{}"),
+                    environ.get("QUERY_STRING", ""),
+                )
+            )
             if self.hold:
                 self.held += 1
             self._changed.notify_all()

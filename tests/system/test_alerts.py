@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,8 +34,10 @@ def receiver():
 
 def hook_url(receiver: WebhookReceiver, fmt: str) -> str:
     """A URL with a secret in its path, as Slack's and Discord's are; ntfy's last segment is
-    its topic."""
-    return f"{receiver.url}/hooks/{HOOK_SECRET}" if fmt != "ntfy" else f"{receiver.url}/alerts"
+    its topic, and its query the topic's access token (ntfy's ?auth=)."""
+    if fmt == "ntfy":
+        return f"{receiver.url}/alerts?auth={HOOK_SECRET}"
+    return f"{receiver.url}/hooks/{HOOK_SECRET}"
 
 
 def alert_env(receiver: WebhookReceiver, fmt: str = "json", **more) -> dict:
@@ -69,7 +72,7 @@ def check_body(fmt: str, received, kind: str, account: str | None, *words: str) 
         assert set(body) == {"content"}
         text = body["content"]
     else:  # ntfy's JSON publishing: to the server's root, the topic in the body
-        assert received.path == "/"
+        assert received.path == "/" and received.query == f"auth={HOOK_SECRET}"
         assert body["topic"] == "alerts" and kind in body["tags"]
         assert body["priority"] in (3, 4, 5) and body["click"] == PUBLIC
         text = body["title"] + " " + body["message"]
@@ -91,7 +94,7 @@ FORMATS = ["json", "slack", "discord", "ntfy"]
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_pool_thresholds_a_refused_token_and_a_parked_account(
-    start_service, fake_ai, receiver, fmt
+    start_service, fake_ai, receiver, fmt, caplog
 ):
     service = start_service(**alert_env(receiver, fmt, CF_DAILY_NEURONS="10"))
     fake_ai.neurons = 4.5
@@ -114,6 +117,7 @@ def test_pool_thresholds_a_refused_token_and_a_parked_account(
     parked = receiver.wait_for(4)[3]
     check_body(fmt, parked, "account_parked", LABEL, LABEL, "parked until", "00:00:00Z")
     assert len(receiver.wait_for(5, seconds=0.5)) == 4  # nothing more, nothing twice
+    assert HOOK_SECRET not in service_log(caplog)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -126,6 +130,30 @@ def test_an_unusable_store_is_an_alert_naming_data_dir(
         assert service.chat("a fox").json()["error"]["code"] == "store_unavailable"
     [store] = receiver.wait_for(1)
     check_body(fmt, store, "store_unusable", None, "image store", "503", "Check DATA_DIR")
+    assert len(receiver.wait_for(2, seconds=0.5)) == 1
+    assert fake_ai.calls == []
+
+
+def break_the_counters(data_dir: str) -> None:
+    """RATE_LIMIT's counters, under DATA_DIR too, as damaged as the images beside them."""
+    database = sqlite3.connect(Path(data_dir) / "ratelimit" / "cache.db")
+    database.execute("DROP TABLE Cache")
+    database.commit()
+    database.close()
+
+
+def test_a_rate_limit_meeting_the_unusable_store_first_is_one_alert(
+    start_service, service_env, fake_ai, receiver
+):
+    # The limiter counts in the same store, before the pipeline looks at it: it announces.
+    service = start_service(**alert_env(receiver, RATE_LIMIT="100/minute"))
+    break_the_store(service_env["DATA_DIR"])
+    break_the_counters(service_env["DATA_DIR"])
+    for _ in range(3):
+        refused = service.chat("a fox").json()["error"]
+        assert refused["code"] == "store_unavailable" and "DATA_DIR" in refused["message"]
+    [store] = receiver.wait_for(1)
+    check_body("json", store, "store_unusable", None, "rate-limit counters", "Check DATA_DIR")
     assert len(receiver.wait_for(2, seconds=0.5)) == 1
     assert fake_ai.calls == []
 
@@ -182,6 +210,27 @@ def test_two_nodes_on_one_redis_send_one_message(
         assert "alerts-test-password" not in service_log(caplog)
     finally:
         redis.stop()
+
+
+def test_redis_away_two_nodes_on_one_data_dir_send_one_message(
+    start_service, fake_ai, receiver, tmp_path, caplog
+):
+    # Redis away is the very outage store_unusable reports: the claims fall back to DATA_DIR.
+    redis = RedisServer(tmp_path / "redis", free_port(), "alerts-test-password").start()
+    try:
+        env = alert_env(receiver, REDIS_URL=redis.url, DATA_DIR=str(tmp_path / "node"))
+        nodes = [start_service(**env) for _ in range(2)]
+    finally:
+        redis.stop()
+    for node in nodes:
+        refused = node.chat("a fox").json()["error"]
+        assert refused["code"] == "store_unavailable" and "REDIS_URL" in refused["message"]
+    [store] = receiver.wait_for(1)
+    check_body("json", store, "store_unusable", None, "Check REDIS_URL")
+    assert len(receiver.wait_for(2, seconds=1.0)) == 1
+    assert "store_unusable|- not sent: another worker or node sent it" in caplog.text
+    assert "alerts-test-password" not in service_log(caplog)
+    assert HOOK_SECRET not in service_log(caplog)
 
 
 def test_a_failing_webhook_is_one_warning_and_generations_go_on(

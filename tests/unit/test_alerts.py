@@ -5,6 +5,8 @@ once, a full queue dropping rather than waiting)."""
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 
 import pytest
@@ -15,6 +17,10 @@ from flux_api.observe.alert_webhook import Alert, body, host_of, ntfy_target
 from flux_api.observe.alerts import QUEUE_SIZE, Alerts
 from flux_api.store.alert_claims import ClaimsUnavailable, DiskAlertClaims
 
+SPENT = GenerationDone(
+    "flux-1-schnell", (1024, 1024), 1, "ok", None, 0, 0, 0, 0,
+    tries=(UpstreamCall("aaa", "m", "ok", 5.0, 1.0),),
+)  # fmt: skip
 PARKED = Alert("account_parked", "abc123…cdef", "account abc123…cdef parked", "Parked.", 0.0)
 SECRET_URL = "https://hooks.slack.com/services/T000/B000/SECRET-xyz"
 
@@ -55,6 +61,12 @@ def test_ntfy_gets_its_json_publishing_body_at_the_server_root():
     }
     assert ntfy_target("https://ntfy.sh/flux-alerts") == ("https://ntfy.sh/", "flux-alerts")
     assert ntfy_target("http://10.0.0.5/ntfy/t1/") == ("http://10.0.0.5/ntfy/", "t1")
+
+
+def test_ntfy_keeps_the_urls_query_its_access_token():
+    url = "https://ntfy.example.com/flux-alerts?auth=SECRET-tk"
+    assert ntfy_target(url) == ("https://ntfy.example.com/?auth=SECRET-tk", "flux-alerts")
+    assert body(PARKED, "ntfy", url)["topic"] == "flux-alerts"
 
 
 def test_a_log_line_names_the_host_only():
@@ -187,3 +199,77 @@ def test_a_full_queue_drops_instead_of_waiting(tmp_path):
         assert sender.dropped >= 1
     finally:
         stuck.set()
+
+
+def test_a_share_check_handled_at_once_leaves_room_for_the_next(tmp_path):
+    """The alert thread may take the event and clear the flag before put_nowait returns: a
+    queue whose put runs the consumer there and then forces that interleaving."""
+    shares = []
+    sender = alerts(tmp_path, Recorder(), lambda: shares.append(1) or 0.5)
+
+    class HandledAtOnce(queue.Queue):
+        def put_nowait(self, item):
+            sender.alerts_for(item)  # the alert thread's work, before put_nowait returns
+
+    sender._pid = os.getpid()  # no thread of its own: the queue above is the consumer
+    sender._queue = HandledAtOnce()
+    for _ in range(3):
+        sender(SPENT)
+    assert len(shares) == 3  # each generation's share was checked: none was left waiting
+
+
+def test_a_share_check_dropped_by_a_full_queue_leaves_room_for_the_next(tmp_path):
+    shares = []
+    sender = alerts(tmp_path, Recorder(), lambda: shares.append(1) or 0.5)
+    sender._pid = os.getpid()
+    sender._queue = queue.Queue(1)
+    sender._queue.put_nowait(AccountChanged("aaa", "parked", until=86400.0))
+    sender(SPENT)  # dropped
+    assert sender.dropped == 1
+    sender._queue.get_nowait()
+    sender(SPENT)  # queued
+    for alert in sender.alerts_for(sender._queue.get_nowait()):
+        sender.send(alert)
+    assert len(shares) == 1
+
+
+class Away:
+    """Shared claims that cannot be asked (Redis away)."""
+
+    def claim(self, name: str, seconds: int) -> bool:
+        raise ClaimsUnavailable("ConnectionError")
+
+    def close(self) -> None:
+        pass
+
+
+def test_shared_claims_away_the_workers_of_one_data_dir_still_send_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "flux_api")
+    first, second = Recorder(), Recorder()
+    event = StoreFailed("REDIS_URL and its Redis", "ConnectionError")
+    for webhook in (first, second):
+        sender = Alerts(
+            webhook,  # type: ignore[arg-type]
+            Away,
+            local_claims=lambda: DiskAlertClaims(tmp_path / "alerts"),
+        )
+        for alert in sender.alerts_for(event) * 2:
+            sender.send(alert)
+    assert first.sent == ["store_unusable"] and second.sent == []
+    assert caplog.text.count("the workers of this node decide under DATA_DIR/alerts") == 2
+    assert "each worker sends its own" not in caplog.text
+
+
+def test_with_neither_claims_each_worker_sends_its_own(tmp_path, caplog):
+    webhook = Recorder()
+    (tmp_path / "alerts").write_text("not a directory")
+    sender = Alerts(
+        webhook,  # type: ignore[arg-type]
+        Away,
+        local_claims=lambda: DiskAlertClaims(tmp_path / "alerts"),
+    )
+    [alert] = sender.alerts_for(StoreFailed("DATA_DIR", "OperationalError"))
+    sender.send(alert)
+    sender.send(alert)  # this worker remembers it for the hour
+    assert webhook.sent == ["store_unusable"]
+    assert "each worker sends its own" in caplog.text
