@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup
 
-NOT_TODAY, USED_UP = "not today", "used up"
+from flux_api.observe.usage_report import NOT_TODAY, USED_UP
+
 STATES = {  # the pool's state: what a person reads, and the badge's class
     "ok": ("ok", "ok"),
     "busy": ("busy", "ok"),
