@@ -2,21 +2,20 @@
 //
 // It talks to the same API as any client: GET v1/models, and POST v1/chat/completions with
 // stream: true, read with fetch and a stream reader (EventSource cannot send the Authorization
-// header); with images attached, POST v1/images/edits (multipart, as the openai SDK sends it). URLs are relative, so the page works under any prefix and behind https. The API key
-// and a gallery of recent images live in this browser's localStorage, never in the page.
+// header); with images attached, POST v1/images/edits (multipart, as the openai SDK sends it).
+// URLs are relative, so the page works under any prefix and behind https. The API key (kept by
+// common.js, shared with the usage page) and a gallery of recent images live in this browser's
+// localStorage, never in the page.
 "use strict";
 
-const KEY_STORE = "flux-api.key";
 const GALLERY_STORE = "flux-api.gallery";
 const GALLERY_MAX = 30;
-const $ = (id) => document.getElementById(id);
 const EXPIRATION_MS = Number(document.body.dataset.imageExpiration) * 1000;
 const EDIT_MODEL = document.body.dataset.editModel || "";
 const MAX_IMAGES = 4; // FLUX.2 takes up to 4 reference images
 
 // ---- the API key ------------------------------------------------------------------------
 
-const apiKey = () => localStorage.getItem(KEY_STORE) || "";
 const authHeaders = () => ({ Authorization: `Bearer ${apiKey()}` });
 
 function showKeyState() {
@@ -58,17 +57,6 @@ function showError(message) {
 function hideError() {
   $("error").hidden = true;
   $("error").textContent = "";
-}
-
-/** The API's own message from an error answer (OpenAI's shape), or a plain description. */
-async function messageOf(response) {
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) return body.error.message;
-  } catch (ignored) {
-    // not JSON: fall through
-  }
-  return `The service answered ${response.status} ${response.statusText}.`;
 }
 
 // ---- models -----------------------------------------------------------------------------

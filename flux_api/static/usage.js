@@ -3,10 +3,7 @@
 // saved in this browser (the playground's), inserts it, and shows its times in local time.
 "use strict";
 
-const KEY_STORE = "flux-api.key"; // the playground's
 const REFRESH_MS = 60 * 1000;
-const $ = (id) => document.getElementById(id);
-const apiKey = () => localStorage.getItem(KEY_STORE) || "";
 
 function showKeyState(message) {
   $("key-state").textContent =
@@ -21,17 +18,6 @@ function showKeyState(message) {
 function showState(text, isError) {
   $("usage-state").textContent = text;
   $("usage-state").classList.toggle("error", Boolean(isError));
-}
-
-/** The API's own message from an error answer (OpenAI's shape), or a plain description. */
-async function messageOf(response) {
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) return body.error.message;
-  } catch (ignored) {
-    // not JSON: fall through
-  }
-  return `The service answered ${response.status} ${response.statusText}.`;
 }
 
 /** Times arrive in UTC; a person reads them in their own zone (the UTC one stays as a tooltip). */

@@ -18,6 +18,7 @@ from tests.support.service import API_KEY
 
 PAGE_FILES = (
     "/",
+    "/static/common.js",
     "/static/playground.js",
     "/static/playground.css",
     "/usage",
@@ -64,10 +65,11 @@ def test_the_pages_have_no_inline_code_the_policy_would_block(name):
     parser = _InlineCode()
     parser.feed((ROOT / "flux_api" / "templates" / f"{name}.html").read_text())
     assert parser.found == []
-    script = ROOT / "flux_api" / "static" / f"{'playground' if name == 'index' else name}.js"
-    assert not re.search(
-        r"\beval\(|new Function\(|setAttribute\(\s*[\"'](on|style)|innerHTML", script.read_text()
-    )
+    for script in ("common", "playground" if name == "index" else name):
+        assert not re.search(
+            r"\beval\(|new Function\(|setAttribute\(\s*[\"'](on|style)|innerHTML",
+            (ROOT / "flux_api" / "static" / f"{script}.js").read_text(),
+        )
 
 
 def test_the_usage_view_has_no_inline_code_and_carries_the_policy(service):
