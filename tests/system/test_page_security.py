@@ -60,12 +60,15 @@ class _InlineCode(HTMLParser):
                 self.found.append(f"{tag} {name}=javascript:")
 
 
-@pytest.mark.parametrize("name", ["index", "usage"])
-def test_the_pages_have_no_inline_code_the_policy_would_block(name):
+@pytest.mark.parametrize(
+    ("name", "scripts"),
+    [("base", ["common"]), ("index", ["ratio", "playground"]), ("usage", ["usage"])],
+)
+def test_the_pages_have_no_inline_code_the_policy_would_block(name, scripts):
     parser = _InlineCode()
     parser.feed((ROOT / "flux_api" / "templates" / f"{name}.html").read_text())
     assert parser.found == []
-    for script in ("common", "playground" if name == "index" else name):
+    for script in scripts:
         assert not re.search(
             r"\beval\(|new Function\(|setAttribute\(\s*[\"'](on|style)|innerHTML",
             (ROOT / "flux_api" / "static" / f"{script}.js").read_text(),
