@@ -6,10 +6,8 @@ again from their next request, without a restart. No token in anything it prints
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import requests
 
 from flux_api.accounts.pool import RESET_GRACE, next_reset, utc
 from flux_api.config.accounts import short_id
-from tests.support import ROOT
 from tests.support.accounts import B_ID, B_TOKEN
+from tests.support.cli import run_command
 from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN
 from tests.support.programs import Gunicorn, free_port
 from tests.support.redis_server import RedisServer
@@ -38,17 +36,7 @@ def two_accounts(fake_ai) -> dict:
 
 def accounts_command(env: dict, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """The command as an operator runs it: its own process, the service's settings."""
-    result = subprocess.run(
-        [sys.executable, "-m", "flux_api", "accounts", *args],
-        cwd=workdir,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    for token in (TOKEN, B_TOKEN, API_KEY):
-        assert token not in result.stdout + result.stderr
-    return result
+    return run_command(("accounts", *args), env, workdir, (TOKEN, B_TOKEN, API_KEY))
 
 
 def listed(env: dict, workdir: Path) -> dict:

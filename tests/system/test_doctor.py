@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import pytest
 
-from tests.support import ROOT
+from tests.support.cli import run_command
 from tests.support.fakes.optimizer import OPTIMIZER_MODEL
 from tests.support.fakes.workers_ai import ACCOUNT_ID, TOKEN
 from tests.support.old_redis import old_redis
@@ -46,16 +44,7 @@ def doctor(tmp_path, service_env):
 
     def run(*args: str, **overrides) -> Result:
         settings = {k: v for k, v in {**service_env, **overrides}.items() if v is not None}
-        done = subprocess.run(
-            [sys.executable, "-m", "flux_api", "doctor", *args],
-            cwd=tmp_path,
-            env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **settings},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        for secret in ALL_SECRETS:
-            assert secret not in done.stdout and secret not in done.stderr
+        done = run_command(("doctor", *args), settings, tmp_path, ALL_SECRETS)
         assert done.stderr == "", done.stderr
         return Result(done.returncode, done.stdout.splitlines())
 
