@@ -237,9 +237,17 @@ class AccountPool:
         elif parked == count:
             used = f"all {count} accounts have used their daily free allocation"
         else:
+            settings = sorted(
+                {
+                    a.token_setting
+                    for a, entry in zip(self.accounts, entries)
+                    if entry["state"] != "quota_exhausted"
+                }
+            )
             used = (
                 f"{parked} of {count} accounts have used their daily free allocation and "
-                f"Cloudflare refused the token of the other {count - parked} (check CF_ACCOUNTS)"
+                f"Cloudflare refused the token of the other {count - parked} "
+                f"(check {' and '.join(settings)})"
             )
         reset = next_reset(now)
         back = min(parked_until, default=reset)

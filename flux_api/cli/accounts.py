@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -60,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
         pool = AccountPool(settings.accounts, states, clock=lambda: now)
         if args.action == "unpark":
             return _unpark(pool, states, args.account, args.all)
-        rows = account_rows(pool.report(), _spent(book, now), settings.cf_daily_neurons, now)
+        rows = account_rows(
+            pool.report(),
+            _spent(book, now),
+            settings.cf_daily_neurons,
+            now,
+            {account.label: account.token_setting for account in pool.accounts},
+        )
         if states.in_memory:
             return _unreadable()
         if args.json:
@@ -81,7 +88,8 @@ def _check_data_dir(settings: Settings) -> None:
     if not settings.redis_url and not where.is_dir():
         raise SettingsError(
             f"DATA_DIR: {where.absolute()} does not exist, so the service has not run with this "
-            "DATA_DIR; give the service's (the systemd unit sets DATA_DIR=/var/lib/flux-api)."
+            "DATA_DIR; set DATA_DIR to the service's own (the systemd unit sets "
+            "DATA_DIR=/var/lib/flux-api)."
         )
 
 
@@ -94,6 +102,7 @@ class Row:
     share_of_daily: float | None  # of CF_DAILY_NEURONS (None: no cap, or not read)
     until: str | None  # when a parked one is called again (ISO 8601 UTC)
     seconds_left: int | None
+    token_setting: str = "CF_ACCOUNTS"  # where its token is set (CF_API_TOKEN for the pair)
 
 
 def _spent(book: UsageBook, now: float) -> dict[str, tuple[float, float]] | None:
@@ -104,9 +113,14 @@ def _spent(book: UsageBook, now: float) -> dict[str, tuple[float, float]] | None
 
 
 def account_rows(
-    report: list[dict], spent: dict[str, tuple[float, float]] | None, daily: int, now: float
+    report: list[dict],
+    spent: dict[str, tuple[float, float]] | None,
+    daily: int,
+    now: float,
+    token_settings: Mapping[str, str] | None = None,
 ) -> list[Row]:
-    """The rows of the table from the pool's report and the ledger's neurons today."""
+    """The rows of the table from the pool's report and the ledger's neurons today;
+    `token_settings`: each account label's token setting, when not CF_ACCOUNTS."""
     rows = []
     for entry in report:
         total, guessed = (spent or {}).get(entry["id"], (0.0, 0.0))
@@ -121,6 +135,7 @@ def account_rows(
                 round(total / daily, 4) if daily and spent is not None else None,
                 until,
                 left,
+                (token_settings or {}).get(entry["id"], "CF_ACCOUNTS"),
             )
         )
     return rows
@@ -191,7 +206,7 @@ def _note(row: Row) -> str:
     if row.state == "quota_exhausted" and row.until and row.seconds_left is not None:
         return f"parked until {row.until} (in {duration(row.seconds_left)})"
     if row.state == "rejected_token":
-        return "token refused (check CF_ACCOUNTS): tried again every 10 min"
+        return f"token refused (check {row.token_setting}): tried again every 10 min"
     if row.state == "busy":
         return "out of capacity a few seconds ago: other accounts first"
     return ""
@@ -214,11 +229,13 @@ def _unpark(pool: AccountPool, states: AccountStates, given: str | None, every: 
     lifted = [(account, pool.unpark(account)) for account in targets]
     if states.in_memory:
         return _unreadable()
+    parked = sum(before["state"] == "quota_exhausted" for _, before in lifted)
+    lifted_any = any(before["state"] != "ok" for _, before in lifted)
+    if every and not lifted_any:
+        print("No account was parked, busy or refused: nothing to do.")
+        return 0
     for account, before in lifted:
         print(unparked_line(account, before))
-    parked = sum(before["state"] == "quota_exhausted" for _, before in lifted)
-    if every and not parked:
-        print("No account was parked.")
     if parked:
         its, it = ("its", "it") if parked == 1 else ("each one's", "each")
         print(

@@ -14,6 +14,8 @@ from flux_api.config.environment import SettingsError
 class Account:
     id: str
     token: str = field(repr=False)
+    # Where its token is set, for messages that say what to fix.
+    token_setting: str = field(default="CF_ACCOUNTS", compare=False)
 
     @property
     def label(self) -> str:
@@ -49,7 +51,7 @@ def parse_accounts(pool: str, account_id: str, token: str, base_url: str) -> tup
     listed_in: dict[str, str] = {}  # account id -> where it was first given, for a second one
     problems: list[str] = _single_problems(account_id, token, base_url, pool)
     if token and (account_id or "{account_id}" not in base_url) and not problems:
-        accounts.append(Account(account_id, token))
+        accounts.append(Account(account_id, token, "CF_API_TOKEN"))
         listed_in[account_id] = "CF_ACCOUNT_ID"
     entries = [entry.strip() for entry in pool.split(",")] if pool.strip() else []
     for number, entry in enumerate(entries, start=1):

@@ -26,7 +26,9 @@ NO_ACCOUNTS = (
     "No Cloudflare account is configured: set CF_ACCOUNT_ID and CF_API_TOKEN (or CF_ACCOUNTS). "
     "Until then nothing is generated."
 )
-TOKEN_REFUSED = "Cloudflare refused its token or account id: check CF_ACCOUNTS"
+TOKEN_REFUSED = (
+    "Cloudflare refused its token or account id: check them in CF_ACCOUNTS (or CF_API_TOKEN)"
+)
 OWN_ONLY = "Accounts and other keys are shown to METRICS_KEY only; this key sees its own images."
 
 

@@ -216,7 +216,18 @@ def test_refused_and_parked_accounts_are_both_named(start_service, fake_ai):
     assert response.status_code == 429
     message = response.json()["error"]["message"]
     assert "1 of 2 accounts have used their daily free allocation" in message
-    assert "refused the token of the other 1" in message
+    assert "refused the token of the other 1 (check CF_ACCOUNTS)" in message
+
+
+def test_a_refused_legacy_token_names_cf_api_token(start_service, fake_ai):
+    """The account of CF_ACCOUNT_ID + CF_API_TOKEN is fixed in CF_API_TOKEN."""
+    fake_ai.add_account(B_ID, B_TOKEN)
+    service = start_service(
+        clock=Clock(), CF_API_TOKEN="cf-token-A-SECRET-wrong", CF_ACCOUNTS=f"{B_ID}:{B_TOKEN}"
+    )
+    fake_ai.exhausted.add(B_ID)
+    message = service.chat("a fox").json()["error"]["message"]
+    assert "refused the token of the other 1 (check CF_API_TOKEN)" in message
 
 
 def test_a_quota_answer_just_after_midnight_parks_for_a_minute(start_service, fake_ai):

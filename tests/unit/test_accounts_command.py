@@ -81,6 +81,13 @@ def test_neurons_estimated_are_marked_and_explained():
     assert "est.: neurons Cloudflare did not report" in text
 
 
+def test_a_refused_token_names_the_setting_that_holds_it():
+    """CF_ACCOUNT_ID + CF_API_TOKEN's account is fixed in CF_API_TOKEN, not CF_ACCOUNTS."""
+    report = [{"id": A.label, "state": "rejected_token"}]
+    rows = account_rows(report, {}, 0, EVENING, {A.label: "CF_API_TOKEN"})
+    assert "token refused (check CF_API_TOKEN)" in table(rows, 0)
+
+
 def test_without_a_daily_cap_there_is_no_share_column():
     rows = account_rows([{"id": A.label, "state": "busy"}], {}, 0, EVENING)
     assert rows[0].share_of_daily is None
@@ -178,7 +185,7 @@ def test_an_account_that_was_not_parked_is_said_so(data_dir, capsys):
     code, out, err = command(capsys, "unpark", B.label)
     assert (code, out, err) == (0, f"{B.label}: was not parked; nothing to do.\n", "")
     code, out, _ = command(capsys, "unpark", "--all")
-    assert code == 0 and out.splitlines()[-1] == "No account was parked."
+    assert (code, out) == (0, "No account was parked, busy or refused: nothing to do.\n")
 
 
 def test_an_unknown_id_is_one_line_naming_the_accounts_and_never_echoed(data_dir, capsys):
