@@ -10,9 +10,11 @@ At most one message per kind per account per hour across every worker and node: 
 a claim on the alert's name is taken in the shared state (store/alert_claims.py), with a
 one-hour expiry; whoever takes it sends, the others do not. The pool's thresholds are claimed
 until the next 00:00 UTC instead: the share only grows through a day, so an hourly repeat would
-say nothing new. A claim taken whose POST failed is tried once more RETRY_SECONDS later (a
-webhook that blinked), then given up for the hour: the claim keeps every other worker from
-sending it, and the outage's warning says alerts are not delivered.
+say nothing new. A message whose POST failed is tried once more RETRY_SECONDS later (a webhook
+that blinked); meanwhile its claim is shortened to end soon after, so that a process restarted
+in between (a reload, often how a wrong webhook URL is fixed) leaves it to the next occurrence.
+If the retry fails too, the next occurrence, in any worker, tries again once the claim ends; the
+outage's warning says alerts are not delivered.
 
 Redis's claims that cannot be asked (Redis away: likely the very outage store_unusable reports)
 fall back to claims under DATA_DIR/alerts, shared by the workers of one node: one message per
@@ -28,6 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flux_api.accounts.pool import next_reset, utc
 from flux_api.config.settings import Settings
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 HOUR = 3600
 QUEUE_SIZE = 100
 RETRY_SECONDS = 60.0
+RETRY_MARGIN = 30  # seconds a failed message's claim outlives its retry
 THRESHOLDS = ((1.0, "pool_100"), (0.8, "pool_80"))  # the highest reached is sent
 
 
@@ -54,6 +58,7 @@ class Alerts:
         clock: Callable[[], float] = time.time,
         retry_seconds: float = RETRY_SECONDS,
         local_claims: Callable[[], AlertClaims] | None = None,
+        accounts: int = 1,
     ):
         """`open_claims`: opens the shared claims, in the thread that uses them;
         `local_claims`, the node's own, asked when those cannot be (Redis's fall back to
@@ -75,6 +80,7 @@ class Alerts:
             ]
         self._pool_share = pool_share
         self._allocation = allocation
+        self._accounts = accounts  # how many: a parked one's calls go to the others, if any
         self._clock = clock
         self._retry_seconds = retry_seconds
         self._start_lock = threading.Lock()
@@ -86,7 +92,7 @@ class Alerts:
         # Names this process knows to be claimed (by it or another), until when: the shared
         # state is asked once per alert and hour, not at every event.
         self._held: dict[str, float] = {}
-        self._retries: list[tuple[float, Alert]] = []
+        self._retries: list[_Retry] = []
 
     # In the announcing thread: quick, never waits.
 
@@ -133,7 +139,7 @@ class Alerts:
         while True:
             wait = None
             if self._retries:
-                wait = max(0.0, min(due for due, _ in self._retries) - time.monotonic())
+                wait = max(0.0, min(retry.at for retry in self._retries) - time.monotonic())
             try:
                 event = self._queue.get(timeout=wait)
             except queue.Empty:
@@ -150,14 +156,19 @@ class Alerts:
         now = self._clock()
         if isinstance(event, AccountChanged) and event.state == "parked":
             back = utc(event.until) if event.until else "the next 00:00 UTC"
+            meanwhile = (
+                "the other accounts take its calls while they have allocation left"
+                if self._accounts > 1
+                else "until then generations answer 429 insufficient_quota"
+            )
             return [
                 Alert(
                     "account_parked",
                     event.account,
                     f"account {event.account} parked",
                     f"Cloudflare account {event.account} has used its daily allocation of "
-                    f"neurons; it is parked until {back}, and the other accounts take its "
-                    "calls. If this happens daily, add an account to CF_ACCOUNTS.",
+                    f"neurons; it is parked until {back}, and {meanwhile}. If this happens "
+                    "daily, add an account to CF_ACCOUNTS.",
                     now,
                 )
             ]
@@ -198,10 +209,13 @@ class Alerts:
         for threshold, kind in THRESHOLDS:
             if share >= threshold:
                 percent = round(share * 100)
+                # CF_DAILY_NEURONS is the service's own count: Cloudflare, not the service,
+                # refuses calls once an account's real allocation is spent.
                 then = (
-                    "generations answer 429 until 00:00 UTC"
+                    "Cloudflare will soon refuse calls (each account is then parked until "
+                    "00:00 UTC), unless the accounts are on the paid plan, which bills them"
                     if threshold >= 1
-                    else "at 100 % generations answer 429 until 00:00 UTC"
+                    else "at 100 % Cloudflare starts refusing calls until 00:00 UTC"
                 )
                 return [
                     Alert(
@@ -226,28 +240,48 @@ class Alerts:
         self._held[name] = now + hold
         if alert.kind == "pool_100":
             self._pool_full_until = now + hold
-        if not self._claim(name, hold):
-            log.info("alert %s not sent: another worker or node sent it within the hour", name)
+        taken, source = self._claim(name, hold)
+        if not taken:
+            log.info("alert %s not sent: another worker or node has claimed it", name)
             return
         if not self.webhook.send(alert):
-            self._retries.append((now + self._retry_seconds, alert))
+            if source is not None:
+                source.hold(name, int(self._retry_seconds) + RETRY_MARGIN)
+            self._retries.append(_Retry(now + self._retry_seconds, alert, name, hold, source))
 
     def _retry_due(self) -> None:
         now = time.monotonic()
-        due = [alert for at, alert in self._retries if at <= now]
-        self._retries = [(at, alert) for at, alert in self._retries if at > now]
-        for alert in due:
-            self.webhook.send(alert)  # once: then given up for the hour (the claim holds)
+        due = [retry for retry in self._retries if retry.at <= now]
+        self._retries = [retry for retry in self._retries if retry.at > now]
+        for retry in due:
+            if self.webhook.send(retry.alert):
+                if retry.source is not None:
+                    retry.source.hold(retry.name, retry.hold)  # the whole hour (or day) again
+                continue
+            # Given up: its short claim ends soon, and the next occurrence tries again.
+            self._held.pop(retry.name, None)
+            if retry.alert.kind == "pool_100":
+                self._pool_full_until = 0.0
 
-    def _claim(self, name: str, hold: int) -> bool:
-        """Whether this process sends: the first claims that can be asked decide; none can, it
-        sends (each worker its own, remembered for the hour in `_held`)."""
+    def _claim(self, name: str, hold: int) -> tuple[bool, _Claims | None]:
+        """Whether this process sends, and the claims that said so: the first that can be
+        asked decide; none can, it sends (each worker its own, remembered for the hour in
+        `_held`)."""
         for source in self._claim_sources:
             try:
-                return source.claim(name, hold)
+                return source.claim(name, hold), source
             except ClaimsUnavailable:
                 continue
-        return True
+        return True, None
+
+
+@dataclass(frozen=True)
+class _Retry:
+    at: float  # time.monotonic() when it is due
+    alert: Alert
+    name: str  # its claim's
+    hold: int  # its claim's whole length, restored if the retry is delivered
+    source: _Claims | None  # the claims that gave it to this process
 
 
 class _Claims:
@@ -279,6 +313,15 @@ class _Claims:
             self._failing = False
         return taken
 
+    def hold(self, name: str, seconds: int) -> None:
+        """Change how long this process's claim lasts; if that cannot be done, the claim keeps
+        its length (the failure is claim()'s to report)."""
+        try:
+            if self._claims is not None:
+                self._claims.hold(name, seconds)
+        except ClaimsUnavailable:
+            pass
+
 
 def _claim_name(alert: Alert) -> tuple[str, int]:
     """The claim's name and how long it holds: an hour, or the pool's thresholds to the next
@@ -306,4 +349,6 @@ def from_settings(
         settings.alert_webhook_url, settings.alert_webhook_format, settings.public_base_url
     )
     allocation = f"CF_DAILY_NEURONS {daily} × {accounts} account{'s' if accounts != 1 else ''}"
-    return Alerts(webhook, open_claims, share, allocation, local_claims=local_claims)
+    return Alerts(
+        webhook, open_claims, share, allocation, local_claims=local_claims, accounts=accounts
+    )

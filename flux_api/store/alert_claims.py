@@ -21,6 +21,11 @@ class AlertClaims(Protocol):
         """True for the one caller, across workers and nodes, that takes `name` first in
         `seconds`; False while another's claim holds. ClaimsUnavailable when it cannot tell."""
 
+    def hold(self, name: str, seconds: int) -> None:
+        """Make the claim on `name` (taken by this caller) end in `seconds` instead: shortened
+        while its message waits for a retry, so that a process that dies meanwhile does not
+        keep the alert from everyone for the hour. ClaimsUnavailable when it cannot."""
+
     def close(self) -> None: ...
 
 
@@ -41,6 +46,12 @@ class DiskAlertClaims:
     def claim(self, name: str, seconds: int) -> bool:
         try:
             return bool(self._claims.add(name, time.time(), expire=seconds, retry=True))
+        except _ERRORS as exc:
+            raise ClaimsUnavailable(type(exc).__name__) from exc
+
+    def hold(self, name: str, seconds: int) -> None:
+        try:
+            self._claims.set(name, time.time(), expire=seconds, retry=True)
         except _ERRORS as exc:
             raise ClaimsUnavailable(type(exc).__name__) from exc
 

@@ -23,5 +23,11 @@ class RedisAlertClaims:
         except ERRORS as exc:
             raise ClaimsUnavailable(type(exc).__name__) from exc
 
+    def hold(self, name: str, seconds: int) -> None:
+        try:
+            self._redis.set(_PREFIX + name, int(time.time()), ex=seconds)
+        except ERRORS as exc:
+            raise ClaimsUnavailable(type(exc).__name__) from exc
+
     def close(self) -> None:
         self._redis.close()

@@ -13,6 +13,7 @@ import pytest
 
 from flux_api.config.settings import SettingsError, load_settings
 from flux_api.events import AccountChanged, GenerationDone, StoreFailed, UpstreamCall
+from flux_api.observe import alerts as alerts_module
 from flux_api.observe.alert_webhook import Alert, body, host_of, ntfy_target
 from flux_api.observe.alerts import QUEUE_SIZE, Alerts
 from flux_api.store.alert_claims import ClaimsUnavailable, DiskAlertClaims
@@ -131,7 +132,7 @@ def test_of_two_processes_sharing_data_dir_one_sends(tmp_path, caplog):
         for alert in sender.alerts_for(event) * 2:
             sender.send(alert)
     assert first.sent == ["store_unusable"] and second.sent == []
-    assert caplog.text.count("not sent: another worker or node sent it") == 1
+    assert caplog.text.count("not sent: another worker or node has claimed it") == 1
 
 
 def test_each_account_and_kind_is_its_own_claim(tmp_path):
@@ -148,15 +149,49 @@ def test_each_account_and_kind_is_its_own_claim(tmp_path):
     assert webhook.sent == ["account_parked", "account_parked", "token_refused"]
 
 
-def test_a_failed_post_is_retried_once_then_given_up(tmp_path):
+def test_a_failed_post_is_retried_once_then_left_to_the_next_occurrence(tmp_path, monkeypatch):
+    monkeypatch.setattr(alerts_module, "RETRY_MARGIN", 0)  # the shortened claim ends at once
     webhook = Recorder(ok=False)
     sender = alerts(tmp_path, webhook, retry_seconds=0.0)
     [alert] = sender.alerts_for(AccountChanged("aaa", "refused", setting="CF_API_TOKEN"))
     sender.send(alert)
     sender._retry_due()
-    sender._retry_due()
-    sender.send(alert)  # the claim holds for the hour
+    sender._retry_due()  # once only
     assert webhook.sent == ["token_refused", "token_refused"]
+    sender.send(alert)  # the next occurrence: its claim has ended, so it is tried again
+    assert webhook.sent == ["token_refused"] * 3
+
+
+def test_a_failed_post_shortens_its_claim_for_a_restarted_worker(tmp_path, monkeypatch):
+    """A reload (how a wrong webhook URL is fixed) ends the process before its retry: the new
+    worker must be free to send at the next occurrence, not wait an hour."""
+    monkeypatch.setattr(alerts_module, "RETRY_MARGIN", 0)
+    [alert] = alerts(tmp_path, Recorder()).alerts_for(AccountChanged("aaa", "parked", until=9e4))
+    alerts(tmp_path, Recorder(ok=False), retry_seconds=0.0).send(alert)  # then it is gone
+    restarted = Recorder()
+    alerts(tmp_path, restarted).send(alert)
+    assert restarted.sent == ["account_parked"]
+
+
+def test_a_delivered_retry_holds_its_claim_for_the_hour_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(alerts_module, "RETRY_MARGIN", 0)
+    blinking = Recorder(ok=False)
+    sender = alerts(tmp_path, blinking, retry_seconds=0.0)
+    [alert] = sender.alerts_for(AccountChanged("aaa", "parked", until=9e4))
+    sender.send(alert)
+    blinking.ok = True
+    sender._retry_due()
+    other = Recorder()
+    alerts(tmp_path, other).send(alert)
+    assert blinking.sent == ["account_parked"] * 2 and other.sent == []
+
+
+def test_a_parked_lone_account_says_generations_answer_429(tmp_path):
+    lone = alerts(tmp_path, Recorder()).alerts_for(AccountChanged("aaa", "parked", until=9e4))
+    assert "generations answer 429 insufficient_quota" in lone[0].message
+    pooled = Alerts(Recorder(), lambda: DiskAlertClaims(tmp_path), accounts=2)  # type: ignore[arg-type]
+    [alert] = pooled.alerts_for(AccountChanged("aaa", "parked", until=9e4))
+    assert "the other accounts take its calls" in alert.message
 
 
 def test_the_highest_threshold_reached_is_the_one_sent(tmp_path):
