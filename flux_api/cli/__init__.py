@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -32,4 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"flux_api.cli.{name}")
         module.add_arguments(subparsers[name])
     args = parser.parse_args(argv)
-    return importlib.import_module(f"flux_api.cli.{args.command}").run(args)
+    try:
+        return importlib.import_module(f"flux_api.cli.{args.command}").run(args)
+    except BrokenPipeError:
+        # Its reader stopped early (`| head`): Python's documented way out, so that the exit
+        # does not try the closed pipe again and print a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

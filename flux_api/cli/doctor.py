@@ -61,7 +61,9 @@ def failed(checks: list[Check]) -> bool:
 def line(check: Check) -> str:
     """`fail  name: detail. Fix: …` (the fix on failures and warnings that have one)."""
     text = f"{check.status:<4}  {check.name}: {check.detail}"
-    return f"{text}. Fix: {check.fix}." if check.fix else text
+    if not check.fix:
+        return text
+    return f"{text.rstrip('.')}. Fix: {check.fix.rstrip('.')}."
 
 
 def _secrets() -> list[str]:

@@ -128,3 +128,11 @@ def test_an_answer_that_is_not_cloudflares_names_its_status(status, content_type
     check = _not_cloudflare("account x token", NotCloudflare(status, content_type), "api.host")
     assert check.status == FAIL and f"api.host answered HTTP {status}, text/html" in check.detail
     assert words in check.fix
+
+
+def test_a_detail_ending_its_sentence_gets_one_period_before_the_fix():
+    """A setting's error message ends with its own period."""
+    check = Check(FAIL, "settings", "RATE_LIMIT must look like 30/minute, not 'abc'.", "fix it.")
+    assert line(check) == (
+        "fail  settings: RATE_LIMIT must look like 30/minute, not 'abc'. Fix: fix it."
+    )
