@@ -26,7 +26,12 @@ function localTimes(root) {
     const moment = new Date(element.getAttribute("datetime"));
     if (Number.isNaN(moment.getTime())) continue;
     element.title = element.textContent;
-    element.textContent = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    // A moment on another day than today (a parked account returns at midnight) says which.
+    const otherDay = moment.toDateString() !== new Date().toDateString();
+    const options = { hour: "2-digit", minute: "2-digit" };
+    element.textContent = otherDay
+      ? moment.toLocaleString([], { weekday: "short", ...options })
+      : moment.toLocaleTimeString([], options);
   }
 }
 

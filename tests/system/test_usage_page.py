@@ -120,7 +120,10 @@ def open_usage(browser, site, key: str, scheme: str = "light", width: int = 1280
     """A fresh browser (its own localStorage) at the playground, the key saved there, then the
     playground's link to the usage page; violations of the CSP and console errors recorded."""
     context = browser.new_context(
-        viewport={"width": width, "height": 900}, color_scheme=scheme, device_scale_factor=1
+        viewport={"width": width, "height": 900},
+        color_scheme=scheme,
+        device_scale_factor=1,
+        timezone_id="UTC",  # a parked account then always returns on another day than today
     )
     page = context.new_page()
     errors: list[str] = []
@@ -168,9 +171,10 @@ def check_the_drawn_page(browser, site, scheme: str, width: int) -> None:
         assert hours.get_attribute("aria-label") == "Images per UTC hour today: 6 in all"
         assert page.locator("svg.columns").nth(0).locator("rect.fill").count() == 24
         assert page.locator("svg.columns").nth(1).locator("rect.fill").count() == 30
-        # The parked account's return, rewritten in the browser's zone and format.
-        returns = page.locator("time").first
-        assert re.fullmatch(r"\d{1,2}:\d\d( [AP]M)?", returns.inner_text())
+        # Times are rewritten in the browser's zone and format; the parked account's return,
+        # tomorrow's 00:00, with its day (a run-out time, shown only when it falls today, not).
+        returns = page.locator('time[datetime$="T00:00:00Z"]').first
+        assert re.fullmatch(r"[A-Z][a-z]{2},? \d{1,2}:\d\d( [AP]M)?", returns.inner_text())
         assert returns.get_attribute("title").endswith(" UTC")
         background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
         assert background == ("rgb(17, 19, 24)" if scheme == "dark" else "rgb(246, 247, 249)")
