@@ -5,6 +5,8 @@ requests still answer; a key beyond its share is shed while another key is admit
 
 from __future__ import annotations
 
+import functools
+import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -12,6 +14,7 @@ import pytest
 import requests
 
 from tests.support.metrics import Scrape
+from tests.support.nginx import Nginx
 from tests.support.programs import Gunicorn
 from tests.support.service import API_KEY
 
@@ -147,3 +150,34 @@ def test_a_reserve_as_large_as_the_threads_stops_the_start_with_one_line(service
     output = process.stdout + process.stderr
     assert "GENERATION_RESERVE (4) must be less than GUNICORN_THREADS (4)" in output
     assert "Traceback" not in output
+
+
+def test_the_shipped_nginx_site_sheds_beyond_its_limit_conn_with_the_same_answer(
+    gunicorn, service_env, fake_ai, pool, tmp_path
+):
+    server = gunicorn(service_env, workers=1)
+    nginx = Nginx(server.port, tmp_path / "nginx")
+    # The site's limit, set as its comment says (1 here: one generation held fills it).
+    subprocess.run(
+        ["sed", "-i", "s/limit_conn flux_generations 480;/limit_conn flux_generations 1;/"]
+        + [str(nginx.site)],
+        check=True,
+    )
+    nginx.start()
+    try:
+        fake_ai.latency = LATENCY
+        through = functools.partial(post, verify=nginx.cert)
+        held = pool.submit(through, nginx.url, "/v1/images/generations", {"prompt": "a fox"})
+        wait_for_calls(fake_ai, 1)
+        body = {"messages": [{"role": "user", "content": "a fox"}]}
+        for path, request in (("/v1/chat/completions", body), ("/v1/images/generations", {})):
+            shed = through(nginx.url, path, request)
+            assert_shed(shed, "at capacity")
+        assert len(fake_ai.calls) == 1  # nginx passed neither on
+        health = requests.get(nginx.url + "/healthz", verify=nginx.cert, timeout=10)
+        assert health.status_code == 200  # not a generation: not limited
+        assert held.result().status_code == 200
+        fake_ai.latency = 0.0
+        assert through(nginx.url, "/v1/images/generations", {"prompt": "a fox"}).status_code == 200
+    finally:
+        nginx.stop()
