@@ -226,7 +226,10 @@ def _admission(env: Mapping[str, str]) -> tuple[int, int, float]:
     """GUNICORN_THREADS, GENERATION_RESERVE and KEY_SHARE (web/admission.py uses them): at least
     one thread must be left for generations, and a share is a fraction of them."""
     threads = number(env, "GUNICORN_THREADS", DEFAULT.threads)
-    reserve = number(env, "GENERATION_RESERVE", DEFAULT.generation_reserve)
+    # Unset: 8, or a quarter of fewer threads (0 below 4: generations may then take every one).
+    reserve = number(
+        env, "GENERATION_RESERVE", min(DEFAULT.generation_reserve, threads // 4), int, 0
+    )
     if reserve >= threads:
         raise SettingsError(
             f"GENERATION_RESERVE ({reserve}) must be less than GUNICORN_THREADS ({threads}): "
