@@ -121,6 +121,28 @@ class RateLimited:
 
 
 @dataclass(frozen=True)
+class Shed:
+    """A generation refused at admission (web/admission.py), before anything was read or paid:
+    503 with Retry-After. `reason`: "capacity" (every generation thread of this worker is
+    held) or "key_share" (its key holds its share of them while other keys are configured)."""
+
+    reason: str
+    key: str  # the API key's name, never the key
+    in_flight: int  # generations this worker held when it refused
+    capacity: int  # the most it holds (GUNICORN_THREADS - GENERATION_RESERVE)
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class GenerationsInFlight:
+    """A worker's count of generations in flight changed (one admitted, or one released:
+    answered, failed, or its client gone)."""
+
+    in_flight: int
+    capacity: int
+
+
+@dataclass(frozen=True)
 class StreamOpened:
     """A chat reply began to stream (its first frame is going out) while its image is made."""
 
@@ -164,6 +186,8 @@ Event = (
     | ImagesEvicted
     | StoreFailed
     | RateLimited
+    | Shed
+    | GenerationsInFlight
     | StreamOpened
     | StreamClosed
     | RequestDone

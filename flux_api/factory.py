@@ -12,7 +12,7 @@ from flask_cors import CORS
 from flux_api.config.environment import exit_cannot_start
 from flux_api.config.settings import SettingsError, load_settings
 from flux_api.services import build_services
-from flux_api.web import auth, handlers, logs, metrics_view, page_security, usage_views
+from flux_api.web import admission, auth, handlers, logs, metrics_view, page_security, usage_views
 from flux_api.web import image_views as images_api
 from flux_api.web import views as api
 from flux_api.web.image_files import ImageFiles
@@ -49,10 +49,18 @@ def create_app(
     app.register_blueprint(images_api.bp)
     app.register_blueprint(usage_views.bp)
     app.register_blueprint(metrics_view.bp)
-    # Stored images are answered before Flask's request machinery (see image_files).
+    # Generations beyond what a worker holds are shed, and stored images are answered, before
+    # Flask's request machinery (see admission and image_files).
+    capacity = settings.generation_capacity
+    slots = admission.GenerationSlots(
+        capacity, admission.key_limit(capacity, settings.key_share, len(services.api_keys))
+    )
+    admitted = admission.Admission(
+        app.wsgi_app, slots, services.api_keys, services.events, settings.cors_origins
+    )
     # Flask's documented way to wrap its WSGI app, which mypy takes for replacing a method.
     app.wsgi_app = ImageFiles(  # type: ignore[method-assign]
-        app.wsgi_app, services.store, settings.cors_origins, services.events
+        admitted, services.store, settings.cors_origins, services.events
     )
     return app
 

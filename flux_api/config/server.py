@@ -125,7 +125,7 @@ def load_server_config(environ: Mapping[str, str] | None = None) -> ServerConfig
     return ServerConfig(
         bind=bind,
         workers=number(env, "WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)),
-        threads=number(env, "GUNICORN_THREADS", 128),
+        threads=load_settings(env).threads,  # checked there against GENERATION_RESERVE
         timeout=number(env, "GUNICORN_TIMEOUT", max(180, graceful)),
         graceful_timeout=graceful,
         loglevel=loglevel,

@@ -78,6 +78,20 @@ class Settings:
     # Where alerts are POSTed ("": none); Slack's and Discord's URLs hold their secret.
     alert_webhook_url: str = field(default="", repr=False)
     alert_webhook_format: str = "json"
+    # Threads per gunicorn worker (GUNICORN_THREADS): what admission counts generations
+    # against. Read here, beside the reserve it must exceed; config/server.py hands it to gunicorn.
+    threads: int = 128
+    # Threads of each worker no generation may hold, kept for cheap requests (health checks,
+    # /v1/models, image fetches, the sheds themselves), so they never queue behind generations.
+    generation_reserve: int = 8
+    # The most of a worker's generation capacity one API key may hold when several keys are
+    # configured (1: no cap); beyond it the key's requests are shed, others still admitted.
+    key_share: float = 0.5
+
+    @property
+    def generation_capacity(self) -> int:
+        """Generations one worker holds at once: its threads less the reserve."""
+        return self.threads - self.generation_reserve
 
     @property
     def cloudflare_configured(self) -> bool:
@@ -208,6 +222,25 @@ def _alert_webhook(env: Mapping[str, str]) -> tuple[str, str]:
     return value, fmt
 
 
+def _admission(env: Mapping[str, str]) -> tuple[int, int, float]:
+    """GUNICORN_THREADS, GENERATION_RESERVE and KEY_SHARE (web/admission.py uses them): at least
+    one thread must be left for generations, and a share is a fraction of them."""
+    threads = number(env, "GUNICORN_THREADS", DEFAULT.threads)
+    # Unset: 8, or a quarter of fewer threads (0 below 4: generations may then take every one).
+    reserve = number(
+        env, "GENERATION_RESERVE", min(DEFAULT.generation_reserve, threads // 4), int, 0
+    )
+    if reserve >= threads:
+        raise SettingsError(
+            f"GENERATION_RESERVE ({reserve}) must be less than GUNICORN_THREADS ({threads}): "
+            "the threads left over are those that run generations."
+        )
+    share = number(env, "KEY_SHARE", DEFAULT.key_share, float, 0.01)
+    if share > 1:
+        raise SettingsError(f"KEY_SHARE must be a fraction from 0.01 to 1, not {share:g}.")
+    return threads, reserve, share
+
+
 DEFAULT = Settings()  # every default, written once: in the fields above
 
 
@@ -236,6 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
 
     keys = parse_api_keys(items(env, "API_KEY"))
+    threads, reserve, key_share = _admission(env)
     alert_url, alert_format = _alert_webhook(env)
     account_id, token = text(env, "CF_ACCOUNT_ID"), text(env, "CF_API_TOKEN")
     api_base = url(env, "CF_API_BASE", DEFAULT.cf_api_base)
@@ -280,4 +314,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cf_daily_neurons=number(env, "CF_DAILY_NEURONS", DEFAULT.cf_daily_neurons, int, 0),
         alert_webhook_url=alert_url,
         alert_webhook_format=alert_format,
+        threads=threads,
+        generation_reserve=reserve,
+        key_share=key_share,
     )

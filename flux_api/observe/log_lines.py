@@ -7,14 +7,21 @@ the loggers are named after what they tell of.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from urllib.parse import quote
 
 from flux_api.accounts.pool import utc
-from flux_api.events import AccountChanged, Event, Events, GenerationDone, RequestDone
+from flux_api.events import AccountChanged, Event, Events, GenerationDone, RequestDone, Shed
 
 generation_log = logging.getLogger("flux_api.generation")
 accounts_log = logging.getLogger("flux_api.accounts")
 access_log = logging.getLogger("flux_api.access")
+admission_log = logging.getLogger("flux_api.admission")
+# A burst may shed hundreds of requests a second, each with its own access line (status=503)
+# already: the shed line, a warning, is written at most this often per worker and says how
+# many were shed since the last one (the metrics count every one).
+SHED_LINE_INTERVAL = 1.0
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
@@ -29,6 +36,8 @@ def write(event: Event) -> None:
         _account(event)
     elif isinstance(event, RequestDone):
         _request(event)
+    elif isinstance(event, Shed):
+        _shed_lines.write(event)
 
 
 def _generation(event: GenerationDone) -> None:
@@ -75,3 +84,34 @@ def _request(event: RequestDone) -> None:
         event.request_id,
         event.key,
     )
+
+
+class _ShedLines:
+    """The shed line, at most once every SHED_LINE_INTERVAL: the first shed of a quiet spell is
+    logged at once, those after it are counted into the next line (`also_shed`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._unlogged = 0
+
+    def write(self, event: Shed) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._unlogged += 1
+                return
+            self._next = now + SHED_LINE_INTERVAL
+            unlogged, self._unlogged = self._unlogged, 0
+        admission_log.warning(
+            "shed reason=%s key=%s in_flight=%d capacity=%d retry_after=%d also_shed=%d",
+            event.reason,
+            event.key,
+            event.in_flight,
+            event.capacity,
+            event.retry_after,
+            unlogged,
+        )
+
+
+_shed_lines = _ShedLines()

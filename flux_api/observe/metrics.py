@@ -31,10 +31,12 @@ from flux_api.config.settings import Settings
 from flux_api.events import (
     Event,
     GenerationDone,
+    GenerationsInFlight,
     ImagesEvicted,
     OptimizerCall,
     RateLimited,
     RequestDone,
+    Shed,
     StreamClosed,
     StreamOpened,
     UpstreamCall,
@@ -145,6 +147,25 @@ STREAMS_HELD = Family(
     "gauge",
     "Chat replies streaming now while their image is made (every worker's, live ones only).",
 )
+SHED = Family(
+    "shed",
+    "counter",
+    "Generations refused at admission (503, Retry-After, nothing billed), by reason "
+    "(capacity: the worker's generation threads were all held; key_share: the key held its "
+    "share of them) and API key name.",
+    ("reason", "key"),
+)
+GENERATIONS_IN_FLIGHT = Family(
+    "generations_in_flight",
+    "gauge",
+    "Generations a worker holds now (one series per live worker, label pid).",
+)
+GENERATION_CAPACITY = Family(
+    "generation_capacity",
+    "gauge",
+    "The most generations a worker holds at once: GUNICORN_THREADS - GENERATION_RESERVE (one "
+    "series per live worker, label pid).",
+)
 COUNTED = (
     REQUESTS,
     GENERATIONS,
@@ -157,6 +178,9 @@ COUNTED = (
     EVICTED_IMAGES,
     EVICTED_BYTES,
     STREAMS_HELD,
+    SHED,
+    GENERATIONS_IN_FLIGHT,
+    GENERATION_CAPACITY,
 )
 
 # Read from the shared state when scraped.
@@ -253,6 +277,11 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",  # every live worker's, summed; a dead one's dropped
         )
+        self.shed = _counter(SHED, registry)
+        # Admission is per worker: each live worker's own series (label pid), a dead one's
+        # dropped; sum() them for the node.
+        self.in_flight = _worker_gauge(GENERATIONS_IN_FLIGHT, registry)
+        self.capacity = _worker_gauge(GENERATION_CAPACITY, registry)
 
     def count(self, event: Event) -> None:
         """The subscriber (events.Events): quick, as it runs in the thread that announces."""
@@ -277,6 +306,11 @@ class Metrics:
         elif isinstance(event, ImagesEvicted):
             self.evicted_images.inc(event.images)
             self.evicted_bytes.inc(event.bytes)
+        elif isinstance(event, Shed):
+            self.shed.labels(event.reason, event.key).inc()
+        elif isinstance(event, GenerationsInFlight):
+            self.in_flight.set(event.in_flight)
+            self.capacity.set(event.capacity)
         elif isinstance(event, StreamOpened):
             self.streams_held.inc()
         elif isinstance(event, StreamClosed):
@@ -360,6 +394,10 @@ def _histogram(family: Family, registry: CollectorRegistry) -> Histogram:
     return Histogram(
         family.full_name, family.help, family.labels, registry=registry, buckets=SECONDS_BUCKETS
     )
+
+
+def _worker_gauge(family: Family, registry: CollectorRegistry) -> Gauge:
+    return Gauge(family.full_name, family.help, registry=registry, multiprocess_mode="liveall")
 
 
 class _Both:

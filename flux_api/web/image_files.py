@@ -66,6 +66,19 @@ def _log_sent(
         logs.request_id.reset(token)
 
 
+def cors_headers(origin: str | None, origins: frozenset[str]) -> list[tuple[str, str]]:
+    """CORS for an answer made before Flask (and flask_cors): images carry no credentials, so
+    any origin may read them when CORS_ORIGINS is "*" (and caches keep one copy, with no
+    Vary); a shed (web/admission.py) is readable by the origins the API is."""
+    if "*" in origins:
+        allowed = [("Access-Control-Allow-Origin", "*")]
+    elif origin in origins:
+        allowed = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+    else:
+        return [("Vary", "Origin")]
+    return allowed + [("Access-Control-Expose-Headers", "X-Request-ID")]
+
+
 class ImageFiles:
     """WSGI middleware: serves stored images, passes every other request to `app`."""
 
@@ -75,7 +88,6 @@ class ImageFiles:
         self.app = app
         self.store = store
         self.events = events
-        self.any_origin = "*" in cors_origins
         self.origins = frozenset(cors_origins)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -94,7 +106,7 @@ class ImageFiles:
             return self.app(environ, start_response)
 
         rid = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
-        extra = [("X-Request-ID", rid), *self._cors(environ.get("HTTP_ORIGIN"))]
+        extra = [("X-Request-ID", rid), *cors_headers(environ.get("HTTP_ORIGIN"), self.origins)]
         body: Iterable[bytes]
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(key):
             opened.file.close()
@@ -126,14 +138,3 @@ class ImageFiles:
 
         body.close = close_and_log
         return body
-
-    def _cors(self, origin: str | None) -> list[tuple[str, str]]:
-        """CORS for a simple GET: images carry no credentials, so any origin may read them
-        when CORS_ORIGINS is "*" (and caches keep one copy, with no Vary)."""
-        if self.any_origin:
-            allowed = [("Access-Control-Allow-Origin", "*")]
-        elif origin in self.origins:
-            allowed = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-        else:
-            return [("Vary", "Origin")]
-        return allowed + [("Access-Control-Expose-Headers", "X-Request-ID")]

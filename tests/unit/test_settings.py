@@ -94,3 +94,29 @@ def test_edit_model_defaults_to_flux2_klein_4b_and_must_edit():
 )
 def test_edit_model_follows_image_models(image_models, edit_model):
     assert load_settings({"IMAGE_MODELS": image_models}).edit_model == edit_model
+
+
+@pytest.mark.parametrize(
+    "env, capacity",
+    [
+        ({}, 120),  # 128 threads, 8 kept for cheap requests
+        ({"GUNICORN_THREADS": "6"}, 5),  # a quarter of few threads kept
+        ({"GUNICORN_THREADS": "1"}, 1),  # none kept: the one thread runs generations
+        ({"GUNICORN_THREADS": "6", "GENERATION_RESERVE": "2"}, 4),
+    ],
+)
+def test_a_worker_holds_its_threads_less_the_reserve(env, capacity):
+    assert load_settings(env).generation_capacity == capacity
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"GUNICORN_THREADS": "4", "GENERATION_RESERVE": "4"}, "GENERATION_RESERVE (4) must be"),
+        ({"KEY_SHARE": "1.5"}, "KEY_SHARE must be a fraction"),
+        ({"KEY_SHARE": "0"}, "KEY_SHARE must be at least"),
+    ],
+)
+def test_admission_settings_are_checked(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(env)

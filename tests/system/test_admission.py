@@ -1,0 +1,183 @@
+"""Admission under the real gunicorn (one worker of 6 threads, 2 kept in reserve: 4 generations
+at once) and the fake Workers AI with latency: a generation beyond what the worker holds is
+shed at once, 503 + Retry-After + `x-should-retry: true`, without any Workers AI call; cheap
+requests still answer; a key beyond its share is shed while another key is admitted."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.support.metrics import Scrape
+from tests.support.nginx import Nginx
+from tests.support.programs import Gunicorn
+from tests.support.service import API_KEY
+
+SMALL = {"GUNICORN_THREADS": "6", "GENERATION_RESERVE": "2"}  # 4 generations at once
+ALICE = "sk-alice-0123456789abcdef"
+BOB = "sk-bob-0123456789abcdef"
+TWO_KEYS = {"API_KEY": f"alice:{ALICE}, bob:{BOB}", "KEY_SHARE": "0.5"}  # 2 each
+LATENCY = 3.0  # long enough for a test to act while generations are held
+
+
+def post(url: str, path: str, body: dict, key: str = API_KEY, **kwargs) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    return requests.post(url + path, json=body, headers=headers, timeout=30, **kwargs)
+
+
+def chat(url: str, key: str = API_KEY, stream: bool = False) -> requests.Response:
+    body = {"messages": [{"role": "user", "content": "a fox"}], "stream": stream}
+    response = post(url, "/v1/chat/completions", body, key, stream=stream)
+    if stream:
+        response.content  # read the whole stream: the generation is held till then
+    return response
+
+
+def generate(url: str, key: str = API_KEY) -> requests.Response:
+    return post(url, "/v1/images/generations", {"prompt": "a fox"}, key)
+
+
+def wait_for_calls(fake_ai, count: int) -> None:
+    """Until the fake has received `count` calls: the generations are held."""
+    deadline = time.monotonic() + 20
+    while len(fake_ai.calls) < count:
+        assert time.monotonic() < deadline, f"{len(fake_ai.calls)} calls, not {count}"
+        time.sleep(0.05)
+
+
+def hold(pool: ThreadPoolExecutor, fake_ai, *requests_: tuple) -> list[Future]:
+    """Start each (function, args...) in the background; return once all reached Workers AI."""
+    before = len(fake_ai.calls)
+    held = [pool.submit(*call) for call in requests_]
+    wait_for_calls(fake_ai, before + len(requests_))
+    return held
+
+
+def assert_shed(response: requests.Response, words: str) -> None:
+    assert response.status_code == 503
+    assert response.headers["x-should-retry"] == "true"
+    assert 1 <= int(response.headers["Retry-After"]) <= 5
+    assert response.headers["X-Request-ID"]
+    error = response.json()["error"]
+    assert error["code"] == "overloaded" and error["type"] == "api_error"
+    assert words in error["message"] and "Nothing was started or billed" in error["message"]
+
+
+@pytest.fixture
+def pool():
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        yield executor
+
+
+def test_beyond_capacity_a_generation_is_shed_at_once_and_cheap_requests_still_answer(
+    gunicorn, service_env, fake_ai, pool
+):
+    server = gunicorn({**service_env, **SMALL}, workers=1)
+    url = server.url
+    stored = generate(url).json()["data"][0]["url"]
+    fake_ai.latency = LATENCY
+    held = hold(
+        pool,
+        fake_ai,
+        (chat, url, API_KEY, True),
+        (chat, url, API_KEY, True),
+        (chat, url),
+        (generate, url),
+    )
+    calls = len(fake_ai.calls)
+
+    assert_shed(chat(url, stream=True), "at capacity")
+    assert_shed(generate(url), "at capacity")
+    assert len(fake_ai.calls) == calls  # nothing reached Workers AI
+    # The reserve answers everything else while every generation thread is held.
+    assert requests.get(url + "/healthz", timeout=10).status_code == 200
+    assert requests.get(stored, timeout=10).status_code == 200
+    models = requests.get(url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert models.status_code == 200
+    assert not any(future.done() for future in held)  # all still held meanwhile
+
+    assert [future.result().status_code for future in held] == [200] * 4
+    fake_ai.latency = 0.0
+    assert chat(url).status_code == 200  # the slots came back
+
+    assert "shed reason=capacity key=key-" in server.log
+    assert "status=503" in server.log
+    metrics = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {API_KEY}"})
+    scrape = Scrape(metrics.text)
+    assert scrape.sum("shed_total", reason="capacity") == 2
+    assert scrape.sum("generations_in_flight") == 0
+    assert scrape.sum("generation_capacity") == 4
+
+
+def test_a_key_beyond_its_share_is_shed_while_another_key_is_admitted(
+    gunicorn, service_env, fake_ai, pool
+):
+    server = gunicorn({**service_env, **SMALL, **TWO_KEYS}, workers=1)
+    url = server.url
+    fake_ai.latency = LATENCY
+    held = hold(pool, fake_ai, (chat, url, ALICE, True), (generate, url, ALICE))
+    calls = len(fake_ai.calls)
+
+    assert_shed(chat(url, ALICE), "its share (KEY_SHARE)")
+    assert len(fake_ai.calls) == calls
+    fake_ai.latency = 0.0
+    assert chat(url, BOB).status_code == 200  # bob's share is untouched
+    assert [future.result().status_code for future in held] == [200, 200]
+    assert chat(url, ALICE).status_code == 200  # alice's slots came back
+    assert "shed reason=key_share key=alice" in server.log
+
+
+def test_one_key_alone_may_use_the_whole_capacity(gunicorn, service_env, fake_ai, pool):
+    server = gunicorn({**service_env, **SMALL, "KEY_SHARE": "0.25"}, workers=1)
+    url = server.url
+    fake_ai.latency = LATENCY
+    held = hold(pool, fake_ai, *[(generate, url)] * 3)
+    fake_ai.latency = 0.0
+    assert generate(url).status_code == 200  # the fourth: the whole capacity, not a quarter
+    assert [future.result().status_code for future in held] == [200] * 3
+    assert "shed reason=" not in server.log
+
+
+def test_a_reserve_as_large_as_the_threads_stops_the_start_with_one_line(service_env, tmp_path):
+    env = {**service_env, "GUNICORN_THREADS": "4", "GENERATION_RESERVE": "4"}
+    process = Gunicorn(env, tmp_path, 1).run_until_exit()
+    assert process.returncode != 0
+    output = process.stdout + process.stderr
+    assert "GENERATION_RESERVE (4) must be less than GUNICORN_THREADS (4)" in output
+    assert "Traceback" not in output
+
+
+def test_the_shipped_nginx_site_sheds_beyond_its_limit_conn_with_the_same_answer(
+    gunicorn, service_env, fake_ai, pool, tmp_path
+):
+    server = gunicorn(service_env, workers=1)
+    nginx = Nginx(server.port, tmp_path / "nginx")
+    # The site's limit, set as its comment says (1 here: one generation held fills it).
+    subprocess.run(
+        ["sed", "-i", "s/limit_conn flux_generations 480;/limit_conn flux_generations 1;/"]
+        + [str(nginx.site)],
+        check=True,
+    )
+    nginx.start()
+    try:
+        fake_ai.latency = LATENCY
+        through = functools.partial(post, verify=nginx.cert)
+        held = pool.submit(through, nginx.url, "/v1/images/generations", {"prompt": "a fox"})
+        wait_for_calls(fake_ai, 1)
+        body = {"messages": [{"role": "user", "content": "a fox"}]}
+        for path, request in (("/v1/chat/completions", body), ("/v1/images/generations", {})):
+            shed = through(nginx.url, path, request)
+            assert_shed(shed, "at capacity")
+        assert len(fake_ai.calls) == 1  # nginx passed neither on
+        health = requests.get(nginx.url + "/healthz", verify=nginx.cert, timeout=10)
+        assert health.status_code == 200  # not a generation: not limited
+        assert held.result().status_code == 200
+        fake_ai.latency = 0.0
+        assert through(nginx.url, "/v1/images/generations", {"prompt": "a fox"}).status_code == 200
+    finally:
+        nginx.stop()

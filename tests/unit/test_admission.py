@@ -1,0 +1,199 @@
+"""Admission's counter and its WSGI layer: slots are counted exactly under threads, and always
+given back (the app raises, the server closes a stream its client left, the body ends); a leak
+would shed for ever. The real gunicorn and fakes: tests/system/test_admission.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from flux_api.config.api_keys import ApiKey
+from flux_api.events import Events, GenerationsInFlight, Shed
+from flux_api.web.admission import Admission, GenerationSlots, key_limit
+
+ALICE, BOB = ApiKey("alice", "sk-alice-0123456789abcdef"), ApiKey("bob", "sk-bob-0123456789abcdef")
+
+
+def test_slots_admit_up_to_capacity_then_shed_for_capacity():
+    slots = GenerationSlots(capacity=2, key_limit=2)
+    assert slots.take("alice") == (None, 1)
+    assert slots.take("bob") == (None, 2)
+    assert slots.take("carol") == ("capacity", 2)
+    slots.release("alice")
+    assert slots.take("carol") == (None, 2)
+
+
+def test_a_key_beyond_its_share_is_shed_while_another_is_admitted():
+    slots = GenerationSlots(capacity=4, key_limit=2)
+    assert [slots.take("alice")[0] for _ in range(3)] == [None, None, "key_share"]
+    assert slots.take("bob") == (None, 3)
+
+
+def test_key_limit_applies_only_with_several_keys():
+    assert key_limit(4, 0.5, keys=1) == 4
+    assert key_limit(4, 0.5, keys=2) == 2
+    assert key_limit(3, 0.1, keys=3) == 1  # never zero: every key may run one
+
+
+def test_a_release_without_a_take_does_not_go_below_zero():
+    slots = GenerationSlots(capacity=1, key_limit=1)
+    slots.release("alice")
+    assert slots.in_flight == 0
+    assert slots.take("alice") == (None, 1)
+    assert slots.take("alice") == ("capacity", 1)
+
+
+def test_slots_count_exactly_under_many_threads():
+    slots = GenerationSlots(capacity=50, key_limit=50)
+    admitted = []
+    start = threading.Barrier(8)
+
+    def churn():
+        start.wait()
+        for _ in range(2000):
+            refused, _ = slots.take("alice")
+            if refused is None:
+                admitted.append(1)
+                slots.release("alice")
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert slots.in_flight == 0 and slots.held_by("alice") == 0
+    assert len(admitted) > 0
+
+
+class Recorded:
+    """The events announced, and a WSGI app whose behaviour each test sets."""
+
+    def __init__(self):
+        self.events: list = []
+        self.hub = Events()
+        self.hub.subscribe(self.events.append)
+
+    def of(self, kind) -> list:
+        return [event for event in self.events if isinstance(event, kind)]
+
+
+def call(middleware, key: ApiKey | None = ALICE, path="/v1/chat/completions", method="POST"):
+    """The WSGI call as a server makes it: (status, headers, body iterable)."""
+    answer: dict = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"], answer["headers"] = status, dict(headers)
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path}
+    if key is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {key.secret}"
+    body = middleware(environ, start_response)
+    return answer, body
+
+
+def ok_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b"{}"]
+
+
+def admission(app, capacity=1, limit=1, keys=(ALICE, BOB)):
+    recorded = Recorded()
+    slots = GenerationSlots(capacity, limit)
+    return Admission(app, slots, keys, recorded.hub, ("*",)), slots, recorded
+
+
+def test_the_request_over_capacity_gets_a_503_that_says_to_retry_and_never_reaches_the_app():
+    reached = []
+
+    def app(environ, start_response):
+        reached.append(environ["PATH_INFO"])
+        return ok_app(environ, start_response)
+
+    middleware, slots, recorded = admission(app)
+    _, held = call(middleware)
+    answer, body = call(middleware, BOB, "/v1/images/generations")
+    assert reached == ["/v1/chat/completions"]
+    assert answer["status"].startswith("503")
+    assert answer["headers"]["x-should-retry"] == "true"
+    assert 2 <= int(answer["headers"]["Retry-After"]) <= 5
+    error = json.loads(b"".join(body))["error"]
+    assert error["code"] == "overloaded" and "retry after" in error["message"]
+    body.close()
+    assert recorded.of(Shed) == [
+        Shed("capacity", "bob", 1, 1, int(answer["headers"]["Retry-After"]))
+    ]
+    held.close()
+    assert slots.in_flight == 0
+
+
+def test_other_requests_and_unknown_keys_pass_without_a_slot():
+    middleware, slots, _ = admission(ok_app, capacity=1)
+    call(middleware)  # holds the only slot (never closed)
+    for method, path, key in (
+        ("GET", "/healthz", None),
+        ("GET", "/v1/models", ALICE),
+        ("POST", "/v1/chat/completions", None),  # Flask answers its 401
+        ("POST", "/v1/chat/completions", ApiKey("eve", "sk-not-a-configured-key-000")),
+    ):
+        answer, _ = call(middleware, key, path, method)
+        assert answer["status"] == "200 OK", (method, path)
+    assert slots.in_flight == 1
+
+
+def test_an_app_that_raises_gives_its_slot_back():
+    def broken(environ, start_response):
+        raise RuntimeError("a bug")
+
+    middleware, slots, recorded = admission(broken)
+    with pytest.raises(RuntimeError):
+        call(middleware)
+    assert slots.in_flight == 0
+    assert [event.in_flight for event in recorded.of(GenerationsInFlight)] == [1, 0]
+
+
+def test_a_stream_whose_client_leaves_mid_way_gives_its_slot_back():
+    closed = []
+
+    def stream(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+        def frames():
+            try:
+                while True:
+                    yield b"data: {}\n\n"
+            finally:
+                closed.append(True)
+
+        return frames()
+
+    middleware, slots, _ = admission(stream)
+    _, body = call(middleware)
+    frames = iter(body)
+    next(frames), next(frames)  # the client reads two frames, then the server's write fails
+    assert slots.in_flight == 1
+    body.close()  # what gunicorn does whatever ended the response
+    assert closed == [True] and slots.in_flight == 0
+    body.close()  # a second close gives nothing back twice
+    assert slots.in_flight == 0
+    assert call(middleware)[0]["status"] == "200 OK"
+
+
+def test_a_body_whose_close_fails_still_gives_its_slot_back():
+    class Failing:
+        def __iter__(self):
+            return iter([b"{}"])
+
+        def close(self):
+            raise OSError("gone")
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return Failing()
+
+    middleware, slots, _ = admission(app)
+    _, body = call(middleware)
+    with pytest.raises(OSError):
+        body.close()
+    assert slots.in_flight == 0
