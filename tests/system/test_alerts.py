@@ -104,7 +104,7 @@ def test_pool_thresholds_a_refused_token_and_a_parked_account(
     check_body(fmt, pool_80, "pool_80", None, "90 %", "CF_DAILY_NEURONS 10", "CF_ACCOUNTS")
     assert service.chat("a fox").status_code == 200  # 135 %
     pool_100 = receiver.wait_for(2)[1]
-    check_body(fmt, pool_100, "pool_100", None, "135 %", "429 until 00:00 UTC")
+    check_body(fmt, pool_100, "pool_100", None, "135 %", "Cloudflare will soon refuse calls")
 
     fake_ai.accounts[ACCOUNT_ID] = "cf-token-SECRET-changed"  # the service's token is now wrong
     assert service.chat("a fox").status_code == 502
@@ -172,7 +172,7 @@ def test_the_same_alert_in_two_gunicorn_workers_is_one_message(
     server = gunicorn({**service_env, **alert_env(receiver)}, workers=2)
     wait_for_both_workers(server)  # each has opened the store before it breaks
     break_the_store(service_env["DATA_DIR"])
-    suppressed = "store_unusable|- not sent: another worker or node sent it"
+    suppressed = "store_unusable|- not sent: another worker or node has claimed it"
 
     def chat(_):
         return Service(server.url).chat("a fox").status_code
@@ -228,7 +228,7 @@ def test_redis_away_two_nodes_on_one_data_dir_send_one_message(
     [store] = receiver.wait_for(1)
     check_body("json", store, "store_unusable", None, "Check REDIS_URL")
     assert len(receiver.wait_for(2, seconds=1.0)) == 1
-    assert "store_unusable|- not sent: another worker or node sent it" in caplog.text
+    assert "store_unusable|- not sent: another worker or node has claimed it" in caplog.text
     assert "alerts-test-password" not in service_log(caplog)
     assert HOOK_SECRET not in service_log(caplog)
 
