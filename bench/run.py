@@ -165,6 +165,11 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.6)
     parser.add_argument("--fetch-seconds", type=int, default=15)
     parser.add_argument(
+        "--usage-off",
+        action="store_true",
+        help="add a 1:1 run of the app without the usage ledger and metrics (bench/variants.py)",
+    )
+    parser.add_argument(
         "--nodes",
         type=int,
         default=1,
@@ -215,6 +220,23 @@ def run_all(workdir: Path, args) -> tuple[dict, float, dict]:
             fetches = fetch_runs(app, workdir, key, args.fetch_seconds)
         finally:
             app.stop()
+        if args.usage_off:
+            bare = Gunicorn(app_env(upstream.url, workdir / "bare"), workdir, workers=_workers())
+            bare.start("bench.variants:without_usage()")
+            try:
+                url = f"{bare.url}/v1/chat/completions"
+                results["app 1:1, no ledger/metrics"] = measured(
+                    bare, url, args, chat_body("a lighthouse at dawn")
+                )
+            finally:
+                bare.stop()
+            # the ideal again, so that the run's two ends can be compared (the machine is shared)
+            ideal = Gunicorn(ideal_env, workdir, workers=_workers()).start("bench.ideal:app")
+            try:
+                url = f"{ideal.url}/v1/chat/completions"
+                results["ideal, again"] = measured(ideal, url, args, chat_body("a lighthouse"))
+            finally:
+                ideal.stop()
     return results, memory, fetches
 
 
@@ -261,9 +283,9 @@ def app_env(upstream_url: str, data_dir: Path, **extra: str) -> dict:
 
 
 @contextmanager
-def fake_upstream(workdir: Path, args):
+def fake_upstream(workdir: Path, args, threads: int = 600):
     """The fake Workers AI in a gunicorn process of its own: keep-alive like Cloudflare, and its
-    CPU apart from the app's process group."""
+    CPU apart from the app's process group; `threads` requests held at once."""
     port = free_port()
     env = {
         **os.environ,
@@ -279,7 +301,7 @@ def fake_upstream(workdir: Path, args):
         "-k",
         "gthread",
         "--threads",
-        "600",
+        str(threads),
         "-w",
         "1",
         "-b",
@@ -290,7 +312,7 @@ def fake_upstream(workdir: Path, args):
         "--keep-alive",  # like a real API: idle connections stay open (gunicorn's default is 2 s)
         "75",
         "--worker-connections",
-        "2000",
+        str(max(2000, threads + 100)),
         "tests.support.fakes.workers_ai:bench_app()",
     ]
     process = subprocess.Popen(command, cwd=workdir, env=env)

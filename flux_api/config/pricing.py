@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from flux_api.config.models import find_model
 
@@ -149,6 +150,9 @@ def megapixels(width: int, height: int) -> int:
     return max(1, math.ceil(width * height / MEGAPIXEL))
 
 
+# The prices are constants: the ledger asks this for each Workers AI call, mostly with the same
+# few arguments (1 % of a worker's CPU under bench/run.py before it was remembered).
+@lru_cache(maxsize=512)
 def estimated_neurons(
     model_id: str, width: int, height: int, steps: int | None, input_images: int = 0
 ) -> float | None:

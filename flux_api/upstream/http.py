@@ -51,7 +51,11 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            # Wake the thread only when this call is now the first due: it sleeps until the
+            # first one's time, which is no later than any other's. Calls made later mostly
+            # fall due later, so most add no wake-up (each was a thread switch per call).
+            if self._due[0] is entry:
+                self._wake.notify()
         return lambda: entry.__setitem__(2, None)
 
     def _run(self) -> None:
