@@ -11,6 +11,7 @@ from flask_cors import CORS
 
 from flux_api.config.environment import exit_cannot_start
 from flux_api.config.settings import SettingsError, load_settings
+from flux_api.events import GenerationsInFlight
 from flux_api.services import build_services
 from flux_api.web import admission, auth, handlers, logs, metrics_view, page_security, usage_views
 from flux_api.web import image_views as images_api
@@ -40,7 +41,13 @@ def create_app(
     app.url_map.merge_slashes = False
     services = app.extensions["flux_api"] = build_services(settings, clock, check_connections)
 
-    CORS(app, origins=list(settings.cors_origins), max_age=86400, expose_headers=["X-Request-ID"])
+    # Retry-After too: a browser client of a 429 or a shed 503 must read when to come back.
+    CORS(
+        app,
+        origins=list(settings.cors_origins),
+        max_age=86400,
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
     logs.init_app(app, services.events)  # first, so every later hook and error has a request id
     auth.init_app(app, services.api_keys, services.created_key_at, settings.metrics_key)
     handlers.init_app(app)
@@ -53,7 +60,9 @@ def create_app(
     # Flask's request machinery (see admission and image_files).
     capacity = settings.generation_capacity
     slots = admission.GenerationSlots(
-        capacity, admission.key_limit(capacity, settings.key_share, len(services.api_keys))
+        capacity,
+        admission.key_limit(capacity, settings.key_share, len(services.api_keys)),
+        lambda in_flight: services.events.announce(GenerationsInFlight(in_flight, capacity)),
     )
     admitted = admission.Admission(
         app.wsgi_app, slots, services.api_keys, services.events, settings.cors_origins

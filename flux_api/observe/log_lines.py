@@ -12,7 +12,15 @@ import time
 from urllib.parse import quote
 
 from flux_api.accounts.pool import utc
-from flux_api.events import AccountChanged, Event, Events, GenerationDone, RequestDone, Shed
+from flux_api.events import (
+    AccountChanged,
+    Event,
+    Events,
+    GenerationDone,
+    GenerationsInFlight,
+    RequestDone,
+    Shed,
+)
 
 generation_log = logging.getLogger("flux_api.generation")
 accounts_log = logging.getLogger("flux_api.accounts")
@@ -38,6 +46,8 @@ def write(event: Event) -> None:
         _request(event)
     elif isinstance(event, Shed):
         _shed_lines.write(event)
+    elif isinstance(event, GenerationsInFlight):
+        _shed_lines.flush()
 
 
 def _generation(event: GenerationDone) -> None:
@@ -88,7 +98,9 @@ def _request(event: RequestDone) -> None:
 
 class _ShedLines:
     """The shed line, at most once every SHED_LINE_INTERVAL: the first shed of a quiet spell is
-    logged at once, those after it are counted into the next line (`also_shed`)."""
+    logged at once, those after it are counted into the next line (`also_shed`), or, when no
+    shed comes after them, into a line of their own at the next admitted or finished
+    generation (so that a burst's tail is told while it is news, not with the next burst)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -112,6 +124,15 @@ class _ShedLines:
             event.retry_after,
             unlogged,
         )
+
+    def flush(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not self._unlogged or now < self._next:
+                return
+            self._next = now + SHED_LINE_INTERVAL
+            unlogged, self._unlogged = self._unlogged, 0
+        admission_log.warning("shed also_shed=%d (since the last shed line)", unlogged)
 
 
 _shed_lines = _ShedLines()

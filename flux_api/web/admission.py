@@ -39,7 +39,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from flux_api.config.api_keys import ApiKey
 from flux_api.errors import APIError
-from flux_api.events import Events, GenerationsInFlight, Shed
+from flux_api.events import Events, Shed
 from flux_api.web import logs
 from flux_api.web.auth import matching_key
 from flux_api.web.image_files import cors_headers
@@ -59,9 +59,12 @@ CAPACITY, KEY_SHARE = "capacity", "key_share"  # why a request was shed (Shed.re
 class GenerationSlots:
     """The generations one worker holds, in all and by key; thread-safe."""
 
-    def __init__(self, capacity: int, key_limit: int):
+    def __init__(self, capacity: int, key_limit: int, changed: Callable[[int], None] | None = None):
+        """`changed`: told the generations in flight after each change, under the lock, so
+        that what it is told arrives in order (a gauge set out of order would stay wrong)."""
         self.capacity = capacity
         self.key_limit = key_limit
+        self._changed = changed or (lambda in_flight: None)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._by_key: dict[str, int] = {}
@@ -84,6 +87,7 @@ class GenerationSlots:
                 return KEY_SHARE, self._in_flight
             self._by_key[key] = held + 1
             self._in_flight += 1
+            self._changed(self._in_flight)
             return None, self._in_flight
 
     def release(self, key: str) -> int:
@@ -97,6 +101,7 @@ class GenerationSlots:
             else:
                 self._by_key[key] = held - 1
             self._in_flight -= 1
+            self._changed(self._in_flight)
             return self._in_flight
 
 
@@ -155,8 +160,10 @@ class Admission:
         refused, in_flight = self.slots.take(key.name)
         if refused is not None:
             return self._shed(environ, start_response, key.name, refused, in_flight)
-        self.events.announce(GenerationsInFlight(in_flight, self.slots.capacity))
-        release = lambda: self._release(key.name)  # noqa: E731
+
+        def release() -> None:
+            self.slots.release(key.name)
+
         try:
             body = self.app(environ, start_response)
         except BaseException:
@@ -169,10 +176,6 @@ class Admission:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         return matching_key(token.strip(), self.keys)
-
-    def _release(self, key: str) -> None:
-        in_flight = self.slots.release(key)
-        self.events.announce(GenerationsInFlight(in_flight, self.slots.capacity))
 
     def _shed(
         self, environ: dict, start_response: Callable, key: str, reason: str, in_flight: int

@@ -76,7 +76,7 @@ def cors_headers(origin: str | None, origins: frozenset[str]) -> list[tuple[str,
         allowed = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
     else:
         return [("Vary", "Origin")]
-    return allowed + [("Access-Control-Expose-Headers", "X-Request-ID")]
+    return allowed + [("Access-Control-Expose-Headers", "X-Request-ID, Retry-After")]
 
 
 class ImageFiles:

@@ -5,13 +5,16 @@ would shed for ever. The real gunicorn and fakes: tests/system/test_admission.py
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
 
 from flux_api.config.api_keys import ApiKey
 from flux_api.events import Events, GenerationsInFlight, Shed
+from flux_api.observe import log_lines
 from flux_api.web.admission import Admission, GenerationSlots, key_limit
+from flux_api.web.image_files import cors_headers
 
 ALICE, BOB = ApiKey("alice", "sk-alice-0123456789abcdef"), ApiKey("bob", "sk-bob-0123456789abcdef")
 
@@ -43,6 +46,28 @@ def test_a_release_without_a_take_does_not_go_below_zero():
     assert slots.in_flight == 0
     assert slots.take("alice") == (None, 1)
     assert slots.take("alice") == ("capacity", 1)
+
+
+def test_the_counts_told_arrive_in_order_under_many_threads():
+    """Told under the lock: each differs from the one before by one, and the last is the true
+    count (a gauge set out of order would stay wrong once the burst is over)."""
+    told: list[int] = []
+    slots = GenerationSlots(capacity=8, key_limit=8, changed=told.append)
+    start = threading.Barrier(8)
+
+    def churn():
+        start.wait()
+        for _ in range(500):
+            if slots.take("alice")[0] is None:
+                slots.release("alice")
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert told[-1] == slots.in_flight == 0
+    assert all(abs(now - before) == 1 for before, now in zip([0, *told], told))
 
 
 def test_slots_count_exactly_under_many_threads():
@@ -100,7 +125,9 @@ def ok_app(environ, start_response):
 
 def admission(app, capacity=1, limit=1, keys=(ALICE, BOB)):
     recorded = Recorded()
-    slots = GenerationSlots(capacity, limit)
+    slots = GenerationSlots(
+        capacity, limit, lambda n: recorded.hub.announce(GenerationsInFlight(n, capacity))
+    )
     return Admission(app, slots, keys, recorded.hub, ("*",)), slots, recorded
 
 
@@ -197,3 +224,22 @@ def test_a_body_whose_close_fails_still_gives_its_slot_back():
     with pytest.raises(OSError):
         body.close()
     assert slots.in_flight == 0
+
+
+def test_a_bursts_tail_of_sheds_is_told_at_the_next_admitted_generation(caplog):
+    """Sheds counted into the next shed line are not held until the next burst."""
+    caplog.set_level(logging.WARNING, "flux_api")
+    hub = Events()
+    log_lines.subscribe(hub)
+    for _ in range(3):  # one line at once, two counted for the next
+        hub.announce(Shed("capacity", "alice", 1, 1, 3))
+    hub.announce(GenerationsInFlight(0, 1))  # within the line interval: not yet
+    assert len(caplog.records) == 1
+    log_lines._shed_lines._next = 0.0  # the interval has passed
+    hub.announce(GenerationsInFlight(1, 1))
+    assert "shed also_shed=2 (since the last shed line)" in caplog.text
+
+
+def test_a_browser_may_read_retry_after_on_answers_made_before_flask():
+    exposed = dict(cors_headers("https://app.example", frozenset({"https://app.example"})))
+    assert "Retry-After" in exposed["Access-Control-Expose-Headers"]

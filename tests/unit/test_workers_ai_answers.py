@@ -58,8 +58,19 @@ def test_every_shape_of_a_success_gives_the_image(body):
         (json.dumps(envelope({"image": base64.b64encode(IMAGE[:-40]).decode()})).encode(), "cut"),
         (b'{"result": {"image": "' + B64.encode(), "unreadable"),  # cut off in the string
         (json.dumps(envelope({"image": B64}))[:-1].encode(), "unreadable"),  # cut off after it
+        # an image nested before an empty result's: the nested one is not the answer's
+        (json.dumps(envelope({"meta": {"image": B64}, "image": ""})).encode(), "not a"),
     ],
-    ids=["bad-base64", "not-a-string", "no-image", "not-an-image", "cut-image", "cut-in", "cut"],
+    ids=[
+        "bad-base64",
+        "not-a-string",
+        "no-image",
+        "not-an-image",
+        "cut-image",
+        "cut-in",
+        "cut",
+        "nested-image",
+    ],
 )
 def test_a_bad_success_is_a_bad_response(body, message):
     with pytest.raises(BadResponse, match=message):

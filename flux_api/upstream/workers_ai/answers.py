@@ -72,6 +72,8 @@ def _image_cut_out(content: bytes) -> tuple[dict, bytes] | None:
     end = content.find(b'"', start)
     if end < 0 or content.find(b"\\", start, end) >= 0:
         return None
+    if _IMAGE_STRING.search(content, end) is not None:
+        return None  # another "image" key: which one is the result's, only a parse can tell
     envelope = _json_or_none(content[:start] + content[end:])
     if envelope is None:
         return None
