@@ -76,6 +76,10 @@ class _Shared:
     usage: UsageBook
     api_keys: tuple[ApiKey, ...]
     created_key_at: str | None
+    # The alerts' claims (who sends), opened in the thread that sends; with Redis, the node's
+    # own under DATA_DIR come second (Redis away, each node still sends once).
+    alert_claims: Callable[[], AlertClaims]
+    node_alert_claims: Callable[[], AlertClaims] | None
 
 
 def _opened(what: str, path: Path, make: Callable[[Path], T], note: str = "") -> T:
@@ -109,6 +113,8 @@ def _on_disk(settings: Settings, events: Events) -> _Shared:
         usage,
         keys,
         created_at,
+        lambda: DiskAlertClaims(settings.data_dir / "alerts"),
+        None,
     )
 
 
@@ -153,26 +159,19 @@ def _in_redis(settings: Settings, check: bool, events: Events) -> _Shared:
     )
     account_states, usage = _records_in_redis(client)
     return _Shared(
-        store, account_states, lambda: RedisWindows(client), usage, settings.api_keys, None
+        store,
+        account_states,
+        lambda: RedisWindows(client),
+        usage,
+        settings.api_keys,
+        None,
+        lambda: RedisAlertClaims(client),
+        lambda: DiskAlertClaims(settings.data_dir / "alerts"),
     )
 
 
 def _records_in_redis(client: redis.Redis) -> tuple[RedisAccountStates, RedisUsageBook]:
     return RedisAccountStates(client), RedisUsageBook(client)
-
-
-def _alert_claims(
-    settings: Settings,
-) -> tuple[Callable[[], AlertClaims], Callable[[], AlertClaims] | None]:
-    """Opens the alerts' claims in the process and thread that send them: a connection of
-    their own (made in a gunicorn worker, not in the master that forks it). With Redis, the
-    node's claims under DATA_DIR come second: Redis away, each node still sends once."""
-    on_disk = lambda: DiskAlertClaims(settings.data_dir / "alerts")  # noqa: E731
-    if settings.redis_url:
-        return lambda: RedisAlertClaims(
-            redis_link.connect(settings.redis_url, check=False)
-        ), on_disk
-    return on_disk, None
 
 
 def build_services(
@@ -192,7 +191,9 @@ def build_services(
     metrics = Metrics(pool, shared.store, settings, ledger.neurons_today)
     events.subscribe(metrics.count)
     if settings.alert_webhook_url:
-        events.subscribe(alerts.from_settings(settings, ledger, *_alert_claims(settings)))
+        events.subscribe(
+            alerts.from_settings(settings, ledger, shared.alert_claims, shared.node_alert_claims)
+        )
     workers_ai = WorkersAIClient(
         settings.workers_ai_url if settings.cloudflare_configured else "",
         pool,

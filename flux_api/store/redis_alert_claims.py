@@ -30,4 +30,4 @@ class RedisAlertClaims:
             raise ClaimsUnavailable(type(exc).__name__) from exc
 
     def close(self) -> None:
-        self._redis.close()
+        pass  # the client is the service's own (services.py), closed with the store
