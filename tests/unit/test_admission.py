@@ -48,48 +48,42 @@ def test_a_release_without_a_take_does_not_go_below_zero():
     assert slots.take("alice") == ("capacity", 1)
 
 
+def churn(slots: GenerationSlots, rounds: int, threads: int = 8) -> int:
+    """`threads` threads at once each take and give back a slot `rounds` times; how many
+    takes were admitted."""
+    admitted = []
+    start = threading.Barrier(threads)
+
+    def run():
+        start.wait()
+        for _ in range(rounds):
+            if slots.take("alice")[0] is None:
+                admitted.append(1)
+                slots.release("alice")
+
+    running = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return len(admitted)
+
+
 def test_the_counts_told_arrive_in_order_under_many_threads():
     """Told under the lock: each differs from the one before by one, and the last is the true
     count (a gauge set out of order would stay wrong once the burst is over)."""
     told: list[int] = []
     slots = GenerationSlots(capacity=8, key_limit=8, changed=told.append)
-    start = threading.Barrier(8)
-
-    def churn():
-        start.wait()
-        for _ in range(500):
-            if slots.take("alice")[0] is None:
-                slots.release("alice")
-
-    threads = [threading.Thread(target=churn) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    churn(slots, rounds=500)
     assert told[-1] == slots.in_flight == 0
     assert all(abs(now - before) == 1 for before, now in zip([0, *told], told))
 
 
 def test_slots_count_exactly_under_many_threads():
     slots = GenerationSlots(capacity=50, key_limit=50)
-    admitted = []
-    start = threading.Barrier(8)
-
-    def churn():
-        start.wait()
-        for _ in range(2000):
-            refused, _ = slots.take("alice")
-            if refused is None:
-                admitted.append(1)
-                slots.release("alice")
-
-    threads = [threading.Thread(target=churn) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    admitted = churn(slots, rounds=2000)
     assert slots.in_flight == 0 and slots.held_by("alice") == 0
-    assert len(admitted) > 0
+    assert admitted > 0
 
 
 class Recorded:
