@@ -41,7 +41,7 @@ from flux_api.config.api_keys import ApiKey
 from flux_api.errors import APIError
 from flux_api.events import Events, Shed
 from flux_api.web import logs
-from flux_api.web.auth import matching_key
+from flux_api.web.auth import bearer_token, matching_key
 from flux_api.web.image_files import cors_headers
 
 # The requests that hold a thread for a generation (a chat answered in text holds one for the
@@ -172,10 +172,8 @@ class Admission:
         return _Held(body, release)
 
     def _key(self, authorization: str) -> ApiKey | None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return matching_key(token.strip(), self.keys)
+        token = bearer_token(authorization)
+        return None if token is None else matching_key(token, self.keys)
 
     def _shed(
         self, environ: dict, start_response: Callable, key: str, reason: str, in_flight: int

@@ -42,11 +42,18 @@ def matching_key(token: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
     return matched
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None without one."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 def presents_key(keys: tuple[ApiKey, ...]) -> bool:
     """Whether this request carries a valid key (for open paths that show more to the operator)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    valid = scheme.lower() == "bearer" and bool(token.strip())
-    return valid and matching_key(token.strip(), keys) is not None
+    token = bearer_token(request.headers.get("Authorization", ""))
+    return token is not None and matching_key(token, keys) is not None
 
 
 def sees_everyone() -> bool:
@@ -77,15 +84,14 @@ def init_app(
         method = request.method
         if method == "OPTIONS" or request.endpoint is None or _is_public(method, request.path):
             return None
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request.headers.get("Authorization", ""))
+        if token is None:
             raise APIError(
                 401,
                 "Missing API key: send the header `Authorization: Bearer <API_KEY>`." + where,
                 code="invalid_api_key",
                 should_retry=False,
             )
-        token = token.strip()
         key = matching_key(token, keys)
         reader = bool(metrics_key) and hmac.compare_digest(token.encode(), metrics_key.encode())
         if reader and request.path in READER_PATHS:
