@@ -298,8 +298,10 @@ def fake_upstream(workdir: Path, args, threads: int = 600):
         sys.executable,
         "-m",
         "gunicorn",
+        # The service's worker, for its threads made before the first request: a real API's
+        # servers are not on this machine's cores, so neither should the fake's start-up be.
         "-k",
-        "gthread",
+        "flux_api.server.worker.GuardedThreadWorker",
         "--threads",
         str(threads),
         "-w",

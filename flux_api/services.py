@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +38,7 @@ from flux_api.store.redis_alert_claims import RedisAlertClaims
 from flux_api.store.redis_images import RedisImageStore
 from flux_api.store.redis_usage import RedisUsageBook
 from flux_api.store.usage import DiskUsageBook, UsageBook
+from flux_api.threads import prestart
 from flux_api.upstream.optimizer import OptimizerClient
 from flux_api.upstream.workers_ai.client import WorkersAIClient
 
@@ -55,6 +57,24 @@ class Services:
     rate_limiter: RateLimiter | None = None
     # Where the key created when API_KEY is not set can be read (said in a 401), or None.
     created_key_at: str | None = None
+    # Open a request thread's own connections to what every generation reads before its
+    # first byte (see prestart_threads).
+    warmers: tuple[Callable[[], None], ...] = ()
+
+    def prestart_threads(self, request_pool: ThreadPoolExecutor, threads: int) -> None:
+        """Make gunicorn's worker's `threads` request threads and the streams' generation
+        threads now, so a burst's first requests do not (flux_api/threads.py). Each request
+        thread also opens its own SQLite connections to the account record and the rate
+        limit's counters under DATA_DIR, read before any answer; the rest (the image store,
+        the ledger) are opened when first used: ~115 KiB each, they would hold ~0.5 GiB at
+        rest with the default threads, and are not needed before a stream's first line."""
+
+        def warm() -> None:
+            for open_connection in self.warmers:
+                open_connection()
+
+        prestart(request_pool, threads, warm)
+        self.pipeline.prestart(self.settings.generation_capacity)
 
     def close(self) -> None:
         """Let go of files and connections (gunicorn's master, before it forks workers)."""
@@ -80,6 +100,7 @@ class _Shared:
     # own under DATA_DIR come second (Redis away, each node still sends once).
     alert_claims: Callable[[], AlertClaims]
     node_alert_claims: Callable[[], AlertClaims] | None
+    warmers: tuple[Callable[[], None], ...] = ()
 
 
 def _opened(what: str, path: Path, make: Callable[[Path], T], note: str = "") -> T:
@@ -115,6 +136,7 @@ def _on_disk(settings: Settings, events: Events) -> _Shared:
         created_at,
         lambda: DiskAlertClaims(settings.data_dir / "alerts"),
         None,
+        (account_states.warm,),
     )
 
 
@@ -213,9 +235,10 @@ def build_services(
             events=events,
         )
     pipeline = Pipeline(settings, workers_ai, shared.store, optimizer, events)
-    limiter = None
+    limiter, warmers = None, shared.warmers
     if settings.rate_limit is not None or any(key.own_limit for key in shared.api_keys):
         limiter = RateLimiter(shared.windows(), settings.rate_limit, events)
+        warmers += (limiter.warm,)
     memory = ImageMemory(settings.image_memory_mb * 1024 * 1024)
     return Services(
         settings,
@@ -229,4 +252,5 @@ def build_services(
         metrics,
         limiter,
         shared.created_key_at,
+        warmers,
     )

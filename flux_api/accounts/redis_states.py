@@ -57,6 +57,9 @@ class RedisWindows:
             )
         return int(count)
 
+    def warm(self) -> None:
+        """Nothing to open per thread: the Redis client's connections are shared."""
+
     def close(self) -> None:
         pass
 

@@ -138,6 +138,10 @@ class FileAccountStates:
         self._memory = {}
         return self._memory
 
+    def warm(self) -> None:
+        """Open this thread's SQLite connection now (diskcache keeps one per thread)."""
+        self._cache.get("warm-up")
+
     def close(self) -> None:
         self._cache.close()
         self._lock.close()

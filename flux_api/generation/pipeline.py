@@ -29,6 +29,7 @@ from flux_api.generation.sizes import parse_ratio, size_for_ratio, upstream_size
 from flux_api.generation.stages import StageClock
 from flux_api.imaging.pictures import convert, fit, image_bytes, image_size
 from flux_api.store.images import ImageStore, failures_announced
+from flux_api.threads import prestart
 from flux_api.upstream.optimizer import OptimizerClient, OptimizerError
 from flux_api.upstream.workers_ai.client import WorkersAIClient
 from flux_api.upstream.workers_ai.errors import BadResponse, NotConfigured, QuotaExceeded
@@ -36,6 +37,9 @@ from flux_api.upstream.workers_ai.errors import BadResponse, NotConfigured, Quot
 log = logging.getLogger(__name__)
 
 ORIGINAL_PROMPT = "Original Prompt"
+# Streams run their generation on a thread of their own: at most this many at once per worker
+# (GUNICORN_THREADS less GENERATION_RESERVE is far below it by default).
+BACKGROUND_THREADS = 256
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,13 @@ class Pipeline:
         # Streams run their generation here so the request thread can send keep-alives. A pool
         # (threads made on demand, then reused) keeps each thread's upstream sessions warm.
         # The default pool size (cores + 4) would queue streams, so allow many more.
-        self._background = ThreadPoolExecutor(max_workers=256, thread_name_prefix="generation")
+        self._background = ThreadPoolExecutor(
+            max_workers=BACKGROUND_THREADS, thread_name_prefix="generation"
+        )
+
+    def prestart(self, threads: int) -> None:
+        """Make `threads` of the streams' generation threads now (flux_api/threads.py)."""
+        prestart(self._background, min(threads, BACKGROUND_THREADS))
 
     def _submit(self, fn, *args):
         """Run `fn` on the pool with this thread's context (the request id goes along)."""

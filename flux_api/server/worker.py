@@ -28,6 +28,7 @@ from collections import deque
 from gunicorn.workers import gthread
 
 from flux_api.server.client_socket import IO_TIMEOUT, GuardedSocket
+from flux_api.threads import prestart
 
 log = logging.getLogger("gunicorn.error")
 
@@ -80,6 +81,17 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         if self.cfg.is_ssl:
             self.log.warning("TLS in gunicorn: slow-client guards are off (end TLS in nginx)")
         super().init_process()
+
+    def run(self):
+        """Make every request thread (and the app's stream threads) before taking the first
+        connection: made on demand instead, they cost a burst's first requests most of their
+        first second (flux_api/threads.py)."""
+        services = getattr(self.wsgi, "extensions", {}).get("flux_api")
+        if services is None:  # another app on this worker (the bench's ideal proxy)
+            prestart(self.tpool, self.cfg.threads)
+        else:
+            services.prestart_threads(self.tpool, self.cfg.threads)
+        super().run()
 
     def handle_exit(self, sig, frame):
         """SIGTERM (a stop, or the old workers of a reload): besides finishing what is in

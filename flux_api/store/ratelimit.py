@@ -60,6 +60,10 @@ class DiskWindows:
         self._counts.set(counter, amount)
         return amount
 
+    def warm(self) -> None:
+        """Open this thread's SQLite connection now (diskcache keeps one per thread)."""
+        self._counts.get("warm-up")
+
     def close(self) -> None:
         self._counts.close()
         self._write_lock.close()
@@ -101,6 +105,9 @@ class RateLimiter:
                 code="rate_limit_exceeded",
                 extra_headers={"Retry-After": str(retry_after)},
             )
+
+    def warm(self) -> None:
+        self._windows.warm()
 
     def close(self) -> None:
         self._windows.close()

@@ -1,8 +1,10 @@
 """The real gunicorn with the shipped gunicorn.conf.py: workers, key file, restarts, bad starts."""
 
+import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -128,3 +130,30 @@ def test_the_key_file_is_named_once_per_start_and_reload(gunicorn, service_env, 
     named = [line for line in server.log.splitlines() if "clients must use the key" in line]
     assert len(named) == 2, "\n".join(named)  # the master's, at the start and at the reload
     assert all(f"pid={server.process.pid} " in line for line in named), named
+
+
+def _worker_of(master: int) -> int:
+    (worker,) = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(worker)
+
+
+def _opened(pid: int, path: Path) -> int:
+    """How many of `pid`'s descriptors are open on `path`."""
+    links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return sum(1 for link in links if link == str(path))
+
+
+def test_a_worker_makes_its_threads_before_the_first_request(gunicorn, service_env, tmp_path):
+    """A burst's first requests would otherwise make the threads and open their SQLite
+    connections themselves (bench/README.md: most of a stream's delay to its first line)."""
+    env = {**service_env, "GUNICORN_THREADS": "12", "GENERATION_RESERVE": "4"}  # 8 generations
+    server = gunicorn(env, workers=1)
+    worker = _worker_of(server.process.pid)
+    threads = int(re.search(r"Threads:\s+(\d+)", Path(f"/proc/{worker}/status").read_text())[1])
+    assert threads >= 1 + 12 + 8  # main, the request threads, the streams' generation threads
+    data = Path(service_env["DATA_DIR"]).resolve()
+    # Each request thread reads the account record before any answer: its connection is open.
+    assert _opened(worker, data / "accounts" / "cache.db") >= 12
+    # The image store's are opened when first used (~115 KiB each, needed after the upstream).
+    assert _opened(worker, data / "images" / "cache.db") < 12
+    assert chat(server.url, API_KEY).status_code == 200
