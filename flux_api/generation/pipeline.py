@@ -11,7 +11,7 @@ import contextvars
 import logging
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from math import gcd
@@ -238,19 +238,30 @@ class Pipeline:
         done = clock.report(plan.model.short_name, plan.size, count, error, tries)
         self.events.announce(done)
 
-    def run_in_background(self, plan: Plan, budget: Budget) -> queue.Queue:
+    def run_in_background(
+        self, plan: Plan, budget: Budget, done: Callable[[], None] = lambda: None
+    ) -> queue.Queue:
         """Start `run` on a pool thread; its events, or the exception that ended it, arrive on
-        the returned queue."""
+        the returned queue. `done` is called once the run has ended, however it ended (its
+        client may have left long before: a Workers AI call under way is not cut)."""
         events: queue.Queue = queue.Queue()
-        self._submit(self._run_into, plan, budget, events)
+        try:
+            self._submit(self._run_into, plan, budget, events, done)
+        except BaseException:
+            done()
+            raise
         return events
 
-    def _run_into(self, plan: Plan, budget: Budget, events: queue.Queue) -> None:
+    def _run_into(
+        self, plan: Plan, budget: Budget, events: queue.Queue, done: Callable[[], None]
+    ) -> None:
         try:
             for event in self.run(plan, budget=budget):
                 events.put(event)
         except Exception as exc:  # noqa: BLE001 (reported in-band by the stream, which logs bugs)
             events.put(exc)
+        finally:
+            done()
 
     def choose_prompt(self, plan: Plan, budget: Budget) -> PromptChoice:
         if plan.prompt_source is not None:

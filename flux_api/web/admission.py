@@ -24,7 +24,11 @@ answered from the method, the path and the Authorization header alone, without F
 machinery, body or routing. A request whose key is not valid goes on to Flask, which answers
 its 401. The slot of an admitted request is released when the server closes its response
 (PEP 3333: gunicorn always does, whether the body was sent, failed, or its client left) or when
-the app raises, and a release is counted once: a leaked slot would shed for ever.
+the app raises, and a release is counted once: a leaked slot would shed for ever. Work the app
+started for the request that may outlive its response keeps the slot too (keep_slot): a
+stream's generation goes on after its client has left until its Workers AI call returns, and
+the slot must count it, or clients that hang up at once could run more calls than the worker
+holds.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ GENERATION_PATHS = frozenset(
 # instead of all at once. Short, as slots free every few seconds (a FLUX image takes 1 to 20 s).
 RETRY_AFTER = (2, 5)
 CAPACITY, KEY_SHARE = "capacity", "key_share"  # why a request was shed (Shed.reason)
+# In an admitted request's WSGI environ: what keep_slot calls.
+_KEEP_SLOT = "flux_api.keep_generation_slot"
 
 
 class GenerationSlots:
@@ -111,14 +117,55 @@ def key_limit(capacity: int, share: float, keys: int) -> int:
     return capacity if keys <= 1 else max(1, int(capacity * share))
 
 
+def keep_slot(environ: dict) -> Callable[[], None]:
+    """For work the app starts for a request and that may go on after its response is closed:
+    the request's slot stays taken until the returned function has been called (once counts;
+    later calls do nothing) and the response is closed. A no-op for a request not admitted
+    here (one that holds no slot)."""
+    keep = environ.get(_KEEP_SLOT)
+    return keep() if keep is not None else _nothing
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Slot:
+    """An admitted request's slot: given back once nothing holds it any more, i.e. its
+    response has been closed and each piece of work kept for it (keep_slot) is done."""
+
+    def __init__(self, release: Callable[[], None]):
+        self._release = release
+        self._lock = threading.Lock()
+        self._holders = 0
+        self.response_closed = self.keep()  # the response holds it first
+
+    def keep(self) -> Callable[[], None]:
+        with self._lock:
+            self._holders += 1
+        done = False
+
+        def let_go() -> None:
+            nonlocal done
+            with self._lock:
+                if done:
+                    return
+                done = True
+                self._holders -= 1
+                last = self._holders == 0
+            if last:
+                self._release()
+
+        return let_go
+
+
 class _Held:
-    """An admitted request's response body: releases its slot once, when the server closes it,
+    """An admitted request's response body: tells its slot once the server has closed it,
     even if the body's own close() fails."""
 
-    def __init__(self, body: Iterable[bytes], release: Callable[[], None]):
+    def __init__(self, body: Iterable[bytes], closed: Callable[[], None]):
         self._body = body
-        self._release = release
-        self._released = False
+        self._closed = closed
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -129,9 +176,7 @@ class _Held:
             if close is not None:
                 close()
         finally:
-            if not self._released:
-                self._released = True
-                self._release()
+            self._closed()
 
 
 class Admission:
@@ -164,12 +209,14 @@ class Admission:
         def release() -> None:
             self.slots.release(key.name)
 
+        slot = _Slot(release)
+        environ[_KEEP_SLOT] = slot.keep
         try:
             body = self.app(environ, start_response)
         except BaseException:
-            release()
+            slot.response_closed()
             raise
-        return _Held(body, release)
+        return _Held(body, slot.response_closed)
 
     def _key(self, authorization: str) -> ApiKey | None:
         token = bearer_token(authorization)

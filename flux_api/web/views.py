@@ -13,8 +13,8 @@ from flux_api.accounts.pool import usable_count
 from flux_api.conversation import background
 from flux_api.errors import APIError
 from flux_api.generation.sizes import COMMON_RATIOS
+from flux_api.web import admission, openapi
 from flux_api.web import chat_plan as chat_edits
-from flux_api.web import openapi
 from flux_api.web.auth import presents_key
 from flux_api.web.image_files import STORE_FAILED, image_headers
 from flux_api.web.requests_in import (
@@ -161,6 +161,8 @@ def chat_completions():
             include_usage=request_.include_usage,
             heartbeat=settings.stream_heartbeat,
             follow_up=chosen.follow_up,
+            # Its admission slot stays taken until the generation ends, client gone or not.
+            generation_done=admission.keep_slot(request.environ),
         )
     )
 

@@ -4,7 +4,7 @@ its two deliveries (one JSON object, or an SSE stream fed stage by stage)."""
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from flux_api.budget import Budget
@@ -186,15 +186,17 @@ def stream(
     include_usage: bool,
     heartbeat: float,
     follow_up: dict | None = None,
+    generation_done: Callable[[], None] = lambda: None,
 ) -> Iterator[str]:
     """SSE frames: role, each stage's lines as they are ready, keep-alives while waiting,
-    then finish (or an in-band error), optional usage, and [DONE].
+    then finish (or an in-band error), optional usage, and [DONE]. `generation_done` is called
+    when the generation behind them has ended, which may be after the stream was closed.
 
     A client that leaves is noticed at the next keep-alive at the latest (the write fails, or
     its socket shows it closed); the generation then stops before its next paid step. The
     stream is announced while it is held (events.StreamOpened, then StreamClosed)."""
     # Started now, in the request's context (its id goes along), not at the first frame.
-    events = pipeline.run_in_background(plan, budget)
+    events = pipeline.run_in_background(plan, budget, generation_done)
     reply = Reply(plan, follow_up)
     held = _Held(pipeline.events, StreamOpened())  # made now, while the caller is known
     return _frames(reply, events, budget, include_usage, heartbeat, held)

@@ -143,6 +143,31 @@ def test_one_key_alone_may_use_the_whole_capacity(gunicorn, service_env, fake_ai
     assert "shed reason=" not in server.log
 
 
+def test_a_stream_whose_client_left_holds_its_slot_until_its_workers_ai_call_returns(
+    gunicorn, service_env, fake_ai
+):
+    """The call under way is not cut when its client hangs up (it is paid either way): until it
+    returns it still counts, so clients that leave at once cannot run more calls than the
+    worker holds."""
+    one = {"GUNICORN_THREADS": "3", "GENERATION_RESERVE": "2"}  # one generation at once
+    server = gunicorn({**service_env, **one}, workers=1)
+    fake_ai.latency = LATENCY
+    body = {"messages": [{"role": "user", "content": "a fox"}], "stream": True}
+    left = post(server.url, "/v1/chat/completions", body, stream=True)
+    lines = left.iter_lines()  # kept: a dropped iterator would close the connection
+    next(lines)  # the stream has begun…
+    wait_for_calls(fake_ai, 1)
+    left.close()  # …and its client leaves while Workers AI works
+    time.sleep(0.5)  # the server notices at its next keep-alive (STREAM_HEARTBEAT 0.3 s)
+    assert_shed(chat(server.url), "at capacity")
+    assert len(fake_ai.calls) == 1
+    deadline = time.monotonic() + LATENCY + 10
+    while (answer := chat(server.url)).status_code == 503:  # until the call has returned
+        assert time.monotonic() < deadline, "the slot never came back"
+        time.sleep(0.2)
+    assert answer.status_code == 200
+
+
 def test_a_reserve_as_large_as_the_threads_stops_the_start_with_one_line(service_env, tmp_path):
     env = {**service_env, "GUNICORN_THREADS": "4", "GENERATION_RESERVE": "4"}
     process = Gunicorn(env, tmp_path, 1).run_until_exit()

@@ -13,7 +13,7 @@ import pytest
 from flux_api.config.api_keys import ApiKey
 from flux_api.events import Events, GenerationsInFlight, Shed
 from flux_api.observe import log_lines
-from flux_api.web.admission import Admission, GenerationSlots, key_limit
+from flux_api.web.admission import Admission, GenerationSlots, keep_slot, key_limit
 from flux_api.web.image_files import cors_headers
 
 ALICE, BOB = ApiKey("alice", "sk-alice-0123456789abcdef"), ApiKey("bob", "sk-bob-0123456789abcdef")
@@ -237,3 +237,44 @@ def test_a_bursts_tail_of_sheds_is_told_at_the_next_admitted_generation(caplog):
 def test_a_browser_may_read_retry_after_on_answers_made_before_flask():
     exposed = dict(cors_headers("https://app.example", frozenset({"https://app.example"})))
     assert "Retry-After" in exposed["Access-Control-Expose-Headers"]
+
+
+def test_work_kept_for_a_stream_holds_its_slot_after_the_client_has_left():
+    """A stream's generation goes on after its client hangs up until its Workers AI call
+    returns: the slot counts it until then, so clients that leave at once cannot run more
+    calls than the worker holds."""
+    kept = []
+
+    def stream(environ, start_response):
+        kept.append(keep_slot(environ))  # as the chat view does for the generation
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return [b"data: {}\n\n"]
+
+    middleware, slots, _ = admission(stream)
+    _, body = call(middleware)
+    body.close()  # the client left
+    assert slots.in_flight == 1
+    answer, _ = call(middleware)
+    assert answer["status"].startswith("503")  # still full
+    (generation_done,) = kept
+    generation_done()
+    assert slots.in_flight == 0
+    generation_done()  # once counts
+    assert slots.in_flight == 0
+
+
+def test_a_generation_that_ends_before_its_response_is_closed_leaves_the_slot_to_it():
+    generation_done = []
+
+    def stream(environ, start_response):
+        done = keep_slot(environ)
+        done()  # e.g. a failure reported in-band, the frames not yet sent
+        generation_done.append(done)
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return [b"data: {}\n\n"]
+
+    middleware, slots, _ = admission(stream)
+    _, body = call(middleware)
+    assert slots.in_flight == 1
+    body.close()
+    assert slots.in_flight == 0
