@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import calendar
 import sqlite3
+import threading
+import time
 
 import pytest
 
-from flux_api.events import Caller, GenerationDone, UpstreamCall
+from flux_api.events import Caller, GenerationDone, RequestDone, UpstreamCall
 from flux_api.observe.ledger import Ledger, pool_share
 from flux_api.observe.usage_report import NOT_TODAY, USED_UP, runs_out, usage_report
 from flux_api.store.usage import DiskUsageBook
@@ -161,3 +163,68 @@ def test_only_today_carries_hours(book):
     report = usage_report(book, POOL, 10_000, NOON)
     assert "hours" not in report["days"][1] and "hours" not in report["days"][1]["keys"][0]
     assert sum(report["today"]["hours"].values()) == 0
+
+
+class HeldBook(DiskUsageBook):
+    """A real DATA_DIR ledger whose first write waits until the test lets it go, recording
+    what each write carried."""
+
+    def __init__(self, directory):
+        super().__init__(directory)
+        self.writes: list[dict] = []
+        self.writing, self.go_on = threading.Event(), threading.Event()
+
+    def add(self, day, counts):
+        self.writes.append(dict(counts))
+        if len(self.writes) == 1:
+            self.writing.set()
+            assert self.go_on.wait(10)
+        super().add(day, counts)
+
+
+def a_shed(key: str) -> RequestDone:
+    return RequestDone(
+        "POST", "/v1/chat/completions", 503, 0.001, "-", "rid", False, key=key, error="overloaded"
+    )
+
+
+def test_counts_arriving_while_a_write_is_under_way_go_in_one_write_after_it(tmp_path):
+    """A burst's hundreds of refusals must not each wait for the machine-wide write lock."""
+    book = HeldBook(tmp_path / "usage")
+    ledger = Ledger(book, clock=lambda: NOON)
+    first = threading.Thread(target=ledger, args=(a_shed("alice"),))
+    first.start()
+    assert book.writing.wait(10)
+    started = time.monotonic()
+    for _ in range(50):  # each returns at once: counted, not written by this thread
+        ledger(a_shed("alice"))
+    ledger(a_shed("kids"))
+    assert time.monotonic() - started < 5 and len(book.writes) == 1
+    book.go_on.set()
+    first.join(10)
+    assert book.writes[1:] == [
+        {"key|alice|refused|overloaded": 50, "key|kids|refused|overloaded": 1}
+    ]
+    ledger(a_shed("alice"))  # alone again: written at once, by its own thread
+    assert len(book.writes) == 3
+    refused = {k["name"]: k["refused"] for k in usage_report(book, POOL, 0, NOON)["today"]["keys"]}
+    assert refused == {"alice": {"overloaded": 52}, "kids": {"overloaded": 1}}
+    book.close()
+
+
+def test_grouped_writes_lose_no_count_under_many_threads(tmp_path):
+    book = CountingBook(tmp_path / "usage")
+    ledger = Ledger(book, clock=lambda: NOON)
+
+    def count(times: int) -> None:
+        for _ in range(times):
+            ledger(a_generation("alice"))
+
+    threads = [threading.Thread(target=count, args=(40,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert usage_report(book, POOL, 10_000, NOON)["today"]["images"] == 320
+    assert book.writes <= 320
+    book.close()
