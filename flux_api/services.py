@@ -63,18 +63,18 @@ class Services:
 
     def prestart_threads(self, request_pool: ThreadPoolExecutor, threads: int) -> None:
         """Make gunicorn's worker's `threads` request threads and the streams' generation
-        threads now, so a burst's first requests do not (flux_api/threads.py). Each request
-        thread also opens its own SQLite connections to the account record and the rate
-        limit's counters under DATA_DIR, read before any answer; the rest (the image store,
-        the ledger) are opened when first used: ~115 KiB each, they would hold ~0.5 GiB at
-        rest with the default threads, and are not needed before a stream's first line."""
+        threads now, so a burst's first requests do not (flux_api/threads.py). Each also
+        opens its own SQLite connections under DATA_DIR to what is read before a stream's
+        first line and its Workers AI call: the account record, and the rate limit's counters.
+        The rest (the image store, the ledger) are opened when first used, after the upstream
+        has answered: at ~115 KiB each they would add ~0.4 GiB at rest with the defaults."""
 
         def warm() -> None:
             for open_connection in self.warmers:
                 open_connection()
 
         prestart(request_pool, threads, warm)
-        self.pipeline.prestart(self.settings.generation_capacity)
+        self.pipeline.prestart(self.settings.generation_capacity, warm)
 
     def close(self) -> None:
         """Let go of files and connections (gunicorn's master, before it forks workers)."""

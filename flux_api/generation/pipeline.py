@@ -105,9 +105,10 @@ class Pipeline:
             max_workers=BACKGROUND_THREADS, thread_name_prefix="generation"
         )
 
-    def prestart(self, threads: int) -> None:
-        """Make `threads` of the streams' generation threads now (flux_api/threads.py)."""
-        prestart(self._background, min(threads, BACKGROUND_THREADS))
+    def prestart(self, threads: int, warm: Callable[[], None]) -> None:
+        """Make `threads` of the streams' generation threads now, each running `warm`
+        (flux_api/threads.py)."""
+        prestart(self._background, min(threads, BACKGROUND_THREADS), warm)
 
     def _submit(self, fn, *args):
         """Run `fn` on the pool with this thread's context (the request id goes along)."""

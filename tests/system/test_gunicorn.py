@@ -152,8 +152,9 @@ def test_a_worker_makes_its_threads_before_the_first_request(gunicorn, service_e
     threads = int(re.search(r"Threads:\s+(\d+)", Path(f"/proc/{worker}/status").read_text())[1])
     assert threads >= 1 + 12 + 8  # main, the request threads, the streams' generation threads
     data = Path(service_env["DATA_DIR"]).resolve()
-    # Each request thread reads the account record before any answer: its connection is open.
-    assert _opened(worker, data / "accounts" / "cache.db") >= 12
+    # Each request thread reads the account record before any answer, each generation thread
+    # before its Workers AI call: their connections are open.
+    assert _opened(worker, data / "accounts" / "cache.db") >= 12 + 8
     # The image store's are opened when first used (~115 KiB each, needed after the upstream).
     assert _opened(worker, data / "images" / "cache.db") < 12
     assert chat(server.url, API_KEY).status_code == 200
