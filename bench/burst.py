@@ -1,17 +1,18 @@
 """A burst of held chat streams: what each of N clients opening a stream at once gets.
 
     python bench/burst.py [--streams 1024] [--latency 10] [--jitter 0] [--repeat 1]
-                          [--no-ideal] [--deadline 180]
+                          [--no-ideal] [--deadline 180] [--threads N]
 
-It starts the fake Workers AI in its own process (as bench/run.py does, with a thread per
-stream so the fake never queues), then, under the shipped gunicorn.conf.py with the service's
-default settings, the ideal proxy (bench/ideal.py, streaming: first line at once, then a sleep)
-and the app, alternately when repeated. N clients, one asyncio task each in this process,
-open their streams at the same moment over raw HTTP/1.1 (stdlib only, a socket per stream)
-and record: the time to the first progress line ("Original Prompt"), the status, whether the
-stream ended with [DONE] and no in-band error, and the error code if one came. Meanwhile the
-RSS of the gunicorn process group is sampled every 0.2 s; its peak is reported, with the CPU
-this client used (it shares the cores with the server).
+It starts the fake Workers AI in its own process (as bench/run.py does, with a thread per stream
+so the fake never queues), then, under the shipped gunicorn.conf.py with the service's default
+settings (or `--threads` per worker), the ideal proxy (bench/ideal.py, streaming: first line at
+once, then a sleep) and the app, alternately when repeated, each once its processes are idle
+(all workers started). N clients, one asyncio task each in this process, open their streams at
+the same moment over raw HTTP/1.1 (stdlib only, a socket per stream) and record: the time to the
+first progress line ("Original Prompt"), the status, whether the stream ended with [DONE] and no
+in-band error, and the error code if one came. Meanwhile the RSS of the gunicorn process group
+is sampled every 0.2 s; its peak is reported, with the CPU this client used (it shares the cores
+with the server).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bench.run import (
     API_KEY,
     _workers,
     app_env,
+    cpu_seconds,
     fake_upstream,
     process_group,
     rss_mib,
@@ -149,7 +151,21 @@ def peak_rss(master: int, stop: threading.Event, peak: list[float]) -> None:
             continue
 
 
+def settle(server: Gunicorn, timeout: float = 30.0) -> None:
+    """Until the server's processes are idle: it answers as soon as one worker does, while the
+    others may still be starting (making their threads), which a burst would compete with."""
+    deadline = time.monotonic() + timeout
+    used = cpu_seconds(server.process.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(server.process.pid)
+        if now - used < 0.02:  # under 4 % of a core
+            return
+        used = now
+
+
 def measure(name: str, server: Gunicorn, args) -> Burst:
+    settle(server)
     stop, peak = threading.Event(), [0.0]
     sampler = threading.Thread(target=peak_rss, args=(server.process.pid, stop, peak))
     sampler.start()
@@ -172,13 +188,16 @@ def run(workdir: Path, args) -> list[Burst]:
             order = ["app"] if args.no_ideal else ["ideal", "app"]
             if round_ % 2:
                 order.reverse()
+            threads = {"GUNICORN_THREADS": str(args.threads)} if args.threads else {}
             for which in order:
                 if which == "ideal":
                     env = {"BENCH_LATENCY": str(args.latency), "BENCH_JITTER": str(args.jitter)}
-                    server = Gunicorn(env, workdir, workers=_workers()).start("bench.ideal:app")
+                    server = Gunicorn({**env, **threads}, workdir, workers=_workers())
+                    server.start("bench.ideal:app")
                 else:
                     data = workdir / f"data-{round_}"
-                    server = Gunicorn(app_env(upstream.url, data), workdir, _workers()).start()
+                    env = app_env(upstream.url, data, **threads)
+                    server = Gunicorn(env, workdir, _workers()).start()
                 try:
                     runs.append(measure(which, server, args))
                 finally:
@@ -190,7 +209,8 @@ def run(workdir: Path, args) -> list[Burst]:
 def print_table(runs: list[Burst], args) -> None:
     print(
         f"\n{args.streams} streams at once, upstream {args.latency:g} s ± {args.jitter:g} s, "
-        f"{_workers()} workers (the shipped gunicorn.conf.py's defaults)\n"
+        f"{_workers()} workers × {args.threads or 'the default'} threads "
+        "(the shipped gunicorn.conf.py)\n"
     )
     print(
         "| run | first chunk ≤ 1 s | completed | 503 shed | 504 | other errors "
@@ -230,6 +250,9 @@ def main() -> None:
     parser.add_argument("--no-ideal", action="store_true", help="the app only")
     parser.add_argument(
         "--deadline", type=float, default=180.0, help="a client gives up after this"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="GUNICORN_THREADS (default: the service's own)"
     )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
