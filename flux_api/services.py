@@ -57,9 +57,11 @@ class Services:
     rate_limiter: RateLimiter | None = None
     # Where the key created when API_KEY is not set can be read (said in a 401), or None.
     created_key_at: str | None = None
-    # Open a request thread's own connections to what every generation reads before its
-    # first byte (see prestart_threads).
+    # Open a thread's own connections to what a generation reads before its first line
+    # and its Workers AI call (see prestart_threads): in a request thread (the account record,
+    # the rate limit's counters), in a stream's generation thread (the account record).
     warmers: tuple[Callable[[], None], ...] = ()
+    generation_warmers: tuple[Callable[[], None], ...] = ()
 
     def prestart_threads(self, request_pool: ThreadPoolExecutor, threads: int) -> None:
         """Make gunicorn's worker's `threads` request threads and the streams' generation
@@ -69,12 +71,15 @@ class Services:
         The rest (the image store, the ledger) are opened when first used, after the upstream
         has answered: at ~115 KiB each they would add ~0.4 GiB at rest with the defaults."""
 
-        def warm() -> None:
-            for open_connection in self.warmers:
-                open_connection()
+        def run_all(warmers: tuple[Callable[[], None], ...]) -> Callable[[], None]:
+            def warm() -> None:
+                for open_connection in warmers:
+                    open_connection()
 
-        prestart(request_pool, threads, warm)
-        self.pipeline.prestart(self.settings.generation_capacity, warm)
+            return warm
+
+        prestart(request_pool, threads, run_all(self.warmers))
+        self.pipeline.prestart(self.settings.generation_capacity, run_all(self.generation_warmers))
 
     def close(self) -> None:
         """Let go of files and connections (gunicorn's master, before it forks workers)."""
@@ -253,4 +258,5 @@ def build_services(
         limiter,
         shared.created_key_at,
         warmers,
+        shared.warmers,
     )

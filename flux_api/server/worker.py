@@ -21,6 +21,7 @@ Idle kept-alive connections still close after `keepalive`, as in gthread. TLS in
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import time
 from collections import deque
@@ -87,10 +88,18 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         connection: made on demand instead, they cost a burst's first requests most of their
         first second (flux_api/threads.py)."""
         services = getattr(self.wsgi, "extensions", {}).get("flux_api")
+        opened = _open_descriptors()
+        self.notify()  # the arbiter's heartbeat, on either side of the wait
         if services is None:  # another app on this worker (the bench's ideal proxy)
             prestart(self.tpool, self.cfg.threads)
         else:
             services.prestart_threads(self.tpool, self.cfg.threads)
+        self.notify()
+        # Each thread's SQLite connections hold descriptors (the database and its WAL) for
+        # good: budget them too, or accept() would meet the limit before worker_connections.
+        self.most_connections = fit_fd_limit(
+            self.most_connections, self.cfg.threads, _open_descriptors() - opened
+        )
         super().run()
 
     def handle_exit(self, sig, frame):
@@ -188,19 +197,27 @@ def _read_ahead(conn) -> bool:
     return bool(unreader is not None and unreader.buf.getvalue())
 
 
-def fit_fd_limit(connections: int, threads: int) -> int:
-    """Raise this process's soft descriptor limit to fit `connections` (up to the hard limit);
-    the number of connections that fit. Running out would make accept() fail and kill the
-    worker."""
-    need = connections + threads * FDS_PER_THREAD + FDS_SPARE
+def fit_fd_limit(connections: int, threads: int, held: int = 0) -> int:
+    """Raise this process's soft descriptor limit to fit `connections` (up to the hard limit)
+    beside `held` descriptors kept open for good; the number of connections that fit. Running
+    out would make accept() fail and kill the worker."""
+    need = connections + threads * FDS_PER_THREAD + FDS_SPARE + held
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < need:
         soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     if soft != resource.RLIM_INFINITY and soft < need:
-        fit = max(threads + BUSY_MARGIN, soft - threads * FDS_PER_THREAD - FDS_SPARE)
+        fit = max(threads + BUSY_MARGIN, soft - threads * FDS_PER_THREAD - FDS_SPARE - held)
         log.warning(
             "worker_connections %s lowered to %s: open files limit %s", connections, fit, soft
         )
         return fit
     return connections
+
+
+def _open_descriptors() -> int:
+    """How many descriptors this process has open (0 where /proc cannot tell)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0

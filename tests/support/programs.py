@@ -52,11 +52,20 @@ class Gunicorn:
         }
         self.workdir = workdir
         self.process = None
+        self.prefix: list[str] = []  # e.g. prlimit, to start it under other limits
 
     def start(self, app: str = "app:app") -> Gunicorn:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
+            [
+                *self.prefix,
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "gunicorn.conf.py"),
+                app,
+            ],
             cwd=self.workdir,
             env=self.env,
             stdout=log,

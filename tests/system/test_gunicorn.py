@@ -163,3 +163,24 @@ def test_a_worker_makes_its_threads_before_the_first_request(gunicorn, service_e
     # The image store's are opened when first used (~115 KiB each, needed after the upstream).
     assert _opened(worker, data / "images" / "cache.db") < 12
     assert chat(server.url, API_KEY).status_code == 200
+
+
+def test_a_worker_has_room_for_its_connections_beside_its_threads_connections(
+    service_env, tmp_path
+):
+    """Each thread's SQLite connections hold descriptors for good (the database and its WAL):
+    under systemd's usual soft limit of 1024 the worker must still fit worker_connections
+    (1000), or accept() would fail and kill it."""
+    env = {**service_env, "RATE_LIMIT": "100/minute"}  # a second connection per thread
+    server = Gunicorn(env, tmp_path, workers=1)
+    server.prefix = ["prlimit", "--nofile=1024:20000"]
+    server.start()
+    try:
+        worker = _worker_of(server.process.pid)
+        limits = Path(f"/proc/{worker}/limits").read_text()
+        soft = int(re.search(r"Max open files\s+(\d+)", limits)[1])
+        held = len(list(Path(f"/proc/{worker}/fd").iterdir()))
+        assert soft - held >= 1000 + 128 * 4  # connections, and a request's own files
+        assert chat(server.url, API_KEY).status_code == 200
+    finally:
+        server.stop()
