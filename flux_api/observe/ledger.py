@@ -24,12 +24,16 @@ Writes are grouped: a count that arrives while another thread of the process is 
 added to what that thread writes next, instead of waiting for the machine-wide write lock
 itself. Alone, a count is written at once; in a burst (hundreds of sheds in a second, each a
 refusal) the process writes a few merged transactions instead of one per request, and the
-threads that only counted are free at once.
+threads that only counted are free at once. A thread writes its own counts and at most one
+merged batch after them; what keeps arriving after that is written by a thread of the
+ledger's own, so no request (a stream's last line, its admission slot) waits on a burst's
+writes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -74,6 +78,7 @@ class Ledger:
         self._pending: dict[str, Counter[str]] = {}
         self._writing = False
         self._pending_lock = threading.Lock()
+        self._flusher_thread: _Flusher | None = None
         self._accounts, self._daily = accounts, daily_neurons
         # /healthz shows the share and is called often, without a key: read it at most every
         # few seconds, one thread at a time (a hung Redis holds one thread, not all).
@@ -113,13 +118,31 @@ class Ledger:
                 return  # the thread writing now writes these next
             self._writing = True
         try:
-            while batch := self._take_pending():
-                for day, merged in batch.items():
-                    self._add(day, dict(merged))
+            for _ in range(2):  # its own counts, then those that came meanwhile
+                if not self._write_pending():
+                    return
+            with self._pending_lock:
+                if not self._pending:
+                    self._writing = False
+                    return
+            self._flusher().wake()  # more keep coming: the ledger's thread takes over
         except BaseException:  # a bug: the next count starts a write again
             with self._pending_lock:
                 self._writing = False
             raise
+
+    def _write_pending(self) -> bool:
+        """Write what is waiting; False when nothing was (the writer's duty is over)."""
+        batch = self._take_pending()
+        for day, merged in batch.items():
+            self._add(day, dict(merged))
+        return bool(batch)
+
+    def _flusher(self) -> _Flusher:
+        with self._pending_lock:
+            if self._flusher_thread is None or self._flusher_thread.pid != os.getpid():
+                self._flusher_thread = _Flusher(self._write_pending)  # once per process
+            return self._flusher_thread
 
     def _take_pending(self) -> dict[str, Counter[str]]:
         """What is waiting to be written ({} when nothing is), and the writer's duty ended
@@ -136,6 +159,9 @@ class Ledger:
         except UsageUnavailable as exc:
             self._note(failing=True, why=str(exc))
             return
+        except Exception:  # a bug: these counts are lost, the others still written
+            log.exception("the usage ledger could not add a day's counts")
+            return
         if self._failing:
             self._note(failing=False, why="")
 
@@ -148,6 +174,27 @@ class Ledger:
             log.warning("the usage ledger cannot be written (%s); its counts are lost", why)
         else:
             log.warning("the usage ledger is written again")
+
+
+class _Flusher:
+    """The ledger's own thread, for writes handed over in a burst: each wake-up writes what is
+    waiting until nothing is (which ends the writer's duty, as a thread's own write does)."""
+
+    def __init__(self, write_pending: Callable[[], bool]):
+        self.pid = os.getpid()  # a fork (a gunicorn worker) makes its own
+        self._write_pending = write_pending
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="ledger", daemon=True).start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._write_pending():
+                pass
 
 
 def generation_counts(event: GenerationDone, hour: str) -> dict[str, float]:
