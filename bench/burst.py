@@ -155,11 +155,14 @@ def settle(server: Gunicorn, timeout: float = 30.0) -> None:
     """Until the server's processes are idle: it answers as soon as one worker does, while the
     others may still be starting (making their threads), which a burst would compete with."""
     deadline = time.monotonic() + timeout
-    used = cpu_seconds(server.process.pid)
+    used: float | None = None
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = cpu_seconds(server.process.pid)
-        if now - used < 0.02:  # under 4 % of a core
+        try:
+            now = cpu_seconds(server.process.pid)
+        except OSError:  # a process ended between listing and reading
+            continue
+        if used is not None and now - used < 0.02:  # under 4 % of a core
             return
         used = now
 

@@ -40,7 +40,10 @@ def prestart(pool: ThreadPoolExecutor, count: int, warm: Callable[[], None] = la
             log.warning("%d of %d threads made in advance: %s", made, count, exc)
             barrier.abort()  # those made go on at once
             return
-    _wait(barrier)
+    try:
+        _wait(barrier)
+    finally:  # also when a signal ends the wait (SIGQUIT raises SystemExit): none is left
+        barrier.abort()
 
 
 def _wait(barrier: threading.Barrier) -> None:

@@ -138,10 +138,13 @@ class _Slot:
         self._release = release
         self._lock = threading.Lock()
         self._holders = 0
+        self._released = False
         self.response_closed = self.keep()  # the response holds it first
 
     def keep(self) -> Callable[[], None]:
         with self._lock:
+            if self._released:  # too late: the slot is back, nothing to hold
+                return _nothing
             self._holders += 1
         done = False
 
@@ -152,7 +155,7 @@ class _Slot:
                     return
                 done = True
                 self._holders -= 1
-                last = self._holders == 0
+                last = self._released = self._holders == 0
             if last:
                 self._release()
 

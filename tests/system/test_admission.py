@@ -158,7 +158,10 @@ def test_a_stream_whose_client_left_holds_its_slot_until_its_workers_ai_call_ret
     next(lines)  # the stream has begun…
     wait_for_calls(fake_ai, 1)
     left.close()  # …and its client leaves while Workers AI works
-    time.sleep(0.5)  # the server notices at its next keep-alive (STREAM_HEARTBEAT 0.3 s)
+    deadline = time.monotonic() + LATENCY
+    while "status=499" not in server.log:  # noticed at its next keep-alive (0.3 s here)
+        assert time.monotonic() < deadline, "the server did not notice the client leave"
+        time.sleep(0.05)
     assert_shed(chat(server.url), "at capacity")
     assert len(fake_ai.calls) == 1
     deadline = time.monotonic() + LATENCY + 10

@@ -278,3 +278,23 @@ def test_a_generation_that_ends_before_its_response_is_closed_leaves_the_slot_to
     assert slots.in_flight == 1
     body.close()
     assert slots.in_flight == 0
+
+
+def test_a_slot_kept_too_late_is_not_given_back_twice():
+    """keep_slot called after the response was closed (no path does today) must not release
+    the slot a second time, which would free another request's."""
+    environs = []
+
+    def app(environ, start_response):
+        environs.append(environ)
+        return ok_app(environ, start_response)
+
+    middleware, slots, _ = admission(app, capacity=2, limit=2)
+    _, first = call(middleware)
+    first.close()
+    _, second = call(middleware)  # holds a slot
+    late = keep_slot(environs[0])
+    late()
+    assert slots.in_flight == 1
+    second.close()
+    assert slots.in_flight == 0

@@ -6,6 +6,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from flux_api import threads
 from flux_api.threads import prestart
 
@@ -65,4 +67,25 @@ def test_the_pool_is_usable_while_and_after_it_is_made():
     prestart(pool, 3)
     results = [pool.submit(lambda n=n: n * n) for n in range(10)]
     assert [r.result() for r in results] == [n * n for n in range(10)]
+    pool.shutdown()
+
+
+def test_a_signal_that_ends_the_wait_lets_the_threads_go_at_once(monkeypatch):
+    """gunicorn's SIGQUIT handler raises SystemExit in the main thread: the threads made so far
+    must not wait out PRESTART_TIMEOUT, or the worker's exit would."""
+    pool = ThreadPoolExecutor(max_workers=4)
+    waiting_for_all = threads._wait
+    caller = threading.current_thread()
+
+    def interrupted(barrier):
+        if threading.current_thread() is caller:
+            while barrier.n_waiting < 4:  # every thread made and waiting
+                time.sleep(0.01)
+            raise SystemExit(0)
+        waiting_for_all(barrier)
+
+    monkeypatch.setattr(threads, "_wait", interrupted)
+    with pytest.raises(SystemExit):
+        prestart(pool, 4)
+    assert pool.submit(lambda: "free").result(timeout=5) == "free"
     pool.shutdown()
