@@ -2,17 +2,20 @@
 
     python bench/burst.py [--streams 1024] [--latency 10] [--jitter 0] [--repeat 1]
                           [--no-ideal] [--deadline 180] [--threads N]
+                          [--admission-wait S] [--via-nginx]
 
 It starts the fake Workers AI in its own process (as bench/run.py does, with a thread per stream
 so the fake never queues), then, under the shipped gunicorn.conf.py with the service's default
-settings (or `--threads` per worker), the ideal proxy (bench/ideal.py, streaming: first line at
-once, then a sleep) and the app, alternately when repeated, each once its processes are idle
-(all workers started). N clients, one asyncio task each in this process, open their streams at
-the same moment over raw HTTP/1.1 (stdlib only, a socket per stream) and record: the time to the
-first progress line ("Original Prompt"), the status, whether the stream ended with [DONE] and no
-in-band error, and the error code if one came. Meanwhile the RSS of the gunicorn process group
-is sampled every 0.2 s; its peak is reported, with the CPU this client used (it shares the cores
-with the server).
+settings (or `--threads` per worker, `--admission-wait`), the ideal proxy (bench/ideal.py,
+streaming: first line at once, then a sleep) and the app, alternately when repeated, each once
+its processes are idle (all workers started). N clients, one asyncio task each in this process,
+open their streams at the same moment over raw HTTP/1.1 (stdlib only, a socket per stream) and
+record: the time to the first progress line ("Original Prompt"), the status, whether the stream
+ended with [DONE] and no in-band error, and the error code if one came. Meanwhile the RSS of the
+gunicorn process group is sampled every 0.2 s; its peak is reported, with the CPU this client
+used (it shares the cores with the server). `--via-nginx` puts the shipped nginx site (plain
+HTTP) in front of both, the clients spread over 32 loopback addresses as if from as many
+machines.
 """
 
 from __future__ import annotations
@@ -44,9 +47,14 @@ from bench.run import (
     process_group,
     rss_mib,
 )
+from tests.support.nginx import Nginx
 from tests.support.programs import Gunicorn
 
 FIRST_LINE = b"Original Prompt"
+# Through nginx, the clients come from this many loopback addresses: 1,024 streams are 32 per
+# address, under the shipped site's 64 per client, so only its total (what the service holds)
+# turns any away.
+SOURCES = 32
 
 
 @dataclass
@@ -85,7 +93,10 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]):
             yield data
 
 
-async def one_stream(port: int, body: bytes, start: float, deadline: float) -> Stream:
+async def one_stream(
+    port: int, body: bytes, start: float, deadline: float, source: str | None = None
+) -> Stream:
+    """One stream; `source`: the local address to connect from (as if from another client)."""
     result = Stream()
     request = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -95,7 +106,9 @@ async def one_stream(port: int, body: bytes, start: float, deadline: float) -> S
     writer = None
     try:
         async with asyncio.timeout(deadline):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(source, 0) if source else None
+            )
             writer.write(request)
             await writer.drain()
             status_line = await reader.readline()
@@ -128,7 +141,11 @@ async def one_stream(port: int, body: bytes, start: float, deadline: float) -> S
     return result
 
 
-async def burst(port: int, streams: int, deadline: float) -> tuple[list[Stream], float]:
+async def burst(
+    port: int, streams: int, deadline: float, sources: int = 0
+) -> tuple[list[Stream], float]:
+    """`sources`: spread the streams over that many loopback addresses (127.0.0.2 on), so that
+    nginx's per-client limit sees that many clients; 0: all from 127.0.0.1."""
     body = json.dumps(
         {
             "model": "flux-1-schnell",
@@ -138,7 +155,12 @@ async def burst(port: int, streams: int, deadline: float) -> tuple[list[Stream],
     ).encode()
     start = time.monotonic()
     results = await asyncio.gather(
-        *(one_stream(port, body, start, deadline) for _ in range(streams))
+        *(
+            one_stream(
+                port, body, start, deadline, f"127.0.0.{2 + i % sources}" if sources else None
+            )
+            for i in range(streams)
+        )
     )
     return list(results), time.monotonic() - start
 
@@ -167,14 +189,16 @@ def settle(server: Gunicorn, timeout: float = 30.0) -> None:
         used = now
 
 
-def measure(name: str, server: Gunicorn, args) -> Burst:
+def measure(name: str, server: Gunicorn, args, port: int) -> Burst:
     settle(server)
     stop, peak = threading.Event(), [0.0]
     sampler = threading.Thread(target=peak_rss, args=(server.process.pid, stop, peak))
     sampler.start()
     before = resource.getrusage(resource.RUSAGE_SELF)
     try:
-        streams, seconds = asyncio.run(burst(server.port, args.streams, args.deadline))
+        streams, seconds = asyncio.run(
+            burst(port, args.streams, args.deadline, SOURCES if args.via_nginx else 0)
+        )
     finally:
         stop.set()
         sampler.join()
@@ -199,11 +223,19 @@ def run(workdir: Path, args) -> list[Burst]:
                     server.start("bench.ideal:app")
                 else:
                     data = workdir / f"data-{round_}"
-                    env = app_env(upstream.url, data, **threads)
+                    wait = {"ADMISSION_WAIT": args.admission_wait} if args.admission_wait else {}
+                    env = app_env(upstream.url, data, **threads, **wait)
                     server = Gunicorn(env, workdir, _workers()).start()
+                nginx = None
                 try:
-                    runs.append(measure(which, server, args))
+                    port = server.port
+                    if args.via_nginx:
+                        nginx = Nginx(server.port, workdir / f"nginx-{which}-{round_}", tls=False)
+                        port = nginx.start().https_port
+                    runs.append(measure(which, server, args, port))
                 finally:
+                    if nginx is not None:
+                        nginx.stop()
                     server.stop()
                 time.sleep(2)
     return runs
@@ -213,7 +245,10 @@ def print_table(runs: list[Burst], args) -> None:
     print(
         f"\n{args.streams} streams at once, upstream {args.latency:g} s ± {args.jitter:g} s, "
         f"{_workers()} workers × {args.threads or 'the default'} threads "
-        "(the shipped gunicorn.conf.py)\n"
+        "(the shipped gunicorn.conf.py)"
+        + (f", ADMISSION_WAIT={args.admission_wait}" if args.admission_wait else "")
+        + (", through the shipped nginx site" if args.via_nginx else "")
+        + "\n"
     )
     print(
         "| run | first chunk ≤ 1 s | completed | 503 shed | 504 | other errors "
@@ -253,6 +288,14 @@ def main() -> None:
     parser.add_argument("--no-ideal", action="store_true", help="the app only")
     parser.add_argument(
         "--deadline", type=float, default=180.0, help="a client gives up after this"
+    )
+    parser.add_argument(
+        "--via-nginx",
+        action="store_true",
+        help="through the shipped nginx site (plain HTTP), clients from 32 loopback addresses",
+    )
+    parser.add_argument(
+        "--admission-wait", default="", help="ADMISSION_WAIT (default: the service's own)"
     )
     parser.add_argument(
         "--threads", type=int, default=0, help="GUNICORN_THREADS (default: the service's own)"

@@ -124,7 +124,8 @@ class RateLimited:
 class Shed:
     """A generation refused at admission (web/admission.py), before anything was read or paid:
     503 with Retry-After. `reason`: "capacity" (every generation thread of this worker is
-    held) or "key_share" (its key holds its share of them while other keys are configured)."""
+    held), "key_share" (its key holds its share of them while other keys are configured) or
+    "waited" (it waited more than ADMISSION_WAIT for a thread: the worker is too busy)."""
 
     reason: str
     key: str  # the API key's name, never the key

@@ -65,7 +65,12 @@ def create_app(
         lambda in_flight: services.events.announce(GenerationsInFlight(in_flight, capacity)),
     )
     admitted = admission.Admission(
-        app.wsgi_app, slots, services.api_keys, services.events, settings.cors_origins
+        app.wsgi_app,
+        slots,
+        services.api_keys,
+        services.events,
+        settings.cors_origins,
+        settings.admission_wait,
     )
     # Flask's documented way to wrap its WSGI app, which mypy takes for replacing a method.
     app.wsgi_app = ImageFiles(  # type: ignore[method-assign]

@@ -87,6 +87,9 @@ class Settings:
     # The most of a worker's generation capacity one API key may hold when several keys are
     # configured (1: no cap); beyond it the key's requests are shed, others still admitted.
     key_share: float = 0.5
+    # Seconds a generation request may have waited for a thread and the CPU before admission;
+    # beyond it the worker is too busy to start it in time and it is shed (0: never).
+    admission_wait: float = 0.5
 
     @property
     def generation_capacity(self) -> int:
@@ -317,4 +320,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         threads=threads,
         generation_reserve=reserve,
         key_share=key_share,
+        admission_wait=number(env, "ADMISSION_WAIT", DEFAULT.admission_wait, float, 0),
     )

@@ -152,7 +152,7 @@ SHED = Family(
     "counter",
     "Generations refused at admission (503, Retry-After, nothing billed), by reason "
     "(capacity: the worker's generation threads were all held; key_share: the key held its "
-    "share of them) and API key name.",
+    "share of them; waited: it waited more than ADMISSION_WAIT for a thread) and API key name.",
     ("reason", "key"),
 )
 GENERATIONS_IN_FLIGHT = Family(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import threading
 import time
 from collections import deque
 
@@ -30,6 +31,7 @@ from gunicorn.workers import gthread
 
 from flux_api.server.client_socket import IO_TIMEOUT, GuardedSocket
 from flux_api.threads import prestart
+from flux_api.web.admission import QUEUED_AT
 
 log = logging.getLogger("gunicorn.error")
 
@@ -87,7 +89,7 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         """Make every request thread (and the app's stream threads) before taking the first
         connection: made on demand instead, they cost a burst's first requests most of their
         first second (flux_api/threads.py)."""
-        services = getattr(self.wsgi, "extensions", {}).get("flux_api")
+        services = getattr(self.loaded_app, "extensions", {}).get("flux_api")
         opened = _open_descriptors()
         self.notify()  # the arbiter's heartbeat, on either side of the wait
         if services is None:  # another app on this worker (the bench's ideal proxy)
@@ -128,7 +130,21 @@ class GuardedThreadWorker(gthread.ThreadWorker):
                 conn.sock.request_started = now
                 conn.sock.header_deadline = now + self.header_timeout
                 conn.sock.body_deadline = None
+        conn.queued_at = time.monotonic()  # handed to the pool now (for QUEUED_AT)
         super().enqueue_req(conn)
+
+    def load_wsgi(self):
+        """The app, with the moment its request was handed to the pool of threads in the
+        environ (QUEUED_AT): admission sheds a generation that waited too long for a thread."""
+        super().load_wsgi()
+        app = self.loaded_app = self.wsgi
+        handed = self._handed_over = threading.local()  # set by handle_request, on its thread
+
+        def with_queue_time(environ, start_response):
+            environ[QUEUED_AT] = getattr(handed, "at", None)
+            return app(environ, start_response)
+
+        self.wsgi = with_queue_time
 
     def handle(self, conn):
         sock = conn.sock
@@ -141,6 +157,7 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         return super().handle(conn)
 
     def handle_request(self, req, conn):
+        self._handed_over.at = getattr(conn, "queued_at", None)
         length = getattr(getattr(req.body, "reader", None), "length", 0)
         if isinstance(conn.sock, GuardedSocket):
             conn.sock.header_deadline = None  # the headers are in

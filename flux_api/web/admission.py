@@ -17,7 +17,15 @@ thread, not for Workers AI. Here, per worker process:
 - with more than one key configured, one key holds at most KEY_SHARE of the capacity, so a
   burst from one key (a team's shared chat client) leaves room for the others. Without a queue
   the share has to hold at all times: a key that took every slot while it was alone would shed
-  the next key that arrives. One key for everyone is never halved.
+  the next key that arrives. One key for everyone is never halved;
+- a generation that waited more than ADMISSION_WAIT (0.5 s) between the worker handing it to
+  its pool of threads and reaching here is shed too: the worker is too busy (a burst: every
+  core running other requests' starts) to give it its first line in time, and starting it
+  would only make everyone's later. This is what keeps a burst's admitted streams' first lines
+  within a second: without it a burst of 1,024 on 2 cores admitted 480 and 200 to 470 of them
+  had their first line within 1 s; with it about 270 are admitted, each within 1 s, and the
+  rest are told to come back in a few seconds (bench/README.md). The wait is the server's
+  (server/worker.py puts the moment in the environ): a client that sends slowly is not shed.
 
 It is WSGI middleware in front of Flask, like the image fast path (image_files.py): a shed is
 answered from the method, the path and the Authorization header alone, without Flask's request
@@ -57,9 +65,14 @@ GENERATION_PATHS = frozenset(
 # what it says (up to 60 s), so a burst shed at once comes back spread over a few seconds
 # instead of all at once. Short, as slots free every few seconds (a FLUX image takes 1 to 20 s).
 RETRY_AFTER = (2, 5)
-CAPACITY, KEY_SHARE = "capacity", "key_share"  # why a request was shed (Shed.reason)
+# Why a request was shed (Shed.reason): every generation thread held, its key's share held,
+# or it waited too long for a thread and the CPU before admission (ADMISSION_WAIT).
+CAPACITY, KEY_SHARE, WAITED = "capacity", "key_share", "waited"
 # In an admitted request's WSGI environ: what keep_slot calls.
 _KEEP_SLOT = "flux_api.keep_generation_slot"
+# In the WSGI environ, from the server (server/worker.py): when the request was handed to the
+# pool of threads (time.monotonic()), for how long it waited for a thread and the CPU.
+QUEUED_AT = "flux_api.queued_at"
 
 
 class GenerationSlots:
@@ -192,8 +205,11 @@ class Admission:
         keys: tuple[ApiKey, ...],
         events: Events,
         cors_origins: tuple[str, ...],
+        wait_limit: float = 0.0,
     ):
+        """`wait_limit`: ADMISSION_WAIT (0: none)."""
         self.app = app
+        self.wait_limit = wait_limit
         self.slots = slots
         self.keys = keys
         self.events = events
@@ -205,6 +221,8 @@ class Admission:
         key = self._key(environ.get("HTTP_AUTHORIZATION", ""))
         if key is None:  # no valid key: Flask answers the 401
             return self.app(environ, start_response)
+        if self._waited_too_long(environ):
+            return self._shed(environ, start_response, key.name, WAITED, self.slots.in_flight)
         refused, in_flight = self.slots.take(key.name)
         if refused is not None:
             return self._shed(environ, start_response, key.name, refused, in_flight)
@@ -221,6 +239,12 @@ class Admission:
             raise
         return _Held(body, slot.response_closed)
 
+    def _waited_too_long(self, environ: dict) -> bool:
+        queued_at = environ.get(QUEUED_AT)
+        if not self.wait_limit or queued_at is None:  # off, or not served by our worker
+            return False
+        return time.monotonic() - queued_at > self.wait_limit
+
     def _key(self, authorization: str) -> ApiKey | None:
         token = bearer_token(authorization)
         return None if token is None else matching_key(token, self.keys)
@@ -231,7 +255,7 @@ class Admission:
         started = time.monotonic()
         path = environ["PATH_INFO"]
         retry_after = random.randint(*RETRY_AFTER)
-        error = shed_error(reason, self.slots, key, retry_after)
+        error = shed_error(reason, self.slots, key, retry_after, self.wait_limit)
         rid = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         token = logs.request_id.set(rid)  # the shed line carries the request's id
         try:
@@ -269,10 +293,18 @@ class Admission:
         return ClosingIterator([body], log_line)
 
 
-def shed_error(reason: str, slots: GenerationSlots, key: str, retry_after: int) -> APIError:
+def shed_error(
+    reason: str, slots: GenerationSlots, key: str, retry_after: int, wait_limit: float = 0.0
+) -> APIError:
     """The 503 of a shed. `x-should-retry: true`, the one error that says so: nothing was read,
     started or billed, so a repeat cannot bill twice (RELIABILITY.md)."""
-    if reason == KEY_SHARE:
+    if reason == WAITED:
+        message = (
+            "The service is too busy to start this generation in time: it waited more than "
+            f"{wait_limit:g} s for a thread (ADMISSION_WAIT). Nothing was started or billed; "
+            f"retry after {retry_after} s."
+        )
+    elif reason == KEY_SHARE:
         message = (
             f"The API key {key!r} already has {slots.key_limit} generations in flight, its "
             "share (KEY_SHARE) of what this server holds while other keys use it too. Nothing "

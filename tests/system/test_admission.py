@@ -132,6 +132,30 @@ def test_a_key_beyond_its_share_is_shed_while_another_key_is_admitted(
     assert "shed reason=key_share key=alice" in server.log
 
 
+@pytest.mark.parametrize("admission_wait, shed", [("1", True), ("0", False)])
+def test_a_generation_that_waited_for_a_thread_longer_than_admission_wait_is_shed(
+    gunicorn, service_env, fake_ai, pool, admission_wait, shed
+):
+    """Two threads, both running streams for 3 s: a third generation waits for one in the
+    worker's queue, a slot is free by the time it gets one, and it has waited ~3 s."""
+    env = {"GUNICORN_THREADS": "2", "GENERATION_RESERVE": "0", "ADMISSION_WAIT": admission_wait}
+    server = gunicorn({**service_env, **env}, workers=1)
+    fake_ai.latency = LATENCY
+    held = hold(pool, fake_ai, (chat, server.url, API_KEY, True), (chat, server.url, API_KEY, True))
+    fake_ai.latency = 0.0
+    started = time.monotonic()
+    late = generate(server.url)
+    assert time.monotonic() - started > 2  # it did wait for a thread
+    assert [future.result().status_code for future in held] == [200, 200]
+    if shed:
+        assert_shed(late, "waited more than 1 s for a thread (ADMISSION_WAIT)")
+        assert len(fake_ai.calls) == 2  # never reached Workers AI
+        assert "shed reason=waited key=key-" in server.log
+    else:
+        assert late.status_code == 200 and len(fake_ai.calls) == 3
+    assert generate(server.url).status_code == 200  # an idle worker admits at once
+
+
 def test_one_key_alone_may_use_the_whole_capacity(gunicorn, service_env, fake_ai, pool):
     server = gunicorn({**service_env, **SMALL, "KEY_SHARE": "0.25"}, workers=1)
     url = server.url

@@ -7,13 +7,20 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import pytest
 
 from flux_api.config.api_keys import ApiKey
 from flux_api.events import Events, GenerationsInFlight, Shed
 from flux_api.observe import log_lines
-from flux_api.web.admission import Admission, GenerationSlots, keep_slot, key_limit
+from flux_api.web.admission import (
+    QUEUED_AT,
+    Admission,
+    GenerationSlots,
+    keep_slot,
+    key_limit,
+)
 from flux_api.web.image_files import cors_headers
 
 ALICE, BOB = ApiKey("alice", "sk-alice-0123456789abcdef"), ApiKey("bob", "sk-bob-0123456789abcdef")
@@ -98,14 +105,23 @@ class Recorded:
         return [event for event in self.events if isinstance(event, kind)]
 
 
-def call(middleware, key: ApiKey | None = ALICE, path="/v1/chat/completions", method="POST"):
-    """The WSGI call as a server makes it: (status, headers, body iterable)."""
+def call(
+    middleware,
+    key: ApiKey | None = ALICE,
+    path="/v1/chat/completions",
+    method="POST",
+    queued_at: float | None = None,
+):
+    """The WSGI call as a server makes it: (status, headers, body iterable). `queued_at`: when
+    the server handed the request to its threads, as our worker puts it in the environ."""
     answer: dict = {}
 
     def start_response(status, headers, exc_info=None):
         answer["status"], answer["headers"] = status, dict(headers)
 
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path}
+    environ: dict = {"REQUEST_METHOD": method, "PATH_INFO": path}
+    if queued_at is not None:
+        environ[QUEUED_AT] = queued_at
     if key is not None:
         environ["HTTP_AUTHORIZATION"] = f"Bearer {key.secret}"
     body = middleware(environ, start_response)
@@ -117,12 +133,13 @@ def ok_app(environ, start_response):
     return [b"{}"]
 
 
-def admission(app, capacity=1, limit=1, keys=(ALICE, BOB)):
+def admission(app, capacity=1, limit=1, keys=(ALICE, BOB), wait_limit=0.0):
     recorded = Recorded()
     slots = GenerationSlots(
         capacity, limit, lambda n: recorded.hub.announce(GenerationsInFlight(n, capacity))
     )
-    return Admission(app, slots, keys, recorded.hub, ("*",)), slots, recorded
+    middleware = Admission(app, slots, keys, recorded.hub, ("*",), wait_limit)
+    return middleware, slots, recorded
 
 
 def test_the_request_over_capacity_gets_a_503_that_says_to_retry_and_never_reaches_the_app():
@@ -147,6 +164,42 @@ def test_the_request_over_capacity_gets_a_503_that_says_to_retry_and_never_reach
     ]
     held.close()
     assert slots.in_flight == 0
+
+
+def test_a_generation_that_waited_too_long_for_a_thread_is_shed_with_a_free_slot():
+    reached = []
+
+    def app(environ, start_response):
+        reached.append(environ.get(QUEUED_AT))
+        return ok_app(environ, start_response)
+
+    middleware, slots, recorded = admission(app, capacity=4, limit=4, wait_limit=0.5)
+    answer, body = call(middleware, queued_at=time.monotonic() - 0.6)
+    assert answer["status"].startswith("503") and not reached and slots.in_flight == 0
+    error = json.loads(b"".join(body))["error"]
+    assert error["code"] == "overloaded"
+    assert "waited more than 0.5 s for a thread (ADMISSION_WAIT)" in error["message"]
+    assert "Nothing was started or billed" in error["message"]
+    body.close()
+    assert [shed.reason for shed in recorded.of(Shed)] == ["waited"]
+
+    fresh = time.monotonic() - 0.1
+    answer, body = call(middleware, queued_at=fresh)  # a short wait is admitted
+    assert answer["status"] == "200 OK" and reached == [fresh] and slots.in_flight == 1
+    body.close()
+    answer, body = call(middleware)  # another server (no moment given): admitted
+    assert answer["status"] == "200 OK"
+    body.close()
+    # Not a generation: never shed for waiting (health checks, image fetches answer late).
+    answer, _ = call(middleware, path="/v1/models", method="GET", queued_at=0.0)
+    assert answer["status"] == "200 OK"
+
+
+def test_no_wait_is_too_long_with_admission_wait_off():
+    middleware, _, _ = admission(ok_app, wait_limit=0.0)
+    answer, body = call(middleware, queued_at=time.monotonic() - 60)
+    assert answer["status"] == "200 OK"
+    body.close()
 
 
 def test_other_requests_and_unknown_keys_pass_without_a_slot():

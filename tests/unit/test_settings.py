@@ -115,6 +115,8 @@ def test_a_worker_holds_its_threads_less_the_reserve(env, capacity):
         ({"GUNICORN_THREADS": "4", "GENERATION_RESERVE": "4"}, "GENERATION_RESERVE (4) must be"),
         ({"KEY_SHARE": "1.5"}, "KEY_SHARE must be a fraction"),
         ({"KEY_SHARE": "0"}, "KEY_SHARE must be at least"),
+        ({"ADMISSION_WAIT": "-1"}, "ADMISSION_WAIT must be at least 0"),
+        ({"ADMISSION_WAIT": "soon"}, "ADMISSION_WAIT must be"),
     ],
 )
 def test_admission_settings_are_checked(env, message):
