@@ -2,13 +2,13 @@
 
     python bench/compare.py [--rounds 2] [--duration 20] NAME=TREE[:APP] ...
 
-Each NAME=TREE is a checkout of this repository (`git archive <commit> | tar -x -C TREE`);
-APP is the gunicorn app to run from it (default app:app; `bench.variants:without_usage()` for
-the app without the usage ledger and metrics). A NAME starting with "ideal" runs that tree's
-bench/ideal.py. One fake Workers AI serves them all; each round runs every variant in turn
-(in reverse order every other round) under bench/run.py's wrk load, so that a machine shared
-with other work weighs on all of them alike. It prints each round's figures and a table of
-them against the ideal's in the same round.
+Each NAME=TREE is a checkout of this repository (`git archive <commit> | tar -x -C TREE`); APP
+is the gunicorn app to run from it (default app:app; `bench.variants:without_usage()` for the
+app without the usage ledger and metrics; `bench.floor:app` for the fixed parts alone). A NAME
+starting with "ideal" runs that tree's bench/ideal.py. One fake Workers AI serves them all; each
+round runs every variant in turn (in reverse order every other round) under bench/run.py's wrk
+load, so that a machine shared with other work weighs on all of them alike. It prints each
+round's figures and a table of them against the ideal's in the same round.
 """
 
 from __future__ import annotations
