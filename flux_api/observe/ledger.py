@@ -27,11 +27,12 @@ refusal) the process writes a few merged transactions instead of one per request
 threads that only counted are free at once. A thread writes its own counts and at most one
 merged batch after them; what keeps arriving after that is written by a thread of the
 ledger's own, so no request (a stream's last line, its admission slot) waits on a burst's
-writes.
+writes; what that thread still holds when the process exits is written on the way out.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -185,6 +186,13 @@ class _Flusher:
         self._write_pending = write_pending
         self._wake = threading.Event()
         threading.Thread(target=self._run, name="ledger", daemon=True).start()
+        # The thread is a daemon, stopped without a word when the process ends (a worker's
+        # graceful exit, a reload): what it was handed is written on the way out instead.
+        atexit.register(self.drain)
+
+    def drain(self) -> None:
+        while self._write_pending():
+            pass
 
     def wake(self) -> None:
         self._wake.set()
@@ -193,8 +201,7 @@ class _Flusher:
         while True:
             self._wake.wait()
             self._wake.clear()
-            while self._write_pending():
-                pass
+            self.drain()
 
 
 def generation_counts(event: GenerationDone, hour: str) -> dict[str, float]:

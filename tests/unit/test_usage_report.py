@@ -5,7 +5,10 @@ only its own is shown, and damaged counters left out (on a real DATA_DIR ledger)
 from __future__ import annotations
 
 import calendar
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,6 +18,7 @@ from flux_api.events import Caller, GenerationDone, RequestDone, UpstreamCall
 from flux_api.observe.ledger import Ledger, pool_share
 from flux_api.observe.usage_report import NOT_TODAY, USED_UP, runs_out, usage_report
 from flux_api.store.usage import DiskUsageBook
+from tests.support import ROOT
 
 NOON = calendar.timegm((2026, 12, 7, 12, 0, 0))
 POOL = [{"id": "aaaaaa…1111", "state": "ok"}, {"id": "bbbbbb…2222", "state": "busy"}]
@@ -268,4 +272,50 @@ def test_in_a_long_burst_no_thread_is_kept_writing_for_the_others(tmp_path):
         time.sleep(0.05)
     ledger(a_generation("alice"))  # quiet again: written at once, by the caller
     assert usage_report(book, POOL, 10_000, NOON)["today"]["images"] == 2001
+    book.close()
+
+
+HAND_OFF_THEN_EXIT = """
+import sys, threading, time
+from tests.unit.test_usage_report import NOON, VerySlowBook, a_generation
+from flux_api.observe.ledger import Ledger
+
+ledger = Ledger(VerySlowBook(sys.argv[1]), clock=lambda: NOON)
+counted = []
+
+def count():  # for a second, far faster than writes: a thread takes over at ~0.4 s
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:
+        ledger(a_generation("alice"))
+        counted.append(1)
+        time.sleep(0.002)
+
+threads = [threading.Thread(target=count) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+assert ledger._flusher_thread is not None, "the burst was not handed over"
+print(len(counted))
+"""  # then the process ends, with the ledger's thread still holding counts to write
+
+
+class VerySlowBook(DiskUsageBook):
+    def add(self, day, counts):
+        time.sleep(0.2)
+        super().add(day, counts)
+
+
+def test_counts_handed_to_the_ledgers_thread_are_written_when_the_process_exits(tmp_path):
+    ended = subprocess.run(
+        [sys.executable, "-c", HAND_OFF_THEN_EXIT, str(tmp_path / "usage")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 0, ended.stderr
+    book = DiskUsageBook(tmp_path / "usage")
+    assert usage_report(book, POOL, 10_000, NOON)["today"]["images"] == int(ended.stdout)
     book.close()
