@@ -134,8 +134,8 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         super().enqueue_req(conn)
 
     def load_wsgi(self):
-        """The app, with the moment its request was handed to the pool of threads in the
-        environ (QUEUED_AT): admission sheds a generation that waited too long for a thread."""
+        """The app, with QUEUED_AT in the environ: admission sheds a generation that waited too
+        long for a thread (handle_request says what counts as waiting)."""
         super().load_wsgi()
         app = self.loaded_app = self.wsgi
         handed = self._handed_over = threading.local()  # set by handle_request, on its thread
@@ -147,6 +147,7 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         self.wsgi = with_queue_time
 
     def handle(self, conn):
+        conn.picked_at = time.monotonic()  # a thread took it from the pool's queue
         sock = conn.sock
         if isinstance(sock, GuardedSocket) and not _read_ahead(conn):
             if not sock.prefetch_headers():
@@ -157,7 +158,14 @@ class GuardedThreadWorker(gthread.ThreadWorker):
         return super().handle(conn)
 
     def handle_request(self, req, conn):
-        self._handed_over.at = getattr(conn, "queued_at", None)
+        # The wait admission counts: the time in the pool's queue, and from here on (the CPU
+        # this thread gets before admission). Between the thread taking the connection and
+        # here, it may have been blocked on the client (a TLS handshake, headers read ahead
+        # that were not complete): not the server's wait, so not counted.
+        queued, picked = getattr(conn, "queued_at", None), getattr(conn, "picked_at", None)
+        self._handed_over.at = (
+            None if queued is None or picked is None else queued + (time.monotonic() - picked)
+        )
         length = getattr(getattr(req.body, "reader", None), "length", 0)
         if isinstance(conn.sock, GuardedSocket):
             conn.sock.header_deadline = None  # the headers are in
@@ -165,7 +173,10 @@ class GuardedThreadWorker(gthread.ThreadWorker):
             conn.sock.body_deadline = time.monotonic() + allowed
         if length > DRAINABLE_BODY:
             req.must_close = True
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            self._handed_over.at = None  # never seen by a later request on this thread (HTTP/2)
 
     def finish_request(self, conn, fs):
         # Bytes read ahead with a header block may hold whole pipelined requests the parser has

@@ -22,10 +22,12 @@ thread, not for Workers AI. Here, per worker process:
   its pool of threads and reaching here is shed too: the worker is too busy (a burst: every
   core running other requests' starts) to give it its first line in time, and starting it
   would only make everyone's later. This is what keeps a burst's admitted streams' first lines
-  within a second: without it a burst of 1,024 on 2 cores admitted 480 and 200 to 470 of them
-  had their first line within 1 s; with it about 270 are admitted, each within 1 s, and the
-  rest are told to come back in a few seconds (bench/README.md). The wait is the server's
-  (server/worker.py puts the moment in the environ): a client that sends slowly is not shed.
+  within a second: without it a burst of 1,024 on 2 cores admitted 480 and 240 to 470 of them
+  had their first line within 1 s; with it 310 to 425 are admitted (what the cores start in a
+  second), nearly all within 1 s (the slowest at 1.1 s), and the rest are told to come back in
+  a few seconds (bench/README.md). The wait counted is the server's: the time in the worker's
+  queue for a thread and then to here, not the time a thread spent reading the client's
+  headers (server/worker.py puts it in the environ), so a client slow to send is not shed.
 
 It is WSGI middleware in front of Flask, like the image fast path (image_files.py): a shed is
 answered from the method, the path and the Authorization header alone, without Flask's request

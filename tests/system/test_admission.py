@@ -6,6 +6,9 @@ requests still answer; a key beyond its share is shed while another key is admit
 from __future__ import annotations
 
 import functools
+import json
+import re
+import socket
 import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -154,6 +157,53 @@ def test_a_generation_that_waited_for_a_thread_longer_than_admission_wait_is_she
     else:
         assert late.status_code == 200 and len(fake_ai.calls) == 3
     assert generate(server.url).status_code == 200  # an idle worker admits at once
+
+
+GENERATION = json.dumps({"prompt": "a fox"}).encode()
+GENERATION_HEAD = (
+    "POST /v1/images/generations HTTP/1.1\r\nHost: x\r\n"
+    f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(GENERATION)}\r\n\r\n"
+).encode()
+
+
+def statuses(sock: socket.socket, count: int) -> list[str]:
+    """The status lines of the next `count` answers on `sock` (each with a Content-Length)."""
+    sock.settimeout(20)
+    seen, buffer = [], b""
+    while len(seen) < count:
+        while b"\r\n\r\n" not in buffer:
+            data = sock.recv(65536)
+            assert data, f"closed after {seen}"
+            buffer += data
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(buffer) < length:
+            buffer += sock.recv(65536)
+        seen.append(head.split(b"\r\n")[0].decode())
+        buffer = buffer[length:]
+    return seen
+
+
+@pytest.mark.parametrize(
+    "before",
+    [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ids=["alone", "pipelined after a health check"],
+)
+def test_a_client_slow_to_send_its_headers_is_not_shed_for_its_own_wait(
+    gunicorn, service_env, fake_ai, before
+):
+    """ADMISSION_WAIT counts the server's wait for a thread, not the client's sending: headers
+    sent in two parts a second apart, on an idle worker (pipelined, the second part is read
+    by a thread that has already taken the connection)."""
+    server = gunicorn({**service_env, "ADMISSION_WAIT": "0.5"}, workers=1)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(before + GENERATION_HEAD[:30])
+        time.sleep(1.0)
+        sock.sendall(GENERATION_HEAD[30:] + GENERATION)
+        answers = statuses(sock, 2 if before else 1)
+    assert answers[-1] == "HTTP/1.1 200 OK", answers
+    assert len(fake_ai.calls) == 1 and "shed reason=" not in server.log
 
 
 def test_one_key_alone_may_use_the_whole_capacity(gunicorn, service_env, fake_ai, pool):

@@ -309,8 +309,10 @@ def test_a_body_gunicorn_cannot_drain_closes_its_connection_by_announcement(guni
 
 
 def test_the_deadline_counts_the_wait_for_a_free_thread(gunicorn, service_env, fake_ai):
-    """UPSTREAM_TIMEOUT runs from when a request arrives, not from when a thread takes it."""
-    server_ = gunicorn({**service_env, "GUNICORN_THREADS": "1", "UPSTREAM_TIMEOUT": "2"}, workers=1)
+    """UPSTREAM_TIMEOUT runs from when a request arrives, not from when a thread takes it (with
+    ADMISSION_WAIT off: on, the requests that waited would be shed instead, test_admission)."""
+    env = {"GUNICORN_THREADS": "1", "UPSTREAM_TIMEOUT": "2", "ADMISSION_WAIT": "0"}
+    server_ = gunicorn({**service_env, **env}, workers=1)
     fake_ai.latency = 1.5
 
     def chat(_):
