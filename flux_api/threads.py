@@ -20,9 +20,11 @@ PRESTART_TIMEOUT = 30.0  # seconds; a worker that cannot make its threads starts
 
 
 def prestart(pool: ThreadPoolExecutor, count: int, warm: Callable[[], None] = lambda: None) -> None:
-    """Make `count` threads of `pool` now (at most its max_workers), each running `warm` once.
-    Every task waits for all the others, so no thread is idle when the next is submitted and
-    the pool makes a new one for each. A failing `warm` is left to the requests to meet."""
+    """Make `count` threads of `pool` now, each running `warm` once. `count` must not exceed
+    the pool's max_workers: the tasks beyond it would wait for a thread while the others wait
+    for them, and all would give up at PRESTART_TIMEOUT. Every task waits for all the others,
+    so no thread is idle when the next is submitted and the pool makes a new one for each. A
+    failing `warm` is left to the requests to meet."""
     barrier = threading.Barrier(count + 1)
 
     def start_one() -> None:
